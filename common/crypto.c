@@ -1,0 +1,211 @@
+/* The crypto adapter over libsodium, plus CRC32C and hex helpers. */
+#include "common/crypto.h"
+
+#include "carelog/errors.h"
+
+#include <sodium.h>
+#include <string.h>
+
+CL_STATIC_ASSERT(sizeof(crypto_hash_sha256_state) <= sizeof(((struct cl_sha256_ctx *)0)->opaque),
+		 "cl_sha256_ctx too small for libsodium's state");
+CL_STATIC_ASSERT(crypto_sign_PUBLICKEYBYTES == CL_SIGN_PUBLIC_BYTES, "ed25519 public key size");
+CL_STATIC_ASSERT(crypto_sign_SECRETKEYBYTES == CL_SIGN_SECRET_BYTES, "ed25519 secret key size");
+CL_STATIC_ASSERT(crypto_sign_BYTES == CL_SIGNATURE_BYTES, "ed25519 signature size");
+CL_STATIC_ASSERT(crypto_sign_SEEDBYTES == CL_SIGN_SEED_BYTES, "ed25519 seed size");
+CL_STATIC_ASSERT(crypto_hash_sha256_BYTES == CL_SHA256_BYTES, "sha256 size");
+
+static const char *const sign_domain_strings[] = {
+	[CL_SIGN_DOMAIN_ENTRY] = "carelog entry v1",
+	[CL_SIGN_DOMAIN_HANDSHAKE] = "carelog handshake v1",
+};
+
+enum { SIGN_DOMAIN_BYTES_MAX = 32 };
+
+int cl_crypto_init(void)
+{
+	return sodium_init() < 0 ? CARELOG_ECRYPTO : CARELOG_OK;
+}
+
+int cl_sign_keypair(uint8_t out_public[CL_SIGN_PUBLIC_BYTES],
+		    uint8_t out_secret[CL_SIGN_SECRET_BYTES])
+{
+	return crypto_sign_keypair(out_public, out_secret) == 0 ? CARELOG_OK : CARELOG_ECRYPTO;
+}
+
+int cl_sign_keypair_from_seed(uint8_t out_public[CL_SIGN_PUBLIC_BYTES],
+			      uint8_t out_secret[CL_SIGN_SECRET_BYTES],
+			      const uint8_t seed[CL_SIGN_SEED_BYTES])
+{
+	return crypto_sign_seed_keypair(out_public, out_secret, seed) == 0 ? CARELOG_OK
+									   : CARELOG_ECRYPTO;
+}
+
+/* Builds `domain || 0 || message` in `buf`; returns its length. */
+static size_t sign_input(uint8_t *buf, enum cl_sign_domain domain, const uint8_t *message,
+			 size_t message_len)
+{
+	CL_ASSERT((size_t)domain < CL_ARRAY_LEN(sign_domain_strings));
+	const char *prefix = sign_domain_strings[domain];
+	size_t prefix_len = strlen(prefix) + 1; /* the NUL separates domain and message */
+	CL_ASSERT(prefix_len <= SIGN_DOMAIN_BYTES_MAX);
+	memcpy(buf, prefix, prefix_len);
+	if (message_len > 0) {
+		memcpy(buf + prefix_len, message, message_len);
+	}
+	return prefix_len + message_len;
+}
+
+int cl_sign(uint8_t out_signature[CL_SIGNATURE_BYTES], enum cl_sign_domain domain,
+	    const uint8_t *message, size_t message_len, const uint8_t secret[CL_SIGN_SECRET_BYTES])
+{
+	if (message_len > CL_SIGN_MESSAGE_BYTES_MAX) {
+		return CARELOG_ETOOBIG;
+	}
+	uint8_t *buf = sodium_malloc(SIGN_DOMAIN_BYTES_MAX + message_len);
+	if (buf == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	size_t len = sign_input(buf, domain, message, message_len);
+	int rc = crypto_sign_detached(out_signature, NULL, buf, len, secret) == 0 ? CARELOG_OK
+										    : CARELOG_ECRYPTO;
+	sodium_free(buf);
+	return rc;
+}
+
+int cl_verify(const uint8_t signature[CL_SIGNATURE_BYTES], enum cl_sign_domain domain,
+	      const uint8_t *message, size_t message_len,
+	      const uint8_t public_key[CL_SIGN_PUBLIC_BYTES])
+{
+	if (message_len > CL_SIGN_MESSAGE_BYTES_MAX) {
+		return CARELOG_ETOOBIG;
+	}
+	uint8_t stack_buf[SIGN_DOMAIN_BYTES_MAX + 4096];
+	uint8_t *buf = stack_buf;
+	if (message_len > sizeof(stack_buf) - SIGN_DOMAIN_BYTES_MAX) {
+		buf = sodium_malloc(SIGN_DOMAIN_BYTES_MAX + message_len);
+		if (buf == NULL) {
+			return CARELOG_ENOMEM;
+		}
+	}
+	size_t len = sign_input(buf, domain, message, message_len);
+	int ok = crypto_sign_verify_detached(signature, buf, len, public_key) == 0;
+	if (buf != stack_buf) {
+		sodium_free(buf);
+	}
+	return ok ? CARELOG_OK : CARELOG_EBADSIG;
+}
+
+void cl_sha256(uint8_t out[CL_SHA256_BYTES], const uint8_t *data, size_t len)
+{
+	crypto_hash_sha256(out, data, len);
+}
+
+void cl_sha256_init(struct cl_sha256_ctx *ctx)
+{
+	crypto_hash_sha256_init((crypto_hash_sha256_state *)(void *)ctx->opaque);
+}
+
+void cl_sha256_update(struct cl_sha256_ctx *ctx, const uint8_t *data, size_t len)
+{
+	crypto_hash_sha256_update((crypto_hash_sha256_state *)(void *)ctx->opaque, data, len);
+}
+
+void cl_sha256_final(struct cl_sha256_ctx *ctx, uint8_t out[CL_SHA256_BYTES])
+{
+	crypto_hash_sha256_final((crypto_hash_sha256_state *)(void *)ctx->opaque, out);
+}
+
+/* CRC32C, reflected polynomial 0x82F63B78, table-driven (slice-by-1: values are small). */
+static uint32_t crc32c_table[256];
+static int crc32c_table_ready;
+
+static void crc32c_table_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+		for (int k = 0; k < 8; k++) {
+			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+		}
+		crc32c_table[i] = c;
+	}
+	__atomic_store_n(&crc32c_table_ready, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t cl_crc32c(uint32_t crc, const void *data, size_t len)
+{
+	if (!__atomic_load_n(&crc32c_table_ready, __ATOMIC_ACQUIRE)) {
+		crc32c_table_init(); /* idempotent: racing threads compute the same table */
+	}
+	const uint8_t *p = data;
+	crc = ~crc;
+	for (size_t i = 0; i < len; i++) {
+		crc = crc32c_table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+	}
+	return ~crc;
+}
+
+void cl_random_bytes(void *out, size_t len)
+{
+	randombytes_buf(out, len);
+}
+
+uint64_t cl_random_u64(void)
+{
+	uint64_t v;
+	randombytes_buf(&v, sizeof(v));
+	return v;
+}
+
+void cl_memzero(void *ptr, size_t len)
+{
+	if (ptr != NULL && len > 0) {
+		sodium_memzero(ptr, len);
+	}
+}
+
+int cl_memcmp_ct(const void *a, const void *b, size_t len)
+{
+	return sodium_memcmp(a, b, len);
+}
+
+char *cl_hex_encode(char *out, const uint8_t *in, size_t in_len)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < in_len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0x0F];
+	}
+	out[2 * in_len] = '\0';
+	return out;
+}
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+int cl_hex_decode(uint8_t *out, size_t out_len, const char *in)
+{
+	for (size_t i = 0; i < 2 * out_len; i++) {
+		if (hex_digit(in[i]) < 0) {
+			return CARELOG_EINVAL;
+		}
+	}
+	char end = in[2 * out_len];
+	if (end != '\0' && end != '\n' && end != '\r' && end != ' ' && end != '\t') {
+		return CARELOG_EINVAL;
+	}
+	for (size_t i = 0; i < out_len; i++) {
+		out[i] = (uint8_t)(hex_digit(in[2 * i]) << 4 | hex_digit(in[2 * i + 1]));
+	}
+	return CARELOG_OK;
+}

@@ -1,0 +1,163 @@
+/* The LMDB store of one node: the Raft log (the journal), hard state, applied state, indexes. */
+#ifndef CARELOG_STORAGE_H
+#define CARELOG_STORAGE_H
+
+/*
+ * One LMDB environment per node (DESIGN.md "Storage"). Single writer (the node's event loop),
+ * many concurrent readers (MDB_NOTLS: a read transaction may move between threads but is used
+ * by one thread at a time).
+ *
+ * Every stored value starts with a CRC32C of the rest of the value and its key (see
+ * docs/on-disk-format.md); a value that fails its checksum is never returned: the call returns
+ * CARELOG_ECORRUPT and logs `event=storage.corrupt db=<name> key=<key>`.
+ *
+ * Write transactions commit with a synced write (fdatasync); a failed sync returns CARELOG_EIO
+ * and the caller must stop the node (never retry and continue). MDB_MAP_FULL is returned as
+ * CARELOG_EMAPFULL (the remedy: raise map_size_bytes).
+ *
+ * Data pointers handed out (entry data, meta values) are borrowed until the transaction ends.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+	STORAGE_CLUSTER_ID_BYTES = 16,
+	STORAGE_HASH_BYTES = 32,
+	STORAGE_REQUEST_KEY_BYTES_MAX = 256,
+	STORAGE_META_NAME_BYTES_MAX = 32,
+	STORAGE_FORMAT_VERSION = 1,
+};
+
+struct storage;
+struct storage_txn;
+
+struct storage_options {
+	const char *dir;         /* created if missing (mode 0700) */
+	uint64_t map_size_bytes; /* virtual map size, e.g. 64 GiB; the file grows sparsely */
+	uint32_t readers_max;    /* concurrent read transactions */
+};
+
+/* Opens (creating if needed) the environment and its databases. */
+int storage_open(const struct storage_options *options, struct storage **out);
+/* Accepts NULL. All transactions must have ended. */
+void storage_close(struct storage *s);
+
+/* Read transactions may run concurrently with the writer and with each other. */
+int storage_txn_begin_read(struct storage *s, struct storage_txn **out);
+/* One write transaction at a time (the caller's single writer thread). */
+int storage_txn_begin_write(struct storage *s, struct storage_txn **out);
+/* Write: commits and syncs (CARELOG_EIO on sync failure: fatal for the node, CARELOG_EMAPFULL).
+ * Read: ends the transaction. The txn is freed in every case. */
+int storage_txn_commit(struct storage_txn *t);
+/* Discards a write transaction or ends a read one. Accepts NULL. */
+void storage_txn_abort(struct storage_txn *t);
+
+/* --- identity: which node of which cluster this data dir belongs to --- */
+
+struct storage_identity {
+	uint8_t cluster_id[STORAGE_CLUSTER_ID_BYTES];
+	uint64_t node_id;
+};
+/* CARELOG_ENOTFOUND on a fresh data dir. */
+int storage_identity_get(struct storage_txn *t, struct storage_identity *out);
+int storage_identity_put(struct storage_txn *t, const struct storage_identity *identity);
+
+/* --- the log --- */
+
+struct storage_entry {
+	uint64_t index;
+	uint64_t term;
+	uint8_t type; /* consensus entry type, stored as given */
+	uint32_t data_len;
+	const uint8_t *data;
+};
+
+/* Appends contiguous entries. entries[0].index must be in [1, last + 1]; any stored entries
+ * from entries[0].index on are removed first (an uncommitted suffix being overwritten). */
+int storage_log_append(struct storage_txn *t, const struct storage_entry *entries, size_t count);
+/* Removes entries [from_index, last]. */
+int storage_log_truncate(struct storage_txn *t, uint64_t from_index);
+/* CARELOG_ENOTFOUND if absent. */
+int storage_log_get(struct storage_txn *t, uint64_t index, struct storage_entry *out);
+/* (0, 0) for an empty log. */
+int storage_log_last(struct storage_txn *t, uint64_t *out_index, uint64_t *out_term);
+/* Calls `visit` for each entry in [from_index, to_index] in order, stopping early (returning
+ * its value) when `visit` returns non-zero. */
+int storage_log_scan(struct storage_txn *t, uint64_t from_index, uint64_t to_index,
+		     int (*visit)(void *arg, const struct storage_entry *entry), void *arg);
+/* Replaces the data of an existing entry (lawful erasure of a body; later). */
+int storage_log_rewrite(struct storage_txn *t, const struct storage_entry *entry);
+
+/* --- hard state (Raft term, vote, commit) --- */
+
+struct storage_hard_state {
+	uint64_t term;
+	uint64_t vote;
+	uint64_t commit;
+};
+/* All zero on a fresh store. */
+int storage_hard_state_get(struct storage_txn *t, struct storage_hard_state *out);
+int storage_hard_state_put(struct storage_txn *t, const struct storage_hard_state *hs);
+
+/* --- applied state: written in the same transaction as the indexes it covers --- */
+
+struct storage_applied {
+	uint64_t index;
+	uint8_t chain_head[STORAGE_HASH_BYTES];
+};
+/* Index 0 and a zero chain head on a fresh store. */
+int storage_applied_get(struct storage_txn *t, struct storage_applied *out);
+int storage_applied_put(struct storage_txn *t, const struct storage_applied *applied);
+
+/* --- small named values owned by the node (membership, parameters), checksummed --- */
+
+int storage_meta_put(struct storage_txn *t, const char *name, const uint8_t *value, size_t len);
+/* CARELOG_ENOTFOUND if absent. */
+int storage_meta_get(struct storage_txn *t, const char *name, const uint8_t **out_value,
+		     size_t *out_len);
+
+/* --- indexes (DESIGN.md: by entry id, by request id, by patient) --- */
+
+/* entry id -> (log index, apply status byte owned by the node). */
+int storage_index_entry_put(struct storage_txn *t, const uint8_t id[STORAGE_HASH_BYTES],
+			    uint64_t index, uint8_t status);
+int storage_index_entry_get(struct storage_txn *t, const uint8_t id[STORAGE_HASH_BYTES],
+			    uint64_t *out_index, uint8_t *out_status);
+
+/* request key (the node's scope + request id, <= STORAGE_REQUEST_KEY_BYTES_MAX) -> (index, id) */
+int storage_index_request_put(struct storage_txn *t, const uint8_t *key, size_t key_len,
+			      uint64_t index, const uint8_t id[STORAGE_HASH_BYTES]);
+int storage_index_request_get(struct storage_txn *t, const uint8_t *key, size_t key_len,
+			      uint64_t *out_index, uint8_t out_id[STORAGE_HASH_BYTES]);
+
+/* patient key (a hash of the patient id) -> log indexes, ascending. */
+int storage_index_patient_add(struct storage_txn *t, const uint8_t patient_key[STORAGE_HASH_BYTES],
+			      uint64_t index);
+/* Up to `capacity` indexes >= from_index, ascending; *out_more says whether more follow. */
+int storage_index_patient_scan(struct storage_txn *t,
+			       const uint8_t patient_key[STORAGE_HASH_BYTES], uint64_t from_index,
+			       uint64_t *out_indexes, size_t capacity, size_t *out_count,
+			       bool *out_more);
+
+/* --- verification --- */
+
+/* Called for each value that fails its checksum: db is "log", "meta", "entry_index",
+ * "request_index" or "patient_index"; key is a printable rendering (decimal index or hex). */
+typedef void (*storage_corrupt_fn)(void *arg, const char *db, const char *key);
+
+/* Walks every value of every database in one read transaction, checking checksums and key
+ * shapes. *out_corrupt_count counts failures (each also reported through `report`). */
+int storage_verify(struct storage *s, storage_corrupt_fn report, void *arg,
+		   uint64_t *out_checked_count, uint64_t *out_corrupt_count);
+
+/* Environment facts for status and benchmarks. */
+struct storage_stats {
+	uint64_t map_size_bytes;
+	uint64_t used_bytes;
+	uint64_t log_entries;
+};
+int storage_stats_get(struct storage *s, struct storage_stats *out);
+
+#endif

@@ -3,6 +3,7 @@
 
 #include "carelog/errors.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -115,33 +116,89 @@ void cl_sha256_final(struct cl_sha256_ctx *ctx, uint8_t out[CL_SHA256_BYTES])
 	crypto_hash_sha256_final((crypto_hash_sha256_state *)(void *)ctx->opaque, out);
 }
 
-/* CRC32C, reflected polynomial 0x82F63B78, table-driven (slice-by-1: values are small). */
-static uint32_t crc32c_table[256];
-static int crc32c_table_ready;
+/* CRC32C, reflected polynomial 0x82F63B78. Stored values include entry bodies (KiBs), and a
+ * timeline read checks ~200 of them: the SSE4.2 instruction when the CPU has it (checked
+ * once), else slice-by-8 tables (~4x the byte-wise loop). Same results either way. */
+static uint32_t crc32c_table[8][256];
+static int crc32c_mode; /* 1 tables, 2 hardware; set once */
+static pthread_once_t crc32c_once = PTHREAD_ONCE_INIT;
 
-static void crc32c_table_init(void)
+static void crc32c_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++) {
 			c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
 		}
-		crc32c_table[i] = c;
+		crc32c_table[0][i] = c;
 	}
-	__atomic_store_n(&crc32c_table_ready, 1, __ATOMIC_RELEASE);
+	for (uint32_t i = 0; i < 256; i++) {
+		for (int t = 1; t < 8; t++) {
+			uint32_t prev = crc32c_table[t - 1][i];
+			crc32c_table[t][i] = crc32c_table[0][prev & 0xFFu] ^ (prev >> 8);
+		}
+	}
+	int mode = 1;
+#if defined(__x86_64__) && defined(__GNUC__)
+	__builtin_cpu_init();
+	if (__builtin_cpu_supports("sse4.2")) {
+		mode = 2;
+	}
+#endif
+	crc32c_mode = mode;
 }
+
+static uint32_t crc32c_tables(uint32_t crc, const uint8_t *p, size_t len)
+{
+	while (len >= 8) {
+		uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+				     (uint32_t)p[3] << 24);
+		uint32_t hi = (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 |
+			      (uint32_t)p[7] << 24;
+		crc = crc32c_table[7][lo & 0xFFu] ^ crc32c_table[6][(lo >> 8) & 0xFFu] ^
+		      crc32c_table[5][(lo >> 16) & 0xFFu] ^ crc32c_table[4][lo >> 24] ^
+		      crc32c_table[3][hi & 0xFFu] ^ crc32c_table[2][(hi >> 8) & 0xFFu] ^
+		      crc32c_table[1][(hi >> 16) & 0xFFu] ^ crc32c_table[0][hi >> 24];
+		p += 8;
+		len -= 8;
+	}
+	while (len-- > 0) {
+		crc = crc32c_table[0][(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+	}
+	return crc;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p,
+							    size_t len)
+{
+	uint64_t c = crc;
+	while (len >= 8) {
+		uint64_t v;
+		memcpy(&v, p, sizeof(v)); /* unaligned-safe; little-endian as the instruction wants */
+		c = __builtin_ia32_crc32di(c, v);
+		p += 8;
+		len -= 8;
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (len-- > 0) {
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	}
+	return c32;
+}
+#endif
 
 uint32_t cl_crc32c(uint32_t crc, const void *data, size_t len)
 {
-	if (!__atomic_load_n(&crc32c_table_ready, __ATOMIC_ACQUIRE)) {
-		crc32c_table_init(); /* idempotent: racing threads compute the same table */
-	}
-	const uint8_t *p = data;
+	pthread_once(&crc32c_once, crc32c_init);
+	int mode = crc32c_mode;
 	crc = ~crc;
-	for (size_t i = 0; i < len; i++) {
-		crc = crc32c_table[(crc ^ p[i]) & 0xFFu] ^ (crc >> 8);
+#if defined(__x86_64__) && defined(__GNUC__)
+	if (mode == 2) {
+		return ~crc32c_hw(crc, data, len);
 	}
-	return ~crc;
+#endif
+	return ~crc32c_tables(crc, data, len);
 }
 
 void cl_random_bytes(void *out, size_t len)

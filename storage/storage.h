@@ -28,18 +28,27 @@ enum {
 	STORAGE_REQUEST_KEY_BYTES_MAX = 256,
 	STORAGE_META_NAME_BYTES_MAX = 32,
 	STORAGE_FORMAT_VERSION = 1,
+	STORAGE_READERS_MAX_DEFAULT = 512, /* used when storage_options.readers_max is 0 */
 };
+
+/* Used when storage_options.map_size_bytes is 0 (a node should set it from its config). */
+#define STORAGE_MAP_SIZE_BYTES_DEFAULT (1ULL << 30)
 
 struct storage;
 struct storage_txn;
 
 struct storage_options {
 	const char *dir;         /* created if missing (mode 0700) */
-	uint64_t map_size_bytes; /* virtual map size, e.g. 64 GiB; the file grows sparsely */
-	uint32_t readers_max;    /* concurrent read transactions */
+	uint64_t map_size_bytes; /* virtual map size, e.g. 64 GiB; the file grows sparsely
+				    (0: STORAGE_MAP_SIZE_BYTES_DEFAULT). Applies at every open; a
+				    size below the data already stored is raised to fit it. */
+	uint32_t readers_max;    /* concurrent read transactions (0: STORAGE_READERS_MAX_DEFAULT) */
 };
 
-/* Opens (creating if needed) the environment and its databases. */
+/* Opens (creating if needed) the environment and its databases. Holds an exclusive lock on
+ * <dir>/storage.lock while open: a second opener (another process, or this one again) gets
+ * CARELOG_EBUSY. CARELOG_EVERSION if the data dir's identity carries another format version;
+ * CARELOG_ENOTFOUND if the dir's parent is missing. */
 int storage_open(const struct storage_options *options, struct storage **out);
 /* Accepts NULL. All transactions must have ended. */
 void storage_close(struct storage *s);
@@ -49,7 +58,11 @@ int storage_txn_begin_read(struct storage *s, struct storage_txn **out);
 /* One write transaction at a time (the caller's single writer thread). */
 int storage_txn_begin_write(struct storage *s, struct storage_txn **out);
 /* Write: commits and syncs (CARELOG_EIO on sync failure: fatal for the node, CARELOG_EMAPFULL).
- * Read: ends the transaction. The txn is freed in every case. */
+ * Read: ends the transaction. The txn is freed in every case.
+ * After a call fails inside LMDB (CARELOG_EMAPFULL above all, CARELOG_EIO, CARELOG_ETOOBIG),
+ * the txn can only be aborted: LMDB refuses further work in it. Refused arguments
+ * (CARELOG_EINVAL, CARELOG_EEXIST) leave it usable. Calling a write function with a read txn
+ * is a caller bug (assertion). */
 int storage_txn_commit(struct storage_txn *t);
 /* Discards a write transaction or ends a read one. Accepts NULL. */
 void storage_txn_abort(struct storage_txn *t);
@@ -60,8 +73,11 @@ struct storage_identity {
 	uint8_t cluster_id[STORAGE_CLUSTER_ID_BYTES];
 	uint64_t node_id;
 };
-/* CARELOG_ENOTFOUND on a fresh data dir. */
+/* CARELOG_ENOTFOUND on a fresh data dir; CARELOG_EVERSION if written under another
+ * STORAGE_FORMAT_VERSION. */
 int storage_identity_get(struct storage_txn *t, struct storage_identity *out);
+/* Records the identity and STORAGE_FORMAT_VERSION. Putting the same identity again is a no-op;
+ * a different one is CARELOG_EEXIST (a data dir never changes owner; node ids are not reused). */
 int storage_identity_put(struct storage_txn *t, const struct storage_identity *identity);
 
 /* --- the log --- */
@@ -74,20 +90,24 @@ struct storage_entry {
 	const uint8_t *data;
 };
 
-/* Appends contiguous entries. entries[0].index must be in [1, last + 1]; any stored entries
- * from entries[0].index on are removed first (an uncommitted suffix being overwritten). */
+/* Appends contiguous entries (asserted). entries[0].index must be in [1, last + 1], else
+ * CARELOG_EINVAL; any stored entries from entries[0].index on are removed first (an
+ * uncommitted suffix being overwritten). Data is copied; count 0 is a no-op. */
 int storage_log_append(struct storage_txn *t, const struct storage_entry *entries, size_t count);
-/* Removes entries [from_index, last]. */
+/* Removes entries [from_index, last] (none if from_index > last). CARELOG_EINVAL for 0. */
 int storage_log_truncate(struct storage_txn *t, uint64_t from_index);
-/* CARELOG_ENOTFOUND if absent. */
+/* CARELOG_ENOTFOUND if absent. out->data is borrowed until the txn ends. */
 int storage_log_get(struct storage_txn *t, uint64_t index, struct storage_entry *out);
 /* (0, 0) for an empty log. */
 int storage_log_last(struct storage_txn *t, uint64_t *out_index, uint64_t *out_term);
 /* Calls `visit` for each entry in [from_index, to_index] in order, stopping early (returning
- * its value) when `visit` returns non-zero. */
+ * its value) when `visit` returns non-zero. Entries beyond the last are simply absent; a hole
+ * inside the stored log is CARELOG_ECORRUPT. entry->data is borrowed until the txn ends. */
 int storage_log_scan(struct storage_txn *t, uint64_t from_index, uint64_t to_index,
 		     int (*visit)(void *arg, const struct storage_entry *entry), void *arg);
-/* Replaces the data of an existing entry (lawful erasure of a body; later). */
+/* Replaces the data of an existing entry (lawful erasure of a body; later). term and type
+ * must equal the stored ones (CARELOG_EINVAL otherwise); CARELOG_ENOTFOUND if absent.
+ * entry->data must not point into this store (copy it first): the page may move. */
 int storage_log_rewrite(struct storage_txn *t, const struct storage_entry *entry);
 
 /* --- hard state (Raft term, vote, commit) --- */
@@ -113,29 +133,37 @@ int storage_applied_put(struct storage_txn *t, const struct storage_applied *app
 
 /* --- small named values owned by the node (membership, parameters), checksummed --- */
 
+/* Names are 1..STORAGE_META_NAME_BYTES_MAX of [A-Za-z0-9_.-], excluding the typed records
+ * "hard_state", "applied" and "identity" (CARELOG_EINVAL). The value is copied. */
 int storage_meta_put(struct storage_txn *t, const char *name, const uint8_t *value, size_t len);
-/* CARELOG_ENOTFOUND if absent. */
+/* CARELOG_ENOTFOUND if absent. *out_value is borrowed until the txn ends. */
 int storage_meta_get(struct storage_txn *t, const char *name, const uint8_t **out_value,
 		     size_t *out_len);
+/* CARELOG_ENOTFOUND if absent. */
+int storage_meta_delete(struct storage_txn *t, const char *name);
 
 /* --- indexes (DESIGN.md: by entry id, by request id, by patient) --- */
 
-/* entry id -> (log index, apply status byte owned by the node). */
+/* entry id -> (log index, apply status byte owned by the node). Put overwrites. Gets return
+ * CARELOG_ENOTFOUND if absent. */
 int storage_index_entry_put(struct storage_txn *t, const uint8_t id[STORAGE_HASH_BYTES],
 			    uint64_t index, uint8_t status);
 int storage_index_entry_get(struct storage_txn *t, const uint8_t id[STORAGE_HASH_BYTES],
 			    uint64_t *out_index, uint8_t *out_status);
 
-/* request key (the node's scope + request id, <= STORAGE_REQUEST_KEY_BYTES_MAX) -> (index, id) */
+/* request key (the node's scope + request id, 1..STORAGE_REQUEST_KEY_BYTES_MAX bytes, else
+ * CARELOG_EINVAL) -> (index, id). Put overwrites. */
 int storage_index_request_put(struct storage_txn *t, const uint8_t *key, size_t key_len,
 			      uint64_t index, const uint8_t id[STORAGE_HASH_BYTES]);
 int storage_index_request_get(struct storage_txn *t, const uint8_t *key, size_t key_len,
 			      uint64_t *out_index, uint8_t out_id[STORAGE_HASH_BYTES]);
 
-/* patient key (a hash of the patient id) -> log indexes, ascending. */
+/* patient key (a hash of the patient id) -> log indexes, ascending. Adding a present pair is a
+ * no-op; index 0 is CARELOG_EINVAL. */
 int storage_index_patient_add(struct storage_txn *t, const uint8_t patient_key[STORAGE_HASH_BYTES],
 			      uint64_t index);
-/* Up to `capacity` indexes >= from_index, ascending; *out_more says whether more follow. */
+/* Up to `capacity` indexes >= from_index, ascending; *out_more says whether more follow.
+ * One cursor range (no full scan). On failure out_indexes may have been written. */
 int storage_index_patient_scan(struct storage_txn *t,
 			       const uint8_t patient_key[STORAGE_HASH_BYTES], uint64_t from_index,
 			       uint64_t *out_indexes, size_t capacity, size_t *out_count,
@@ -143,19 +171,24 @@ int storage_index_patient_scan(struct storage_txn *t,
 
 /* --- verification --- */
 
-/* Called for each value that fails its checksum: db is "log", "meta", "entry_index",
- * "request_index" or "patient_index"; key is a printable rendering (decimal index or hex). */
+/* Called for each value that fails its checksum or shape: db is "log", "meta",
+ * "entry_index", "request_index" or "patient_index"; key is a printable rendering: decimal
+ * index (log, and patient_index rows, whose patient key is not shown), hex (entry_index,
+ * request_index), the name (meta). A range of missing log entries is reported as db "log",
+ * key "a-b" (or "a"); a B-tree LMDB cannot walk as key "btree". Strings are borrowed for the
+ * call. See docs/on-disk-format.md. */
 typedef void (*storage_corrupt_fn)(void *arg, const char *db, const char *key);
 
 /* Walks every value of every database in one read transaction, checking checksums and key
- * shapes. *out_corrupt_count counts failures (each also reported through `report`). */
+ * shapes. *out_corrupt_count counts failures (each also reported through `report`, which may
+ * be NULL, and logged). Returns OK when the walk ran, whatever it found. */
 int storage_verify(struct storage *s, storage_corrupt_fn report, void *arg,
 		   uint64_t *out_checked_count, uint64_t *out_corrupt_count);
 
 /* Environment facts for status and benchmarks. */
 struct storage_stats {
 	uint64_t map_size_bytes;
-	uint64_t used_bytes;
+	uint64_t used_bytes; /* pages in use (up to the highest), times the page size */
 	uint64_t log_entries;
 };
 int storage_stats_get(struct storage *s, struct storage_stats *out);

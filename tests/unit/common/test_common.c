@@ -105,6 +105,31 @@ static void test_crc32c_matches_known_vector(void **state)
 	assert_int_equal(cl_crc32c(cl_crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
 }
 
+/* Bit-at-a-time reference: the definition, not an optimisation. */
+static uint32_t crc32c_reference(const uint8_t *p, size_t len)
+{
+	uint32_t crc = 0xFFFFFFFFu;
+	for (size_t i = 0; i < len; i++) {
+		crc ^= p[i];
+		for (int k = 0; k < 8; k++) {
+			crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+		}
+	}
+	return ~crc;
+}
+
+static void test_crc32c_matches_bitwise_reference_at_every_offset_and_length(void **state)
+{
+	(void)state;
+	uint8_t buf[300];
+	cl_random_bytes(buf, sizeof(buf));
+	for (size_t off = 0; off < 9; off++) {
+		for (size_t len = 0; len + off <= sizeof(buf); len += 7) {
+			assert_int_equal(cl_crc32c(0, buf + off, len), crc32c_reference(buf + off, len));
+		}
+	}
+}
+
 static void test_hex_decode_rejects_bad_digits_and_lengths(void **state)
 {
 	(void)state;
@@ -190,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_sign_refuses_oversized_message),
 		cmocka_unit_test(test_sha256_matches_known_vector_one_shot_and_incremental),
 		cmocka_unit_test(test_crc32c_matches_known_vector),
+		cmocka_unit_test(test_crc32c_matches_bitwise_reference_at_every_offset_and_length),
 		cmocka_unit_test(test_hex_decode_rejects_bad_digits_and_lengths),
 		cmocka_unit_test(test_keyfile_generate_then_load_gives_same_public_key),
 		cmocka_unit_test(test_keyfile_refuses_wide_mode_wrong_size_and_missing_file),

@@ -10,7 +10,8 @@
  *   signature Ed25519 by the author node's identity key over "carelog entry v1\0" || header
  *   body_hash SHA-256(salt || body), salt 16 random bytes kept beside the body (not in the header)
  *   record   the data of a NORMAL log entry: msgpack array
- *            [1, leader_time_ms, header (bin), signature (bin 64), salt (bin 16|0), body (bin)]
+ *            [1, leader_time_ms, header (bin), signature (bin 64), salt (bin 16|nil),
+ *             body (bin|nil)]
  *   chain    chain_0 = 32 zero bytes; chain_i = SHA-256(chain_{i-1} || leaf_i), leaf per entry
  *            type (journal_chain_leaf_*); covers header and signature, never body or salt, so
  *            lawful erasure keeps proofs valid.
@@ -67,10 +68,13 @@ struct journal_header {
 
 /* Checks a header's fields against the format's rules (known kind, status, sensitivity,
  * non-empty patient/author/org/request id, lengths). Returns CARELOG_EINVAL or
- * CARELOG_EUNKNOWN (unknown kind) and, if `out_reason` is non-NULL, a static reason text. */
+ * CARELOG_EUNKNOWN (unknown kind, status or sensitivity: values a newer format version might
+ * know, so apply stops instead of rejecting) and, if `out_reason` is non-NULL, a static reason
+ * text. The rules are listed in docs/entry-format.md. */
 int journal_header_check(const struct journal_header *h, const char **out_reason);
 
-/* Encodes `h` (which must pass journal_header_check). */
+/* Encodes `h` canonically. Returns journal_header_check's error if `h` does not pass it, and
+ * CARELOG_ETOOBIG if out_capacity is too small (JOURNAL_HEADER_BYTES_MAX always suffices). */
 int journal_header_encode(const struct journal_header *h, uint8_t *out, size_t out_capacity,
 			  size_t *out_len);
 
@@ -89,11 +93,16 @@ struct journal_record {
 	size_t body_len;
 };
 
-/* Encoded size of a record with these parts (for buffer sizing). */
+/* Upper bound of the encoded size of a record with these parts (for buffer sizing). An erased
+ * record (salt and body NULL) is smaller. */
 size_t journal_record_size(size_t header_len, size_t body_len);
+/* Erased records have salt == NULL and body == NULL; otherwise salt is set and body may be
+ * NULL only when body_len is 0. CARELOG_EINVAL for inconsistent parts, CARELOG_ETOOBIG if
+ * out_capacity is too small. Header bytes are copied as they are (not checked). */
 int journal_record_encode(const struct journal_record *r, uint8_t *out, size_t out_capacity,
 			  size_t *out_len);
-/* CARELOG_EVERSION for an unknown record version, CARELOG_EPROTO for malformed bytes. */
+/* CARELOG_EVERSION for an unknown record version, CARELOG_EPROTO for malformed bytes (also
+ * for any non-canonical msgpack). The views in `out` point into `data` (borrowed). */
 int journal_record_decode(const uint8_t *data, size_t len, struct journal_record *out);
 
 /* The identity a node signs with. The secret is borrowed. */
@@ -137,12 +146,30 @@ int journal_sign(const struct journal_append *in, const struct journal_signer *s
 		 uint64_t author_time_ms, uint64_t body_max_bytes, struct journal_signed *out,
 		 const char **out_reason);
 
+/* journal_sign with a given salt instead of a random one: for known-answer tests and for
+ * replaying a signing deterministically. Never use a fixed or reused salt in production: the
+ * salt is what stops guessing a short body from its hash. */
+int journal_sign_with_salt(const struct journal_append *in, const struct journal_signer *signer,
+			   uint64_t author_time_ms, uint64_t body_max_bytes,
+			   const uint8_t salt[JOURNAL_SALT_BYTES], struct journal_signed *out,
+			   const char **out_reason);
+
 /* Verifies a stored record: signature over the stored header bytes with `public_key`, header
  * decodes and passes journal_header_check, body size and salted hash match (when the body is
- * present). Fills `out_header`, `out_id`. CARELOG_EBADSIG, CARELOG_ECORRUPT (body mismatch),
- * CARELOG_EPROTO, CARELOG_EVERSION, CARELOG_EUNKNOWN. */
+ * present). Fills `out_header`, `out_id` (either may be NULL) on success only.
+ * Checks run in this order, the first failure decides (docs/entry-format.md, "Verification"):
+ *   decode  CARELOG_EPROTO (malformed header) or CARELOG_EVERSION (unknown "v")
+ *   sign    CARELOG_EBADSIG
+ *   rules   CARELOG_EUNKNOWN (unknown kind/status/sensitivity) or CARELOG_EPROTO (other rule)
+ *   body    CARELOG_ECORRUPT (size or salted hash differ); an erased record (no salt, no body)
+ *           passes. */
 int journal_verify(const struct journal_record *r, const uint8_t public_key[CL_SIGN_PUBLIC_BYTES],
 		   struct journal_header *out_header, uint8_t out_id[JOURNAL_ID_BYTES]);
+
+/* The steps of journal_verify after decoding (signature, rules, body) for a header already
+ * decoded from r->header: for callers that needed the header to find the key. */
+int journal_verify_decoded(const struct journal_record *r, const struct journal_header *h,
+			   const uint8_t public_key[CL_SIGN_PUBLIC_BYTES]);
 
 /* Entry id of header bytes. */
 void journal_entry_id(const uint8_t *header, size_t header_len, uint8_t out[JOURNAL_ID_BYTES]);
@@ -160,5 +187,8 @@ void journal_chain_extend(uint8_t chain[CL_SHA256_BYTES], const uint8_t leaf[CL_
 
 /* The clinical kinds format version 1 knows (NULL-terminated list, for --help and checks). */
 extern const char *const journal_kinds[];
+
+/* True if `kind` is in journal_kinds. */
+bool journal_kind_known(const char *kind);
 
 #endif

@@ -25,6 +25,7 @@
  */
 
 #include "common/crypto.h"
+#include "node/journal/journal.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -62,7 +63,16 @@ struct membership {
 	struct membership_params params;
 };
 
-/* Context codec (strict decode). */
+/* Checks the rules every membership obeys: count <= MEMBERSHIP_MEMBERS_MAX; ids non-zero,
+ * unique and ascending; org 1-64 and address 1-128 printable ASCII without spaces, the address
+ * containing "://"; public keys unique; params.body_max_bytes in 1..JOURNAL_BODY_BYTES_LIMIT.
+ * CARELOG_EINVAL with a static reason (if `out_reason` is non-NULL). */
+int membership_check(const struct membership *m, const char **out_reason);
+
+/* Context codec. Encode: CARELOG_EINVAL if membership_check fails, CARELOG_ETOOBIG if
+ * out_capacity is too small (MEMBERSHIP_CONTEXT_BYTES_MAX always suffices). Decode (strict:
+ * exact keys and order, types, canonical msgpack, membership_check): CARELOG_EPROTO, or
+ * CARELOG_EVERSION for an unknown "v"; `out` untouched on failure. */
 int membership_encode(const struct membership *m, uint8_t *out, size_t out_capacity,
 		      size_t *out_len);
 int membership_decode(const uint8_t *bytes, size_t len, struct membership *out);
@@ -70,13 +80,35 @@ int membership_decode(const uint8_t *bytes, size_t len, struct membership *out);
 /* NULL if absent. */
 const struct membership_member *membership_find(const struct membership *m, uint64_t id);
 
-/* Parses a genesis file. On error returns CARELOG_ECONFIG and writes a message naming the line
- * or key into `err` (err_len bytes). */
+/* Verifies a NORMAL entry's record against the membership in force at its log position: the
+ * header's node must be a member (CARELOG_EMISMATCH otherwise) whose org equals the header's
+ * org (CARELOG_EMISMATCH otherwise), then journal_verify_decoded with that member's key.
+ * Header decode errors first (CARELOG_EPROTO, CARELOG_EVERSION). Fills `out_header`, `out_id`
+ * (either may be NULL) on success only. */
+int membership_verify_record(const struct membership *m, const struct journal_record *r,
+			     struct journal_header *out_header, uint8_t out_id[JOURNAL_ID_BYTES]);
+
+/* Parses a genesis file. On error returns CARELOG_ECONFIG (CARELOG_ENOMEM if memory ran out)
+ * and writes a message naming the file, section and key, or the line of a syntax error, into
+ * `err` (err_len bytes), e.g. "genesis.ini: [member.2] public_key: not 64 hex digits".
+ * Strict: unknown sections or keys, duplicate keys, missing required keys are errors.
+ * [cluster] id is required; body_max_bytes defaults to MEMBERSHIP_BODY_MAX_BYTES_DEFAULT (the
+ * result always has has_params); a member's voter defaults to true. A genesis needs 1 to
+ * CONSENSUS_CONF_CHANGES_MAX (8) members, at least one voter, unique keys. Members come out
+ * ascending by id whatever the file order. */
 int membership_genesis_load(const char *path, struct membership *out, char *err, size_t err_len);
-/* Writes a genesis file (mode 0644). */
+
+/* Writes a genesis file (mode 0644) deterministically: the same membership gives the same
+ * bytes. The file appears complete or not at all and an existing file is never replaced
+ * (CARELOG_EEXIST). CARELOG_EINVAL if `m` is not a valid genesis (see load), CARELOG_EIO. */
 int membership_genesis_write(const char *path, const struct membership *m);
 
-/* The CONF entry data for a genesis: every voter and learner added, context = whole m. */
+/* The CONF entry data for a genesis: consensus_conf_encode of a change adding every member in
+ * ascending id order (ADD_VOTER or ADD_LEARNER), transition AUTO, context =
+ * membership_encode(m). Byte-identical for equal memberships. CARELOG_ECONFIG if `m` is not a
+ * valid genesis (more than CONSENSUS_CONF_CHANGES_MAX members, no voter, no cluster id, ...),
+ * CARELOG_ETOOBIG if out_capacity is too small (CONSENSUS_CONF_HEADER_BYTES_MAX +
+ * MEMBERSHIP_CONTEXT_BYTES_MAX always suffices). */
 int membership_genesis_entry(const struct membership *m, uint8_t *out, size_t out_capacity,
 			     size_t *out_len);
 

@@ -18,7 +18,9 @@
  *     }
  *
  * Everything the ready batch points at is owned by the core and borrowed by the caller until
- * consensus_advance. Inputs are copied where the core keeps them. All memory comes from the
+ * consensus_advance. Between consensus_ready and consensus_advance the caller makes no other
+ * call into the core except consensus_apply_conf_change (while applying rd.committed),
+ * consensus_has_ready and consensus_get_status (asserted). Inputs are copied where the core keeps them. All memory comes from the
  * caller's allocator within the bounds in consensus_config; a failed allocation returns
  * CARELOG_ENOMEM and leaves the core in a consistent state.
  *
@@ -158,7 +160,9 @@ struct consensus_log_ops {
 	int (*term)(void *ctx, uint64_t index, uint64_t *out_term);
 	/* Copies stable entries [lo, hi) into `out` (at most `out_capacity`, stopping before the
 	 * total data exceeds `bytes_max` but always at least one), with each entry's data copied
-	 * into memory from `alloc` (the core frees it with alloc->free and data_len). */
+	 * into memory from `alloc` (the core frees it with alloc->free and data_len). An entry with
+	 * data_len 0 may have data NULL; the core frees every non-NULL data. On failure nothing
+	 * stays allocated and *out_count is untouched. */
 	int (*entries)(void *ctx, uint64_t lo, uint64_t hi, uint64_t bytes_max,
 		       const struct consensus_allocator *alloc, struct consensus_entry *out,
 		       size_t out_capacity, size_t *out_count);
@@ -179,6 +183,17 @@ enum consensus_conf_transition {
 
 enum { CONSENSUS_CONF_CHANGES_MAX = 8 };
 
+/* Fixed internal bounds (not configurable): entries awaiting persistence (proposals get
+ * CARELOG_EBUSY and followers drop appends beyond it), entries per append message, committed
+ * entries per ready batch. Outgoing messages per ready batch are bounded by
+ * members_max * (inflight_msgs_max + 8) + read_index_max + 64; beyond it they are dropped as
+ * if the network lost them (Raft retransmits), so drain ready batches often. */
+enum {
+	CONSENSUS_UNSTABLE_ENTRIES_MAX = 4096,
+	CONSENSUS_APPEND_ENTRIES_MAX = 256,
+	CONSENSUS_READY_ENTRIES_MAX = 1024,
+};
+
 struct consensus_conf_change {
 	uint8_t transition; /* enum consensus_conf_transition */
 	uint8_t count;      /* 0 = leave a joint configuration */
@@ -192,7 +207,8 @@ struct consensus_conf_change {
 enum { CONSENSUS_CONF_HEADER_BYTES_MAX = 3 + 9 * CONSENSUS_CONF_CHANGES_MAX + 4 };
 
 /*
- * A CONF entry's data is: u8 version (1), u8 transition, u8 count, count x (u8 op, u64be node
+ * A CONF entry's data is (the leader's automatic leave of a joint configuration has count 0,
+ * transition AUTO and an empty context): u8 version (1), u8 transition, u8 count, count x (u8 op, u64be node
  * id), u32be context length, context bytes. The context is opaque to the core (the node puts
  * member metadata there: addresses, keys, organisations).
  */
@@ -225,6 +241,7 @@ struct consensus_config {
 	bool check_quorum;
 	uint32_t members_max;          /* bound on voters + learners (incl. joint) */
 	uint32_t inflight_msgs_max;    /* per follower: appends sent but not acknowledged */
+	uint64_t inflight_bytes_max;   /* per follower: their entry bytes; 0 = msgs x append max */
 	uint64_t append_bytes_max;     /* per append message: entry data bytes */
 	uint64_t uncommitted_bytes_max; /* leader refuses proposals beyond this (CARELOG_EBUSY) */
 	uint64_t ready_bytes_max;      /* committed-entry bytes handed out per ready batch */
@@ -236,47 +253,89 @@ struct consensus_config {
 
 struct consensus; /* opaque */
 
-/* Creates a core from persisted state. `hard_state` and `conf_state` are copied. */
+/*
+ * Creates a core from persisted state: `hard_state` as last persisted, `conf_state` as of
+ * config->applied (both copied), the stable log behind config->log. Starts as a follower with
+ * no known leader. Errors: CARELOG_EINVAL (NULL argument; a bound of 0 or out of range;
+ * heartbeat_ticks >= election_ticks; commit beyond the log's last index; applied beyond
+ * commit; an inconsistent conf_state), CARELOG_ENOMEM (nothing stays allocated).
+ */
 int consensus_create(const struct consensus_config *config,
 		     const struct consensus_hard_state *hard_state,
 		     const struct consensus_conf_state *conf_state, struct consensus **out);
-/* Accepts NULL. */
+/* Frees everything the core holds, including an unadvanced ready batch. Accepts NULL. */
 void consensus_destroy(struct consensus *c);
 
+/* Advances logical time by one tick (elections, heartbeats, check-quorum, transfer timeout).
+ * Errors come only from an election it starts: the log ops' errors or CARELOG_ENOMEM. */
 int consensus_tick(struct consensus *c);
-/* Handles one message; copies what it keeps. Messages for another node or from a stale term
- * are dropped (CARELOG_OK). */
+/*
+ * Handles one message; copies what it keeps. Messages for another node or from a stale term
+ * are dropped (CARELOG_OK), as are appends a full unstable log cannot take. Errors:
+ * CARELOG_EINVAL (NULL), CARELOG_EPROTO (unknown type; entries on a non-APPEND; entries not
+ * consecutive after m->index, of a later term than the message, or more than
+ * CONSENSUS_APPEND_ENTRIES_MAX; an ack beyond the leader's log), CARELOG_ENOMEM (the message's
+ * effect on the log is not applied; the sender retries), or the log ops' errors.
+ */
 int consensus_step(struct consensus *c, const struct consensus_message *m);
-/* Leader only: CARELOG_ENOTLEADER elsewhere, CARELOG_EBUSY past the uncommitted cap,
- * CARELOG_ECLOSED while a leadership transfer is in progress. On success *out_index (may be
- * NULL) is the index the entry will have if committed in this term. Data is copied. */
+/* Leader only: CARELOG_ENOTLEADER elsewhere, CARELOG_EBUSY past the uncommitted cap or with
+ * CONSENSUS_UNSTABLE_ENTRIES_MAX - 1 entries awaiting persistence, CARELOG_ECLOSED while a
+ * leadership transfer is in progress, CARELOG_ENOMEM, CARELOG_EINVAL (NULL data with a
+ * length). On success *out_index (may be NULL) is the index the entry will have if committed
+ * in this term. Data is copied. */
 int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
 		      uint64_t *out_index);
+/* As consensus_propose for a CONF entry (data = consensus_conf_encode(cc, context)), plus:
+ * CARELOG_EBUSY while an earlier conf change is not yet applied; CARELOG_EINVAL if `cc` is
+ * malformed or would be refused when applied to the current configuration (removing every
+ * voter, more than members_max members, a new change while joint, leaving when not joint). */
 int consensus_propose_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
 				  const uint8_t *context, uint32_t context_len,
 				  uint64_t *out_index);
 /* Requests a linearizable read point (Raft thesis 6.4); answered in a later ready batch's
- * read_states with the same ctx. From followers and learners the request goes to the leader. */
+ * read_states with the same ctx. From followers and learners the request goes to the leader.
+ * An answer may never come (leader change, lost message): time out and retry. Errors:
+ * CARELOG_ENOTLEADER (not the leader and no leader known), CARELOG_EBUSY (the leader holds
+ * read_index_max pending requests). */
 int consensus_read_index(struct consensus *c, uint64_t ctx);
+/* Leader only (CARELOG_ENOTLEADER): hands leadership to voter `to` (thesis 3.10): catches it
+ * up, then sends it TIMEOUT_NOW; proposals get CARELOG_ECLOSED until the transfer ends or
+ * is abandoned after an election timeout. CARELOG_ENOTFOUND if `to` is not a member,
+ * CARELOG_EINVAL if it is a learner. Transferring to ourselves does nothing. */
 int consensus_transfer_leader(struct consensus *c, consensus_node_id to);
-/* Starts an election now (tests, single-voter bootstrap). */
+/* Starts an election now (tests, single-voter bootstrap). Does nothing on a leader, a
+ * learner, a non-member, or while a committed conf change awaits apply. */
 int consensus_campaign(struct consensus *c);
 
-/* Called by the node when it applies a CONF entry; the change takes effect now. The returned
- * conf state points into the core's memory, valid until the next call into the core. */
+/* Called by the node when it applies a CONF entry (inside or outside a ready batch); the
+ * change takes effect now. CARELOG_EINVAL if it is invalid for the current configuration
+ * (which then stays; every node judges alike). The returned conf state points into the core's
+ * memory, valid until the next call into the core. A leader that is no longer a voter steps
+ * down here. */
 int consensus_apply_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
 				struct consensus_conf_state *out_conf_state);
 
+/* False while a ready batch is outstanding. */
 bool consensus_has_ready(const struct consensus *c);
+/* Fills `out` (see struct consensus_ready). Errors: CARELOG_EINVAL (NULL), CARELOG_ENOMEM or
+ * the log ops' errors while copying committed entries; then nothing was handed out. */
 int consensus_ready(struct consensus *c, struct consensus_ready *out);
 /* Everything in `rd` was persisted, sent and handed to apply. */
 void consensus_advance(struct consensus *c, const struct consensus_ready *rd);
 
+enum consensus_progress_state {
+	CONSENSUS_PROGRESS_PROBE = 0,     /* one append at a time until the follower matches */
+	CONSENSUS_PROGRESS_REPLICATE = 1, /* pipelined appends within the inflight window */
+};
+
 struct consensus_progress {
 	consensus_node_id id;
-	bool voter;
+	bool voter; /* in the incoming or outgoing voters */
 	uint64_t match;
 	uint64_t next;
+	uint8_t state; /* enum consensus_progress_state */
+	bool recent_active;
+	uint32_t inflight_count;
 };
 
 struct consensus_status {
@@ -285,6 +344,7 @@ struct consensus_status {
 	struct consensus_soft_state soft_state;
 	uint64_t applied;
 	consensus_node_id transferee;
+	uint64_t messages_dropped; /* outgoing messages lost to a full outbox since create */
 	uint32_t progress_count; /* leader only */
 	const struct consensus_progress *progress; /* valid until the next call into the core */
 };

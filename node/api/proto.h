@@ -25,6 +25,25 @@ enum {
 	PROTO_MEMBERS_MAX = 64,
 	PROTO_PROBLEMS_MAX = 100,                   /* verify findings listed per reply */
 	PROTO_ID_BYTES = 32,
+	/* Field limits: a longer value is CARELOG_ETOOBIG at encode and decode. They equal the
+	 * journal's header limits (node/journal/journal.h), which judge the finer rules. */
+	PROTO_PATIENT_BYTES_MAX = 64,
+	PROTO_ACTOR_BYTES_MAX = 64,
+	PROTO_ROLE_BYTES_MAX = 32,
+	PROTO_KIND_BYTES_MAX = 32,
+	PROTO_ORG_BYTES_MAX = 64,
+	PROTO_UNIT_BYTES_MAX = 64,
+	PROTO_STATUS_BYTES_MAX = 24,
+	PROTO_SENSITIVITY_BYTES_MAX = 24,
+	PROTO_REQUEST_ID_BYTES_MAX = 64,
+	PROTO_MEDIA_TYPE_BYTES_MAX = 64,
+	PROTO_BODY_BYTES_MAX = 64 * 1024 * 1024, /* = JOURNAL_BODY_BYTES_LIMIT */
+	PROTO_MSG_BYTES_MAX = 1024,              /* reply "msg" */
+	PROTO_PROBLEM_BYTES_MAX = 512,           /* one verify finding */
+	PROTO_NODE_ROLE_BYTES_MAX = 16,          /* status role, member role */
+	PROTO_MAP_KEYS_MAX = 64,                 /* keys in any map of a reply (unknown ones skipped) */
+	PROTO_NESTING_MAX = 8,                   /* depth of a skipped unknown value */
+	PROTO_READ_LIMIT_DEFAULT = 100,
 };
 
 enum proto_op {
@@ -111,6 +130,7 @@ struct proto_entry {
 	struct proto_str request_id;
 	bool has_corrects;
 	uint8_t corrects[PROTO_ID_BYTES];
+	bool body_erased;          /* lawfully erased: body is empty ("erased": true on the wire) */
 	struct proto_str body;
 };
 
@@ -188,16 +208,33 @@ struct proto_arena {
 	void *chunks; /* internal */
 };
 void proto_arena_free(struct proto_arena *a); /* accepts NULL; leaves a empty */
+/* `size` bytes aligned for any type, zeroed, valid until proto_arena_free; NULL when out of
+ * memory. A zero-initialised struct proto_arena is an empty arena. */
+void *proto_arena_alloc(struct proto_arena *a, size_t size);
 
-/* Encoders append to `out` (which must start empty). */
+/* "status", "append", "read", "get", "verify"; "?" for anything else. */
+const char *proto_op_name(uint8_t op);
+
+/* Encoders append to `out` (which must start empty) and check every limit the decoders
+ * enforce, so whatever they write decodes. "v" is always PROTO_VERSION (req->version and
+ * rep->version are ignored). A reply with err != 0 carries no op fields. A "msg" longer than
+ * PROTO_MSG_BYTES_MAX is cut at a UTF-8 boundary. On failure `out` is left empty. */
 int proto_request_encode(const struct proto_request *req, struct proto_buf *out);
 int proto_reply_encode(const struct proto_reply *rep, struct proto_buf *out);
 /* An error reply for `op` (op may be 0 when the request could not be decoded). */
 int proto_reply_encode_error(uint8_t op, int err, const char *msg, struct proto_buf *out);
 
-/* Decoders: views into `bytes`; arrays from `arena`. */
+/* Decoders: views into `bytes`; arrays from `arena`. `out` is written only on success;
+ * arrays allocated before a failure stay in the arena until proto_arena_free. Requests are
+ * strict (unknown key -> EPROTO); replies skip unknown keys so nodes may add fields. */
 int proto_request_decode(const uint8_t *bytes, size_t len, struct proto_request *out);
+/* The same, and on failure writes what was wrong and where ("key \"limit\": 5000 > 1000")
+ * into `reason` (reason_len bytes, NUL-terminated; may be NULL) for the error reply. */
+int proto_request_decode_reason(const uint8_t *bytes, size_t len, struct proto_request *out,
+				char *reason, size_t reason_len);
 int proto_reply_decode(const uint8_t *bytes, size_t len, struct proto_arena *arena,
 		       struct proto_reply *out);
+int proto_reply_decode_reason(const uint8_t *bytes, size_t len, struct proto_arena *arena,
+			      struct proto_reply *out, char *reason, size_t reason_len);
 
 #endif

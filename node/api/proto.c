@@ -1,0 +1,1910 @@
+/* The client protocol codec: msgpack-c packer for encoding, a zero-copy strict reader for decoding. */
+#include "node/api/proto.h"
+
+#include "carelog/errors.h"
+#include "common/assert.h"
+
+#include <msgpack.h>
+
+#include <limits.h>
+#include <stdalign.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Why our own reader: msgpack_unpack_next() copies into a zone and gives objects whose strings
+ * point into that zone, so views would have to outlive a second allocation. Reading the bytes
+ * directly lets every decoded string and byte field point straight into the caller's message
+ * (the nng message the daemon or libcarelog already holds), bounded by the message length, with
+ * no allocation except the reply arrays. msgpack's format is small; every branch below checks
+ * the remaining length before reading. Encoding uses msgpack-c's packer (its output is what the
+ * unit tests compare against an independent decode with msgpack_unpack_next).
+ */
+
+/* ---------------------------------------------------------------- buffers and arena */
+
+enum {
+	PROTO_BUF_INITIAL_BYTES = 256,
+	PROTO_ARENA_CHUNK_BYTES = 16 * 1024,
+};
+
+void proto_buf_free(struct proto_buf *b)
+{
+	if (b == NULL) {
+		return;
+	}
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+struct proto_arena_chunk {
+	struct proto_arena_chunk *next;
+	size_t used;
+	size_t cap;
+	alignas(max_align_t) unsigned char data[];
+};
+
+void *proto_arena_alloc(struct proto_arena *a, size_t size)
+{
+	CL_ASSERT(a != NULL);
+	const size_t align = alignof(max_align_t);
+	if (size > SIZE_MAX / 2) {
+		return NULL;
+	}
+	size_t rounded = (size + align - 1) / align * align;
+	if (rounded == 0) {
+		rounded = align;
+	}
+	struct proto_arena_chunk *c = a->chunks;
+	if (c == NULL || c->cap - c->used < rounded) {
+		size_t cap = rounded > PROTO_ARENA_CHUNK_BYTES ? rounded : PROTO_ARENA_CHUNK_BYTES;
+		struct proto_arena_chunk *n = calloc(1, sizeof(*n) + cap);
+		if (n == NULL) {
+			return NULL;
+		}
+		n->cap = cap;
+		n->next = c;
+		a->chunks = n;
+		c = n;
+	}
+	void *p = c->data + c->used;
+	c->used += rounded;
+	CL_ASSERT(c->used <= c->cap);
+	return p;
+}
+
+void proto_arena_free(struct proto_arena *a)
+{
+	if (a == NULL) {
+		return;
+	}
+	struct proto_arena_chunk *c = a->chunks;
+	while (c != NULL) {
+		struct proto_arena_chunk *next = c->next;
+		free(c);
+		c = next;
+	}
+	a->chunks = NULL;
+}
+
+/* ---------------------------------------------------------------- names */
+
+static const char *const proto_op_names[] = {
+	[PROTO_OP_STATUS] = "status", [PROTO_OP_APPEND] = "append", [PROTO_OP_READ] = "read",
+	[PROTO_OP_GET] = "get",       [PROTO_OP_VERIFY] = "verify",
+};
+
+const char *proto_op_name(uint8_t op)
+{
+	if (op < CL_ARRAY_LEN(proto_op_names) && proto_op_names[op] != NULL) {
+		return proto_op_names[op];
+	}
+	return "?";
+}
+
+static bool proto_str_is(struct proto_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+	return s.len == n && (n == 0 || memcmp(s.ptr, lit, n) == 0);
+}
+
+static uint8_t proto_op_parse(struct proto_str s)
+{
+	for (uint8_t op = 1; op < CL_ARRAY_LEN(proto_op_names); op++) {
+		if (proto_str_is(s, proto_op_names[op])) {
+			return op;
+		}
+	}
+	return 0;
+}
+
+static const char *const proto_consistency_names[] = {
+	[PROTO_CONSISTENCY_LOCAL] = "local",
+	[PROTO_CONSISTENCY_LINEARIZABLE] = "linearizable",
+};
+
+/* ---------------------------------------------------------------- keys */
+
+/* One table for every key either direction uses; masks select what an op allows. */
+enum proto_key {
+	K_V,
+	K_OP,
+	K_TIMEOUT_MS,
+	K_ACTOR,
+	K_ROLE,
+	K_PATIENT,
+	K_KIND,
+	K_REQUEST_ID,
+	K_MEDIA_TYPE,
+	K_STATUS,
+	K_SENSITIVITY,
+	K_CLINICAL_TIME_MS,
+	K_CORRECTS,
+	K_BODY,
+	K_CONSISTENCY,
+	K_MIN_INDEX,
+	K_SINCE_INDEX,
+	K_LIMIT,
+	K_ID,
+	K_ERR,
+	K_MSG,
+	K_NODE_ID,
+	K_TERM,
+	K_LEADER_ID,
+	K_COMMIT_INDEX,
+	K_APPLIED_INDEX,
+	K_CHAIN_HEAD,
+	K_MEMBERS,
+	K_MATCH_INDEX,
+	K_COMMITTED,
+	K_INDEX,
+	K_DUPLICATE,
+	K_LAG,
+	K_STALE,
+	K_WITHHELD,
+	K_MORE,
+	K_ENTRIES,
+	K_ENTRY,
+	K_OK,
+	K_ENTRIES_CHECKED,
+	K_VALUES_CHECKED,
+	K_PROBLEMS_COUNT,
+	K_PROBLEMS,
+	K_AUTHOR,
+	K_ORG,
+	K_UNIT,
+	K_TIME_MS,
+	K_AUTHOR_TIME_MS,
+	K_ERASED,
+	K_COUNT_
+};
+CL_STATIC_ASSERT(K_COUNT_ <= 64, "key masks are uint64_t");
+
+static const char *const proto_key_names[K_COUNT_] = {
+	[K_V] = "v",
+	[K_OP] = "op",
+	[K_TIMEOUT_MS] = "timeout_ms",
+	[K_ACTOR] = "actor",
+	[K_ROLE] = "role",
+	[K_PATIENT] = "patient",
+	[K_KIND] = "kind",
+	[K_REQUEST_ID] = "request_id",
+	[K_MEDIA_TYPE] = "media_type",
+	[K_STATUS] = "status",
+	[K_SENSITIVITY] = "sensitivity",
+	[K_CLINICAL_TIME_MS] = "clinical_time_ms",
+	[K_CORRECTS] = "corrects",
+	[K_BODY] = "body",
+	[K_CONSISTENCY] = "consistency",
+	[K_MIN_INDEX] = "min_index",
+	[K_SINCE_INDEX] = "since_index",
+	[K_LIMIT] = "limit",
+	[K_ID] = "id",
+	[K_ERR] = "err",
+	[K_MSG] = "msg",
+	[K_NODE_ID] = "node_id",
+	[K_TERM] = "term",
+	[K_LEADER_ID] = "leader_id",
+	[K_COMMIT_INDEX] = "commit_index",
+	[K_APPLIED_INDEX] = "applied_index",
+	[K_CHAIN_HEAD] = "chain_head",
+	[K_MEMBERS] = "members",
+	[K_MATCH_INDEX] = "match_index",
+	[K_COMMITTED] = "committed",
+	[K_INDEX] = "index",
+	[K_DUPLICATE] = "duplicate",
+	[K_LAG] = "lag",
+	[K_STALE] = "stale",
+	[K_WITHHELD] = "withheld",
+	[K_MORE] = "more",
+	[K_ENTRIES] = "entries",
+	[K_ENTRY] = "entry",
+	[K_OK] = "ok",
+	[K_ENTRIES_CHECKED] = "entries_checked",
+	[K_VALUES_CHECKED] = "values_checked",
+	[K_PROBLEMS_COUNT] = "problems_count",
+	[K_PROBLEMS] = "problems",
+	[K_AUTHOR] = "author",
+	[K_ORG] = "org",
+	[K_UNIT] = "unit",
+	[K_TIME_MS] = "time_ms",
+	[K_AUTHOR_TIME_MS] = "author_time_ms",
+	[K_ERASED] = "erased",
+};
+
+#define KB(k) ((uint64_t)1 << (k))
+
+static int proto_key_lookup(struct proto_str s)
+{
+	for (int k = 0; k < K_COUNT_; k++) {
+		if (proto_str_is(s, proto_key_names[k])) {
+			return k;
+		}
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- encoding */
+
+struct proto_enc {
+	msgpack_packer pk;
+	struct proto_buf *buf;
+	int err;
+	size_t keys; /* keys written so far: checked against each map header's count */
+};
+
+static int proto_enc_write(void *data, const char *bytes, size_t len)
+{
+	struct proto_enc *e = data;
+	if (e->err != CARELOG_OK) {
+		return -1;
+	}
+	struct proto_buf *b = e->buf;
+	if (len > (size_t)PROTO_MESSAGE_BYTES_MAX - b->len) {
+		e->err = CARELOG_ETOOBIG;
+		return -1;
+	}
+	size_t need = b->len + len;
+	if (need > b->cap) {
+		size_t cap = b->cap > 0 ? b->cap : PROTO_BUF_INITIAL_BYTES;
+		while (cap < need) {
+			cap *= 2; /* need <= PROTO_MESSAGE_BYTES_MAX, so this ends quickly */
+		}
+		uint8_t *grown = realloc(b->data, cap);
+		if (grown == NULL) {
+			e->err = CARELOG_ENOMEM;
+			return -1;
+		}
+		b->data = grown;
+		b->cap = cap;
+	}
+	if (len > 0) {
+		memcpy(b->data + b->len, bytes, len);
+	}
+	b->len = need;
+	return 0;
+}
+
+static void proto_enc_init(struct proto_enc *e, struct proto_buf *out)
+{
+	e->buf = out;
+	e->err = CARELOG_OK;
+	e->keys = 0;
+	msgpack_packer_init(&e->pk, e, proto_enc_write);
+}
+
+/* The checks every encoder makes on a string field, so whatever it writes decodes. */
+static int proto_check_str(struct proto_str s, size_t max)
+{
+	if (s.ptr == NULL && s.len > 0) {
+		return CARELOG_EINVAL;
+	}
+	return s.len > max ? CARELOG_ETOOBIG : CARELOG_OK;
+}
+
+static void enc_key(struct proto_enc *e, enum proto_key k)
+{
+	const char *name = proto_key_names[k];
+	size_t n = strlen(name);
+	e->keys++;
+	msgpack_pack_str(&e->pk, n);
+	msgpack_pack_str_body(&e->pk, name, n);
+}
+
+static void enc_text(struct proto_enc *e, const char *ptr, size_t len)
+{
+	msgpack_pack_str(&e->pk, len);
+	if (len > 0) {
+		msgpack_pack_str_body(&e->pk, ptr, len);
+	}
+}
+
+static void enc_kv_str(struct proto_enc *e, enum proto_key k, struct proto_str s)
+{
+	enc_key(e, k);
+	enc_text(e, s.ptr, s.len);
+}
+
+static void enc_kv_bin(struct proto_enc *e, enum proto_key k, const void *ptr, size_t len)
+{
+	enc_key(e, k);
+	msgpack_pack_bin(&e->pk, len);
+	if (len > 0) {
+		msgpack_pack_bin_body(&e->pk, ptr, len);
+	}
+}
+
+static void enc_kv_u64(struct proto_enc *e, enum proto_key k, uint64_t v)
+{
+	enc_key(e, k);
+	msgpack_pack_uint64(&e->pk, v);
+}
+
+static void enc_kv_bool(struct proto_enc *e, enum proto_key k, bool v)
+{
+	enc_key(e, k);
+	if (v) {
+		msgpack_pack_true(&e->pk);
+	} else {
+		msgpack_pack_false(&e->pk);
+	}
+}
+
+static int proto_enc_finish(struct proto_enc *e)
+{
+	if (e->err != CARELOG_OK) {
+		proto_buf_free(e->buf);
+	}
+	return e->err;
+}
+
+static int proto_check_actor(const struct proto_actor *a)
+{
+	int rc = proto_check_str(a->id, PROTO_ACTOR_BYTES_MAX);
+	return rc != CARELOG_OK ? rc : proto_check_str(a->role, PROTO_ROLE_BYTES_MAX);
+}
+
+static size_t proto_actor_pairs(const struct proto_actor *a)
+{
+	return (a->id.len > 0 ? 1u : 0u) + (a->role.len > 0 ? 1u : 0u);
+}
+
+static void enc_actor(struct proto_enc *e, const struct proto_actor *a)
+{
+	if (a->id.len > 0) {
+		enc_kv_str(e, K_ACTOR, a->id);
+	}
+	if (a->role.len > 0) {
+		enc_kv_str(e, K_ROLE, a->role);
+	}
+}
+
+static int proto_check_append_req(const struct proto_append_req *r)
+{
+	int rc = proto_check_actor(&r->actor);
+	const struct {
+		struct proto_str s;
+		size_t max;
+	} fields[] = {
+		{r->patient, PROTO_PATIENT_BYTES_MAX},
+		{r->kind, PROTO_KIND_BYTES_MAX},
+		{r->request_id, PROTO_REQUEST_ID_BYTES_MAX},
+		{r->media_type, PROTO_MEDIA_TYPE_BYTES_MAX},
+		{r->status, PROTO_STATUS_BYTES_MAX},
+		{r->sensitivity, PROTO_SENSITIVITY_BYTES_MAX},
+		{r->body, PROTO_BODY_BYTES_MAX},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(fields) && rc == CARELOG_OK; i++) {
+		rc = proto_check_str(fields[i].s, fields[i].max);
+	}
+	return rc;
+}
+
+static size_t proto_append_req_pairs(const struct proto_append_req *r)
+{
+	return 4 + proto_actor_pairs(&r->actor) + (r->media_type.len > 0) +
+	       (r->status.len > 0) + (r->sensitivity.len > 0) + (r->clinical_time_ms > 0) +
+	       r->has_corrects;
+}
+
+static void enc_append_req(struct proto_enc *e, const struct proto_append_req *r)
+{
+	enc_actor(e, &r->actor);
+	enc_kv_str(e, K_PATIENT, r->patient);
+	enc_kv_str(e, K_KIND, r->kind);
+	enc_kv_str(e, K_REQUEST_ID, r->request_id);
+	if (r->media_type.len > 0) {
+		enc_kv_str(e, K_MEDIA_TYPE, r->media_type);
+	}
+	if (r->status.len > 0) {
+		enc_kv_str(e, K_STATUS, r->status);
+	}
+	if (r->sensitivity.len > 0) {
+		enc_kv_str(e, K_SENSITIVITY, r->sensitivity);
+	}
+	if (r->clinical_time_ms > 0) {
+		enc_kv_u64(e, K_CLINICAL_TIME_MS, r->clinical_time_ms);
+	}
+	if (r->has_corrects) {
+		enc_kv_bin(e, K_CORRECTS, r->corrects, PROTO_ID_BYTES);
+	}
+	enc_kv_bin(e, K_BODY, r->body.ptr, r->body.len);
+}
+
+static int proto_check_read_req(const struct proto_read_req *r)
+{
+	int rc = proto_check_actor(&r->actor);
+	if (rc == CARELOG_OK) {
+		rc = proto_check_str(r->patient, PROTO_PATIENT_BYTES_MAX);
+	}
+	if (rc == CARELOG_OK) {
+		rc = proto_check_str(r->kind, PROTO_KIND_BYTES_MAX);
+	}
+	if (rc == CARELOG_OK && r->consistency > PROTO_CONSISTENCY_LINEARIZABLE) {
+		rc = CARELOG_EINVAL;
+	}
+	if (rc == CARELOG_OK && r->limit > PROTO_READ_LIMIT_MAX) {
+		rc = CARELOG_ETOOBIG;
+	}
+	return rc;
+}
+
+static size_t proto_read_req_pairs(const struct proto_read_req *r)
+{
+	return 1 + proto_actor_pairs(&r->actor) + (r->consistency != 0) + (r->min_index > 0) +
+	       (r->kind.len > 0) + (r->since_index > 0) + (r->limit > 0);
+}
+
+static void enc_read_req(struct proto_enc *e, const struct proto_read_req *r)
+{
+	enc_actor(e, &r->actor);
+	enc_kv_str(e, K_PATIENT, r->patient);
+	if (r->consistency != 0) {
+		enc_key(e, K_CONSISTENCY);
+		const char *c = proto_consistency_names[r->consistency];
+		enc_text(e, c, strlen(c));
+	}
+	if (r->min_index > 0) {
+		enc_kv_u64(e, K_MIN_INDEX, r->min_index);
+	}
+	if (r->kind.len > 0) {
+		enc_kv_str(e, K_KIND, r->kind);
+	}
+	if (r->since_index > 0) {
+		enc_kv_u64(e, K_SINCE_INDEX, r->since_index);
+	}
+	if (r->limit > 0) {
+		enc_kv_u64(e, K_LIMIT, r->limit);
+	}
+}
+
+static void enc_head(struct proto_enc *e, uint8_t op)
+{
+	enc_kv_u64(e, K_V, PROTO_VERSION);
+	enc_key(e, K_OP);
+	const char *name = proto_op_name(op);
+	enc_text(e, name, strlen(name));
+}
+
+int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
+{
+	CL_ASSERT(req != NULL && out != NULL);
+	CL_ASSERT(out->len == 0);
+	int rc = CARELOG_OK;
+	switch (req->op) {
+	case PROTO_OP_STATUS:
+	case PROTO_OP_VERIFY:
+		break;
+	case PROTO_OP_APPEND:
+		rc = proto_check_append_req(&req->u.append);
+		break;
+	case PROTO_OP_READ:
+		rc = proto_check_read_req(&req->u.read);
+		break;
+	case PROTO_OP_GET:
+		rc = proto_check_actor(&req->u.get.actor);
+		break;
+	default:
+		rc = CARELOG_EINVAL;
+		break;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	size_t pairs = 2 + (req->timeout_ms > 0);
+	switch (req->op) {
+	case PROTO_OP_APPEND:
+		pairs += proto_append_req_pairs(&req->u.append);
+		break;
+	case PROTO_OP_READ:
+		pairs += proto_read_req_pairs(&req->u.read);
+		break;
+	case PROTO_OP_GET:
+		pairs += 1 + proto_actor_pairs(&req->u.get.actor);
+		break;
+	default:
+		break;
+	}
+	struct proto_enc e;
+	proto_enc_init(&e, out);
+	msgpack_pack_map(&e.pk, pairs);
+	enc_head(&e, req->op);
+	if (req->timeout_ms > 0) {
+		enc_kv_u64(&e, K_TIMEOUT_MS, req->timeout_ms);
+	}
+	switch (req->op) {
+	case PROTO_OP_APPEND:
+		enc_append_req(&e, &req->u.append);
+		break;
+	case PROTO_OP_READ:
+		enc_read_req(&e, &req->u.read);
+		break;
+	case PROTO_OP_GET:
+		enc_actor(&e, &req->u.get.actor);
+		enc_kv_bin(&e, K_ID, req->u.get.id, PROTO_ID_BYTES);
+		break;
+	default:
+		break;
+	}
+	CL_ASSERT(e.keys == pairs);
+	return proto_enc_finish(&e);
+}
+
+/* Cuts an over-long error message at a UTF-8 boundary instead of refusing the reply. */
+static size_t proto_msg_clip(const char *msg, size_t len)
+{
+	if (len <= PROTO_MSG_BYTES_MAX) {
+		return len;
+	}
+	size_t n = PROTO_MSG_BYTES_MAX;
+	while (n > 0 && ((unsigned char)msg[n] & 0xC0u) == 0x80u) {
+		n--;
+	}
+	return n;
+}
+
+static void enc_reply_head(struct proto_enc *e, uint8_t op, int err, struct proto_str msg,
+			   size_t op_pairs)
+{
+	msgpack_pack_map(&e->pk, (op != 0 ? 4u : 3u) + op_pairs);
+	enc_kv_u64(e, K_V, PROTO_VERSION);
+	if (op != 0) {
+		enc_key(e, K_OP);
+		const char *name = proto_op_name(op);
+		enc_text(e, name, strlen(name));
+	}
+	enc_kv_u64(e, K_ERR, (uint64_t)err);
+	enc_key(e, K_MSG);
+	enc_text(e, msg.ptr, msg.ptr != NULL ? proto_msg_clip(msg.ptr, msg.len) : 0);
+}
+
+static int proto_check_entry(const struct proto_entry *x)
+{
+	const struct {
+		struct proto_str s;
+		size_t max;
+	} fields[] = {
+		{x->kind, PROTO_KIND_BYTES_MAX},
+		{x->patient, PROTO_PATIENT_BYTES_MAX},
+		{x->author, PROTO_ACTOR_BYTES_MAX},
+		{x->role, PROTO_ROLE_BYTES_MAX},
+		{x->org, PROTO_ORG_BYTES_MAX},
+		{x->unit, PROTO_UNIT_BYTES_MAX},
+		{x->status, PROTO_STATUS_BYTES_MAX},
+		{x->sensitivity, PROTO_SENSITIVITY_BYTES_MAX},
+		{x->media_type, PROTO_MEDIA_TYPE_BYTES_MAX},
+		{x->request_id, PROTO_REQUEST_ID_BYTES_MAX},
+		{x->body, PROTO_BODY_BYTES_MAX},
+	};
+	int rc = CARELOG_OK;
+	for (size_t i = 0; i < CL_ARRAY_LEN(fields) && rc == CARELOG_OK; i++) {
+		rc = proto_check_str(fields[i].s, fields[i].max);
+	}
+	return rc;
+}
+
+static void enc_entry(struct proto_enc *e, const struct proto_entry *x)
+{
+	size_t pairs = 17u + x->has_corrects + x->body_erased;
+	size_t keys_before = e->keys;
+	msgpack_pack_map(&e->pk, pairs);
+	enc_kv_u64(e, K_INDEX, x->index);
+	enc_kv_bin(e, K_ID, x->id, PROTO_ID_BYTES);
+	enc_kv_str(e, K_KIND, x->kind);
+	enc_kv_str(e, K_PATIENT, x->patient);
+	enc_kv_str(e, K_AUTHOR, x->author);
+	enc_kv_str(e, K_ROLE, x->role);
+	enc_kv_str(e, K_ORG, x->org);
+	enc_kv_str(e, K_UNIT, x->unit);
+	enc_kv_u64(e, K_NODE_ID, x->node_id);
+	enc_kv_u64(e, K_TIME_MS, x->time_ms);
+	enc_kv_u64(e, K_AUTHOR_TIME_MS, x->author_time_ms);
+	enc_kv_u64(e, K_CLINICAL_TIME_MS, x->clinical_time_ms);
+	enc_kv_str(e, K_STATUS, x->status);
+	enc_kv_str(e, K_SENSITIVITY, x->sensitivity);
+	enc_kv_str(e, K_MEDIA_TYPE, x->media_type);
+	enc_kv_str(e, K_REQUEST_ID, x->request_id);
+	if (x->has_corrects) {
+		enc_kv_bin(e, K_CORRECTS, x->corrects, PROTO_ID_BYTES);
+	}
+	if (x->body_erased) {
+		enc_kv_bool(e, K_ERASED, true);
+	}
+	enc_kv_bin(e, K_BODY, x->body.ptr, x->body.len);
+	CL_ASSERT(e->keys - keys_before == pairs);
+}
+
+static int proto_check_reply(const struct proto_reply *rep)
+{
+	int rc = CARELOG_OK;
+	switch (rep->op) {
+	case PROTO_OP_STATUS: {
+		const struct proto_status_reply *s = &rep->u.status;
+		rc = proto_check_str(s->role, PROTO_NODE_ROLE_BYTES_MAX);
+		if (rc == CARELOG_OK && s->members_count > PROTO_MEMBERS_MAX) {
+			rc = CARELOG_ETOOBIG;
+		}
+		if (rc == CARELOG_OK && s->members_count > 0 && s->members == NULL) {
+			rc = CARELOG_EINVAL;
+		}
+		for (uint32_t i = 0; i < s->members_count && rc == CARELOG_OK; i++) {
+			rc = proto_check_str(s->members[i].role, PROTO_NODE_ROLE_BYTES_MAX);
+		}
+		break;
+	}
+	case PROTO_OP_APPEND:
+		rc = proto_check_str(rep->u.append.request_id, PROTO_REQUEST_ID_BYTES_MAX);
+		break;
+	case PROTO_OP_READ: {
+		const struct proto_read_reply *r = &rep->u.read;
+		if (r->entries_count > PROTO_READ_LIMIT_MAX) {
+			rc = CARELOG_ETOOBIG;
+		} else if (r->entries_count > 0 && r->entries == NULL) {
+			rc = CARELOG_EINVAL;
+		}
+		for (uint32_t i = 0; i < r->entries_count && rc == CARELOG_OK; i++) {
+			rc = proto_check_entry(&r->entries[i]);
+		}
+		break;
+	}
+	case PROTO_OP_GET:
+		rc = proto_check_entry(&rep->u.get);
+		break;
+	case PROTO_OP_VERIFY: {
+		const struct proto_verify_reply *v = &rep->u.verify;
+		if (v->problems_listed > PROTO_PROBLEMS_MAX) {
+			rc = CARELOG_ETOOBIG;
+		} else if (v->problems_listed > 0 && v->problems == NULL) {
+			rc = CARELOG_EINVAL;
+		} else if (v->problems_count < v->problems_listed) {
+			rc = CARELOG_EINVAL;
+		}
+		for (uint32_t i = 0; i < v->problems_listed && rc == CARELOG_OK; i++) {
+			rc = proto_check_str(v->problems[i], PROTO_PROBLEM_BYTES_MAX);
+		}
+		break;
+	}
+	default:
+		rc = CARELOG_EINVAL;
+		break;
+	}
+	return rc;
+}
+
+static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
+{
+	switch (rep->op) {
+	case PROTO_OP_STATUS: {
+		const struct proto_status_reply *s = &rep->u.status;
+		enc_kv_u64(e, K_NODE_ID, s->node_id);
+		enc_kv_str(e, K_ROLE, s->role);
+		enc_kv_u64(e, K_TERM, s->term);
+		enc_kv_u64(e, K_LEADER_ID, s->leader_id);
+		enc_kv_u64(e, K_COMMIT_INDEX, s->commit_index);
+		enc_kv_u64(e, K_APPLIED_INDEX, s->applied_index);
+		enc_kv_bin(e, K_CHAIN_HEAD, s->chain_head, PROTO_ID_BYTES);
+		enc_key(e, K_MEMBERS);
+		msgpack_pack_array(&e->pk, s->members_count);
+		for (uint32_t i = 0; i < s->members_count; i++) {
+			msgpack_pack_map(&e->pk, 3);
+			enc_kv_u64(e, K_ID, s->members[i].id);
+			enc_kv_str(e, K_ROLE, s->members[i].role);
+			enc_kv_u64(e, K_MATCH_INDEX, s->members[i].match_index);
+		}
+		break;
+	}
+	case PROTO_OP_APPEND: {
+		const struct proto_append_reply *a = &rep->u.append;
+		enc_kv_bool(e, K_COMMITTED, a->committed);
+		enc_kv_u64(e, K_INDEX, a->index);
+		enc_kv_bin(e, K_ID, a->id, PROTO_ID_BYTES);
+		enc_kv_str(e, K_REQUEST_ID, a->request_id);
+		enc_kv_bool(e, K_DUPLICATE, a->duplicate);
+		break;
+	}
+	case PROTO_OP_READ: {
+		const struct proto_read_reply *r = &rep->u.read;
+		enc_kv_u64(e, K_APPLIED_INDEX, r->applied_index);
+		enc_kv_u64(e, K_LAG, r->lag);
+		enc_kv_bool(e, K_STALE, r->stale);
+		enc_kv_u64(e, K_WITHHELD, r->withheld);
+		enc_kv_bool(e, K_MORE, r->more);
+		enc_key(e, K_ENTRIES);
+		msgpack_pack_array(&e->pk, r->entries_count);
+		for (uint32_t i = 0; i < r->entries_count; i++) {
+			enc_entry(e, &r->entries[i]);
+		}
+		break;
+	}
+	case PROTO_OP_GET:
+		enc_key(e, K_ENTRY);
+		enc_entry(e, &rep->u.get);
+		break;
+	case PROTO_OP_VERIFY: {
+		const struct proto_verify_reply *v = &rep->u.verify;
+		enc_kv_bool(e, K_OK, v->ok);
+		enc_kv_u64(e, K_ENTRIES_CHECKED, v->entries_checked);
+		enc_kv_u64(e, K_VALUES_CHECKED, v->values_checked);
+		enc_kv_u64(e, K_PROBLEMS_COUNT, v->problems_count);
+		enc_key(e, K_PROBLEMS);
+		msgpack_pack_array(&e->pk, v->problems_listed);
+		for (uint32_t i = 0; i < v->problems_listed; i++) {
+			enc_text(e, v->problems[i].ptr, v->problems[i].len);
+		}
+		enc_kv_bin(e, K_CHAIN_HEAD, v->chain_head, PROTO_ID_BYTES);
+		enc_kv_u64(e, K_APPLIED_INDEX, v->applied_index);
+		break;
+	}
+	default:
+		CL_UNREACHABLE();
+	}
+}
+
+static size_t proto_reply_pairs(uint8_t op)
+{
+	switch (op) {
+	case PROTO_OP_STATUS:
+		return 8;
+	case PROTO_OP_APPEND:
+		return 5;
+	case PROTO_OP_READ:
+		return 6;
+	case PROTO_OP_GET:
+		return 1;
+	case PROTO_OP_VERIFY:
+		return 7;
+	default:
+		CL_UNREACHABLE();
+	}
+}
+
+int proto_reply_encode(const struct proto_reply *rep, struct proto_buf *out)
+{
+	CL_ASSERT(rep != NULL && out != NULL);
+	CL_ASSERT(out->len == 0);
+	if (rep->err < 0 || (rep->msg.ptr == NULL && rep->msg.len > 0)) {
+		return CARELOG_EINVAL;
+	}
+	if (rep->err != CARELOG_OK) {
+		/* A failed op carries no op fields: the client must not read half an answer. */
+		if (rep->op == 0 || proto_op_name(rep->op)[0] != '?') {
+			struct proto_enc e;
+			proto_enc_init(&e, out);
+			enc_reply_head(&e, rep->op, rep->err, rep->msg, 0);
+			return proto_enc_finish(&e);
+		}
+		return CARELOG_EINVAL;
+	}
+	int rc = proto_check_reply(rep);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_enc e;
+	proto_enc_init(&e, out);
+	size_t pairs = proto_reply_pairs(rep->op);
+	enc_reply_head(&e, rep->op, rep->err, rep->msg, pairs);
+	size_t keys_before = e.keys;
+	enc_reply_body(&e, rep);
+	/* top-level keys only: entries and members count their own */
+	CL_ASSERT(rep->op == PROTO_OP_GET || rep->op == PROTO_OP_READ || rep->op == PROTO_OP_STATUS ||
+		  e.keys - keys_before == pairs);
+	return proto_enc_finish(&e);
+}
+
+int proto_reply_encode_error(uint8_t op, int err, const char *msg, struct proto_buf *out)
+{
+	CL_ASSERT(out != NULL);
+	struct proto_reply rep = {.version = PROTO_VERSION, .op = op, .err = err};
+	if (msg != NULL) {
+		rep.msg.ptr = msg;
+		rep.msg.len = strlen(msg);
+	}
+	if (err == CARELOG_OK) {
+		return CARELOG_EINVAL;
+	}
+	return proto_reply_encode(&rep, out);
+}
+
+/* ---------------------------------------------------------------- reading */
+
+struct proto_rd {
+	const uint8_t *p;
+	const uint8_t *end;
+	char *why; /* may be NULL */
+	size_t why_len;
+};
+
+CL_PRINTF(3, 4)
+static int rd_fail(struct proto_rd *r, int err, const char *fmt, ...)
+{
+	if (r->why != NULL && r->why_len > 0 && r->why[0] == '\0') {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(r->why, r->why_len, fmt, ap);
+		va_end(ap);
+	}
+	return err;
+}
+
+static size_t rd_left(const struct proto_rd *r)
+{
+	return (size_t)(r->end - r->p);
+}
+
+static uint64_t rd_be(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		v = v << 8 | p[i];
+	}
+	return v;
+}
+
+enum proto_mp_type {
+	MP_NIL,
+	MP_BOOL,
+	MP_UINT,
+	MP_NINT,
+	MP_FLOAT,
+	MP_STR,
+	MP_BIN,
+	MP_ARRAY,
+	MP_MAP,
+	MP_EXT,
+};
+
+static const char *const proto_mp_type_names[] = {
+	[MP_NIL] = "nil",     [MP_BOOL] = "bool", [MP_UINT] = "unsigned integer",
+	[MP_NINT] = "negative integer", [MP_FLOAT] = "float", [MP_STR] = "string",
+	[MP_BIN] = "binary",  [MP_ARRAY] = "array", [MP_MAP] = "map",
+	[MP_EXT] = "extension",
+};
+
+/* One item header. For str/bin/ext `ptr`/`n` is the payload (already skipped over); for
+ * array/map `n` is the element count (elements follow); for scalars `u` is the value. */
+struct proto_item {
+	enum proto_mp_type type;
+	uint64_t u;
+	const uint8_t *ptr;
+	size_t n;
+};
+
+static int rd_take(struct proto_rd *r, size_t n, const uint8_t **out)
+{
+	if (rd_left(r) < n) {
+		return rd_fail(r, CARELOG_EPROTO, "truncated message");
+	}
+	*out = r->p;
+	r->p += n;
+	return CARELOG_OK;
+}
+
+static int rd_payload(struct proto_rd *r, size_t len_bytes, struct proto_item *it)
+{
+	const uint8_t *p = NULL;
+	int rc = rd_take(r, len_bytes, &p);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	uint64_t n = rd_be(p, len_bytes);
+	if (n > rd_left(r)) {
+		return rd_fail(r, CARELOG_EPROTO, "truncated message");
+	}
+	it->n = (size_t)n;
+	return rd_take(r, it->n, &it->ptr);
+}
+
+static int rd_count(struct proto_rd *r, size_t len_bytes, size_t per_element,
+		    struct proto_item *it)
+{
+	const uint8_t *p = NULL;
+	int rc = rd_take(r, len_bytes, &p);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	uint64_t n = rd_be(p, len_bytes);
+	/* Each element takes at least one byte: a count beyond the rest is a lie, refused before
+	 * anyone loops over it or allocates for it. */
+	if (n > rd_left(r) / per_element) {
+		return rd_fail(r, CARELOG_EPROTO, "truncated message");
+	}
+	it->n = (size_t)n;
+	return CARELOG_OK;
+}
+
+static int rd_item(struct proto_rd *r, struct proto_item *it)
+{
+	if (rd_left(r) < 1) {
+		return rd_fail(r, CARELOG_EPROTO, "truncated message");
+	}
+	const uint8_t *p = NULL;
+	int rc;
+	uint8_t b = *r->p++;
+	memset(it, 0, sizeof(*it));
+	if (b <= 0x7f) {
+		it->type = MP_UINT;
+		it->u = b;
+		return CARELOG_OK;
+	}
+	if (b >= 0xe0) {
+		it->type = MP_NINT;
+		return CARELOG_OK;
+	}
+	if (b >= 0x80 && b <= 0x8f) {
+		it->type = MP_MAP;
+		it->u = b & 0x0fu;
+		if (it->u > rd_left(r) / 2) {
+			return rd_fail(r, CARELOG_EPROTO, "truncated message");
+		}
+		it->n = (size_t)it->u;
+		return CARELOG_OK;
+	}
+	if (b >= 0x90 && b <= 0x9f) {
+		it->type = MP_ARRAY;
+		it->u = b & 0x0fu;
+		if (it->u > rd_left(r)) {
+			return rd_fail(r, CARELOG_EPROTO, "truncated message");
+		}
+		it->n = (size_t)it->u;
+		return CARELOG_OK;
+	}
+	if (b >= 0xa0 && b <= 0xbf) {
+		it->type = MP_STR;
+		it->n = b & 0x1fu;
+		return rd_take(r, it->n, &it->ptr);
+	}
+	switch (b) {
+	case 0xc0:
+		it->type = MP_NIL;
+		return CARELOG_OK;
+	case 0xc2:
+	case 0xc3:
+		it->type = MP_BOOL;
+		it->u = b == 0xc3;
+		return CARELOG_OK;
+	case 0xc4:
+	case 0xc5:
+	case 0xc6:
+		it->type = MP_BIN;
+		return rd_payload(r, (size_t)1 << (b - 0xc4), it);
+	case 0xc7:
+	case 0xc8:
+	case 0xc9: {
+		it->type = MP_EXT;
+		size_t lb = (size_t)1 << (b - 0xc7);
+		rc = rd_take(r, lb, &p);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		uint64_t n = rd_be(p, lb);
+		if (rd_left(r) < 1 || n > rd_left(r) - 1) {
+			return rd_fail(r, CARELOG_EPROTO, "truncated message");
+		}
+		it->n = (size_t)n;
+		return rd_take(r, 1 + it->n, &it->ptr);
+	}
+	case 0xca:
+	case 0xcb:
+		it->type = MP_FLOAT;
+		return rd_take(r, b == 0xca ? 4 : 8, &p);
+	case 0xcc:
+	case 0xcd:
+	case 0xce:
+	case 0xcf: {
+		size_t w = (size_t)1 << (b - 0xcc);
+		rc = rd_take(r, w, &p);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		it->type = MP_UINT;
+		it->u = rd_be(p, w);
+		return CARELOG_OK;
+	}
+	case 0xd0:
+	case 0xd1:
+	case 0xd2:
+	case 0xd3: {
+		size_t w = (size_t)1 << (b - 0xd0);
+		if (rd_left(r) < w) {
+			return rd_fail(r, CARELOG_EPROTO, "truncated message");
+		}
+		p = r->p;
+		r->p += w;
+		/* Some encoders write small non-negative values as signed ints: accept them. */
+		if (p[0] & 0x80u) {
+			it->type = MP_NINT;
+		} else {
+			it->type = MP_UINT;
+			it->u = rd_be(p, w);
+		}
+		return CARELOG_OK;
+	}
+	case 0xd4:
+	case 0xd5:
+	case 0xd6:
+	case 0xd7:
+	case 0xd8:
+		it->type = MP_EXT;
+		it->n = (size_t)1 << (b - 0xd4);
+		return rd_take(r, 1 + it->n, &it->ptr);
+	case 0xd9:
+	case 0xda:
+	case 0xdb:
+		it->type = MP_STR;
+		return rd_payload(r, (size_t)1 << (b - 0xd9), it);
+	case 0xdc:
+	case 0xdd:
+		it->type = MP_ARRAY;
+		return rd_count(r, b == 0xdc ? 2 : 4, 1, it);
+	case 0xde:
+	case 0xdf:
+		it->type = MP_MAP;
+		return rd_count(r, b == 0xde ? 2 : 4, 2, it);
+	default: /* 0xc1 is never used */
+		return rd_fail(r, CARELOG_EPROTO, "invalid msgpack byte 0x%02x", b);
+	}
+}
+
+static int rd_skip(struct proto_rd *r, int depth)
+{
+	if (depth > PROTO_NESTING_MAX) {
+		return rd_fail(r, CARELOG_EPROTO, "nesting deeper than %d", PROTO_NESTING_MAX);
+	}
+	struct proto_item it;
+	int rc = rd_item(r, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	size_t children = it.type == MP_ARRAY ? it.n : it.type == MP_MAP ? 2 * it.n : 0;
+	for (size_t i = 0; i < children && rc == CARELOG_OK; i++) {
+		rc = rd_skip(r, depth + 1);
+	}
+	return rc;
+}
+
+static int rd_expect(struct proto_rd *r, enum proto_key k, enum proto_mp_type type,
+		     struct proto_item *it)
+{
+	int rc = rd_item(r, it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it->type != type) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\": %s where %s expected",
+			       proto_key_names[k], proto_mp_type_names[it->type],
+			       proto_mp_type_names[type]);
+	}
+	return CARELOG_OK;
+}
+
+static int rd_u64(struct proto_rd *r, enum proto_key k, uint64_t max, uint64_t *out)
+{
+	struct proto_item it;
+	int rc = rd_expect(r, k, MP_UINT, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.u > max) {
+		return rd_fail(r, CARELOG_ETOOBIG, "key \"%s\": %llu > %llu", proto_key_names[k],
+			       (unsigned long long)it.u, (unsigned long long)max);
+	}
+	*out = it.u;
+	return CARELOG_OK;
+}
+
+static int rd_u32(struct proto_rd *r, enum proto_key k, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	int rc = rd_u64(r, k, max, &v);
+	if (rc == CARELOG_OK) {
+		*out = (uint32_t)v;
+	}
+	return rc;
+}
+
+static int rd_bool(struct proto_rd *r, enum proto_key k, bool *out)
+{
+	struct proto_item it;
+	int rc = rd_expect(r, k, MP_BOOL, &it);
+	if (rc == CARELOG_OK) {
+		*out = it.u != 0;
+	}
+	return rc;
+}
+
+static int rd_bytes(struct proto_rd *r, enum proto_key k, enum proto_mp_type type, size_t max,
+		    struct proto_str *out)
+{
+	struct proto_item it;
+	int rc = rd_expect(r, k, type, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.n > max) {
+		return rd_fail(r, CARELOG_ETOOBIG, "key \"%s\": %zu bytes > %zu", proto_key_names[k],
+			       it.n, max);
+	}
+	out->ptr = (const char *)it.ptr;
+	out->len = it.n;
+	return CARELOG_OK;
+}
+
+static int rd_str(struct proto_rd *r, enum proto_key k, size_t max, struct proto_str *out)
+{
+	return rd_bytes(r, k, MP_STR, max, out);
+}
+
+static int rd_id(struct proto_rd *r, enum proto_key k, uint8_t out[PROTO_ID_BYTES])
+{
+	struct proto_str s;
+	int rc = rd_bytes(r, k, MP_BIN, PROTO_ID_BYTES, &s);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (s.len != PROTO_ID_BYTES) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\": %zu bytes where %d expected",
+			       proto_key_names[k], s.len, PROTO_ID_BYTES);
+	}
+	memcpy(out, s.ptr, PROTO_ID_BYTES);
+	return CARELOG_OK;
+}
+
+/* Reads a map key; *out_key is -1 for a key this version does not know. */
+static int rd_key(struct proto_rd *r, int *out_key, struct proto_str *out_name)
+{
+	struct proto_item it;
+	int rc = rd_item(r, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.type != MP_STR) {
+		return rd_fail(r, CARELOG_EPROTO, "map key is a %s, not a string",
+			       proto_mp_type_names[it.type]);
+	}
+	out_name->ptr = (const char *)it.ptr;
+	out_name->len = it.n;
+	*out_key = proto_key_lookup(*out_name);
+	return CARELOG_OK;
+}
+
+static int rd_seen(struct proto_rd *r, uint64_t *seen, int k)
+{
+	if (*seen & KB(k)) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" twice", proto_key_names[k]);
+	}
+	*seen |= KB(k);
+	return CARELOG_OK;
+}
+
+static int rd_map(struct proto_rd *r, const char *what, size_t keys_max, size_t *out_n)
+{
+	struct proto_item it;
+	int rc = rd_item(r, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.type != MP_MAP) {
+		return rd_fail(r, CARELOG_EPROTO, "%s is a %s, not a map", what,
+			       proto_mp_type_names[it.type]);
+	}
+	if (it.n > keys_max) {
+		return rd_fail(r, CARELOG_EPROTO, "%s has %zu keys (at most %zu)", what, it.n,
+			       keys_max);
+	}
+	*out_n = it.n;
+	return CARELOG_OK;
+}
+
+/* The version comes first in meaning, not necessarily on the wire: find "v" before judging
+ * the rest, so a future version's unknown keys give EVERSION rather than EPROTO. */
+static int rd_version(const uint8_t *bytes, size_t len, char *why, size_t why_len)
+{
+	struct proto_rd r = {.p = bytes, .end = bytes + len, .why = why, .why_len = why_len};
+	size_t n;
+	int rc = rd_map(&r, "message", PROTO_MAP_KEYS_MAX, &n);
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(&r, &k, &name);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		if (k != K_V) {
+			rc = rd_skip(&r, 1);
+			continue;
+		}
+		struct proto_item it;
+		rc = rd_expect(&r, K_V, MP_UINT, &it);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		if (it.u != PROTO_VERSION) {
+			return rd_fail(&r, CARELOG_EVERSION, "protocol version %llu (this side speaks %d)",
+				       (unsigned long long)it.u, PROTO_VERSION);
+		}
+		return CARELOG_OK;
+	}
+	return rc != CARELOG_OK ? rc : rd_fail(&r, CARELOG_EPROTO, "key \"v\" missing");
+}
+
+static int rd_check_end(struct proto_rd *r)
+{
+	if (r->p != r->end) {
+		return rd_fail(r, CARELOG_EPROTO, "%zu bytes after the message", rd_left(r));
+	}
+	return CARELOG_OK;
+}
+
+/* ---------------------------------------------------------------- request decoding */
+
+#define REQ_HEAD (KB(K_V) | KB(K_OP) | KB(K_TIMEOUT_MS))
+#define REQ_ACTOR (KB(K_ACTOR) | KB(K_ROLE))
+
+static const uint64_t proto_req_allowed[] = {
+	[PROTO_OP_STATUS] = REQ_HEAD,
+	[PROTO_OP_VERIFY] = REQ_HEAD,
+	[PROTO_OP_APPEND] = REQ_HEAD | REQ_ACTOR | KB(K_PATIENT) | KB(K_KIND) | KB(K_REQUEST_ID) |
+			    KB(K_MEDIA_TYPE) | KB(K_STATUS) | KB(K_SENSITIVITY) |
+			    KB(K_CLINICAL_TIME_MS) | KB(K_CORRECTS) | KB(K_BODY),
+	[PROTO_OP_READ] = REQ_HEAD | REQ_ACTOR | KB(K_PATIENT) | KB(K_CONSISTENCY) |
+			  KB(K_MIN_INDEX) | KB(K_KIND) | KB(K_SINCE_INDEX) | KB(K_LIMIT),
+	[PROTO_OP_GET] = REQ_HEAD | REQ_ACTOR | KB(K_ID),
+};
+
+static const uint64_t proto_req_required[] = {
+	[PROTO_OP_STATUS] = KB(K_V) | KB(K_OP),
+	[PROTO_OP_VERIFY] = KB(K_V) | KB(K_OP),
+	[PROTO_OP_APPEND] = KB(K_V) | KB(K_OP) | KB(K_PATIENT) | KB(K_KIND) | KB(K_REQUEST_ID) |
+			    KB(K_BODY),
+	[PROTO_OP_READ] = KB(K_V) | KB(K_OP) | KB(K_PATIENT),
+	[PROTO_OP_GET] = KB(K_V) | KB(K_OP) | KB(K_ID),
+};
+
+/* Every request field, before we know which op they belong to. */
+struct proto_req_fields {
+	struct proto_actor actor;
+	struct proto_str patient, kind, request_id, media_type, status, sensitivity, body;
+	uint64_t clinical_time_ms, min_index, since_index;
+	uint32_t limit, timeout_ms;
+	uint8_t consistency;
+	bool has_corrects;
+	uint8_t corrects[PROTO_ID_BYTES];
+	uint8_t id[PROTO_ID_BYTES];
+	uint8_t op;
+};
+
+static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
+{
+	struct proto_str s;
+	int rc;
+	switch (k) {
+	case K_V: {
+		uint64_t v; /* checked by rd_version */
+		return rd_u64(r, K_V, UINT64_MAX, &v);
+	}
+	case K_OP:
+		rc = rd_str(r, K_OP, 16, &s);
+		if (rc == CARELOG_OK && (f->op = proto_op_parse(s)) == 0) {
+			rc = rd_fail(r, CARELOG_EPROTO, "unknown op \"%.*s\"", (int)s.len, s.ptr);
+		}
+		return rc;
+	case K_TIMEOUT_MS:
+		return rd_u32(r, K_TIMEOUT_MS, UINT32_MAX, &f->timeout_ms);
+	case K_ACTOR:
+		return rd_str(r, K_ACTOR, PROTO_ACTOR_BYTES_MAX, &f->actor.id);
+	case K_ROLE:
+		return rd_str(r, K_ROLE, PROTO_ROLE_BYTES_MAX, &f->actor.role);
+	case K_PATIENT:
+		return rd_str(r, K_PATIENT, PROTO_PATIENT_BYTES_MAX, &f->patient);
+	case K_KIND:
+		return rd_str(r, K_KIND, PROTO_KIND_BYTES_MAX, &f->kind);
+	case K_REQUEST_ID:
+		return rd_str(r, K_REQUEST_ID, PROTO_REQUEST_ID_BYTES_MAX, &f->request_id);
+	case K_MEDIA_TYPE:
+		return rd_str(r, K_MEDIA_TYPE, PROTO_MEDIA_TYPE_BYTES_MAX, &f->media_type);
+	case K_STATUS:
+		return rd_str(r, K_STATUS, PROTO_STATUS_BYTES_MAX, &f->status);
+	case K_SENSITIVITY:
+		return rd_str(r, K_SENSITIVITY, PROTO_SENSITIVITY_BYTES_MAX, &f->sensitivity);
+	case K_CLINICAL_TIME_MS:
+		return rd_u64(r, K_CLINICAL_TIME_MS, UINT64_MAX, &f->clinical_time_ms);
+	case K_CORRECTS:
+		f->has_corrects = true;
+		return rd_id(r, K_CORRECTS, f->corrects);
+	case K_BODY:
+		return rd_bytes(r, K_BODY, MP_BIN, PROTO_BODY_BYTES_MAX, &f->body);
+	case K_CONSISTENCY:
+		rc = rd_str(r, K_CONSISTENCY, 16, &s);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		for (uint8_t c = 0; c < CL_ARRAY_LEN(proto_consistency_names); c++) {
+			if (proto_str_is(s, proto_consistency_names[c])) {
+				f->consistency = c;
+				return CARELOG_OK;
+			}
+		}
+		return rd_fail(r, CARELOG_EPROTO, "unknown consistency \"%.*s\"", (int)s.len, s.ptr);
+	case K_MIN_INDEX:
+		return rd_u64(r, K_MIN_INDEX, UINT64_MAX, &f->min_index);
+	case K_SINCE_INDEX:
+		return rd_u64(r, K_SINCE_INDEX, UINT64_MAX, &f->since_index);
+	case K_LIMIT:
+		return rd_u32(r, K_LIMIT, PROTO_READ_LIMIT_MAX, &f->limit);
+	case K_ID:
+		return rd_id(r, K_ID, f->id);
+	default:
+		return rd_fail(r, CARELOG_EPROTO, "unknown key \"%s\" in a request",
+			       proto_key_names[k]);
+	}
+}
+
+static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields *f,
+			      uint64_t seen, struct proto_request *out)
+{
+	if (!(seen & KB(K_OP))) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"op\" missing");
+	}
+	uint64_t extra = seen & ~proto_req_allowed[f->op];
+	if (extra != 0) {
+		int k = __builtin_ctzll(extra);
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in a %s request",
+			       proto_key_names[k], proto_op_name(f->op));
+	}
+	uint64_t missing = proto_req_required[f->op] & ~seen;
+	if (missing != 0) {
+		int k = __builtin_ctzll(missing);
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from a %s request",
+			       proto_key_names[k], proto_op_name(f->op));
+	}
+	memset(out, 0, sizeof(*out));
+	out->version = PROTO_VERSION;
+	out->op = f->op;
+	out->timeout_ms = f->timeout_ms;
+	switch (f->op) {
+	case PROTO_OP_APPEND: {
+		struct proto_append_req *a = &out->u.append;
+		a->actor = f->actor;
+		a->patient = f->patient;
+		a->kind = f->kind;
+		a->request_id = f->request_id;
+		a->media_type = f->media_type;
+		a->status = f->status;
+		a->sensitivity = f->sensitivity;
+		a->clinical_time_ms = f->clinical_time_ms;
+		a->has_corrects = f->has_corrects;
+		memcpy(a->corrects, f->corrects, PROTO_ID_BYTES);
+		a->body = f->body;
+		break;
+	}
+	case PROTO_OP_READ: {
+		struct proto_read_req *q = &out->u.read;
+		q->actor = f->actor;
+		q->patient = f->patient;
+		q->consistency = f->consistency;
+		q->min_index = f->min_index;
+		q->kind = f->kind;
+		q->since_index = f->since_index;
+		q->limit = f->limit;
+		break;
+	}
+	case PROTO_OP_GET:
+		out->u.get.actor = f->actor;
+		memcpy(out->u.get.id, f->id, PROTO_ID_BYTES);
+		break;
+	default:
+		break;
+	}
+	return CARELOG_OK;
+}
+
+int proto_request_decode_reason(const uint8_t *bytes, size_t len, struct proto_request *out,
+				char *reason, size_t reason_len)
+{
+	CL_ASSERT(out != NULL);
+	if (reason != NULL && reason_len > 0) {
+		reason[0] = '\0';
+	}
+	struct proto_rd r = {.p = bytes, .end = bytes + len, .why = reason, .why_len = reason_len};
+	if (bytes == NULL || len == 0) {
+		return rd_fail(&r, CARELOG_EPROTO, "empty message");
+	}
+	if (len > PROTO_MESSAGE_BYTES_MAX) {
+		return rd_fail(&r, CARELOG_ETOOBIG, "message of %zu bytes > %d", len,
+			       PROTO_MESSAGE_BYTES_MAX);
+	}
+	int rc = rd_version(bytes, len, reason, reason_len);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	size_t n;
+	rc = rd_map(&r, "request", K_COUNT_, &n);
+	struct proto_req_fields f;
+	memset(&f, 0, sizeof(f));
+	uint64_t seen = 0;
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(&r, &k, &name);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		if (k < 0) {
+			rc = rd_fail(&r, CARELOG_EPROTO, "unknown key \"%.*s\" in a request",
+				     (int)(name.len > 64 ? 64 : name.len), name.ptr);
+			break;
+		}
+		rc = rd_seen(&r, &seen, k);
+		if (rc == CARELOG_OK) {
+			rc = rd_req_value(&r, k, &f);
+		}
+	}
+	if (rc == CARELOG_OK) {
+		rc = rd_check_end(&r);
+	}
+	struct proto_request decoded;
+	if (rc == CARELOG_OK) {
+		rc = proto_req_assemble(&r, &f, seen, &decoded);
+	}
+	if (rc == CARELOG_OK) {
+		*out = decoded;
+	}
+	return rc;
+}
+
+int proto_request_decode(const uint8_t *bytes, size_t len, struct proto_request *out)
+{
+	return proto_request_decode_reason(bytes, len, out, NULL, 0);
+}
+
+/* ---------------------------------------------------------------- reply decoding */
+
+#define ENTRY_REQUIRED                                                                      \
+	(KB(K_INDEX) | KB(K_ID) | KB(K_KIND) | KB(K_PATIENT) | KB(K_AUTHOR) | KB(K_ROLE) |      \
+	 KB(K_ORG) | KB(K_UNIT) | KB(K_NODE_ID) | KB(K_TIME_MS) | KB(K_AUTHOR_TIME_MS) |        \
+	 KB(K_CLINICAL_TIME_MS) | KB(K_STATUS) | KB(K_SENSITIVITY) | KB(K_MEDIA_TYPE) |         \
+	 KB(K_REQUEST_ID) | KB(K_BODY))
+
+static int rd_missing(struct proto_rd *r, uint64_t required, uint64_t seen, const char *what)
+{
+	uint64_t missing = required & ~seen;
+	if (missing != 0) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from %s",
+			       proto_key_names[__builtin_ctzll(missing)], what);
+	}
+	return CARELOG_OK;
+}
+
+/* Replies skip keys they do not know, so a newer node may add fields (docs/client-protocol.md). */
+static int rd_entry(struct proto_rd *r, struct proto_entry *x)
+{
+	size_t n;
+	int rc = rd_map(r, "entry", PROTO_MAP_KEYS_MAX, &n);
+	uint64_t seen = 0;
+	memset(x, 0, sizeof(*x));
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(r, &k, &name);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		if (k >= 0) {
+			rc = rd_seen(r, &seen, k);
+			if (rc != CARELOG_OK) {
+				break;
+			}
+		}
+		switch (k) {
+		case K_INDEX:
+			rc = rd_u64(r, K_INDEX, UINT64_MAX, &x->index);
+			break;
+		case K_ID:
+			rc = rd_id(r, K_ID, x->id);
+			break;
+		case K_KIND:
+			rc = rd_str(r, K_KIND, PROTO_KIND_BYTES_MAX, &x->kind);
+			break;
+		case K_PATIENT:
+			rc = rd_str(r, K_PATIENT, PROTO_PATIENT_BYTES_MAX, &x->patient);
+			break;
+		case K_AUTHOR:
+			rc = rd_str(r, K_AUTHOR, PROTO_ACTOR_BYTES_MAX, &x->author);
+			break;
+		case K_ROLE:
+			rc = rd_str(r, K_ROLE, PROTO_ROLE_BYTES_MAX, &x->role);
+			break;
+		case K_ORG:
+			rc = rd_str(r, K_ORG, PROTO_ORG_BYTES_MAX, &x->org);
+			break;
+		case K_UNIT:
+			rc = rd_str(r, K_UNIT, PROTO_UNIT_BYTES_MAX, &x->unit);
+			break;
+		case K_NODE_ID:
+			rc = rd_u64(r, K_NODE_ID, UINT64_MAX, &x->node_id);
+			break;
+		case K_TIME_MS:
+			rc = rd_u64(r, K_TIME_MS, UINT64_MAX, &x->time_ms);
+			break;
+		case K_AUTHOR_TIME_MS:
+			rc = rd_u64(r, K_AUTHOR_TIME_MS, UINT64_MAX, &x->author_time_ms);
+			break;
+		case K_CLINICAL_TIME_MS:
+			rc = rd_u64(r, K_CLINICAL_TIME_MS, UINT64_MAX, &x->clinical_time_ms);
+			break;
+		case K_STATUS:
+			rc = rd_str(r, K_STATUS, PROTO_STATUS_BYTES_MAX, &x->status);
+			break;
+		case K_SENSITIVITY:
+			rc = rd_str(r, K_SENSITIVITY, PROTO_SENSITIVITY_BYTES_MAX, &x->sensitivity);
+			break;
+		case K_MEDIA_TYPE:
+			rc = rd_str(r, K_MEDIA_TYPE, PROTO_MEDIA_TYPE_BYTES_MAX, &x->media_type);
+			break;
+		case K_REQUEST_ID:
+			rc = rd_str(r, K_REQUEST_ID, PROTO_REQUEST_ID_BYTES_MAX, &x->request_id);
+			break;
+		case K_CORRECTS:
+			x->has_corrects = true;
+			rc = rd_id(r, K_CORRECTS, x->corrects);
+			break;
+		case K_ERASED:
+			rc = rd_bool(r, K_ERASED, &x->body_erased);
+			break;
+		case K_BODY:
+			rc = rd_bytes(r, K_BODY, MP_BIN, PROTO_BODY_BYTES_MAX, &x->body);
+			break;
+		default:
+			rc = rd_skip(r, 1);
+			break;
+		}
+	}
+	return rc != CARELOG_OK ? rc : rd_missing(r, ENTRY_REQUIRED, seen, "an entry");
+}
+
+static int rd_member(struct proto_rd *r, struct proto_member *m)
+{
+	size_t n;
+	int rc = rd_map(r, "member", PROTO_MAP_KEYS_MAX, &n);
+	uint64_t seen = 0;
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(r, &k, &name);
+		if (rc == CARELOG_OK && k >= 0) {
+			rc = rd_seen(r, &seen, k);
+		}
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		switch (k) {
+		case K_ID:
+			rc = rd_u64(r, K_ID, UINT64_MAX, &m->id);
+			break;
+		case K_ROLE:
+			rc = rd_str(r, K_ROLE, PROTO_NODE_ROLE_BYTES_MAX, &m->role);
+			break;
+		case K_MATCH_INDEX:
+			rc = rd_u64(r, K_MATCH_INDEX, UINT64_MAX, &m->match_index);
+			break;
+		default:
+			rc = rd_skip(r, 1);
+			break;
+		}
+	}
+	return rc != CARELOG_OK
+		       ? rc
+		       : rd_missing(r, KB(K_ID) | KB(K_ROLE) | KB(K_MATCH_INDEX), seen, "a member");
+}
+
+/* An array header whose length is within `max` (ETOOBIG beyond: the sender broke a limit). */
+static int rd_array(struct proto_rd *r, enum proto_key k, uint32_t max, uint32_t *out_n)
+{
+	struct proto_item it;
+	int rc = rd_expect(r, k, MP_ARRAY, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.n > max) {
+		return rd_fail(r, CARELOG_ETOOBIG, "key \"%s\": %zu elements > %u", proto_key_names[k],
+			       it.n, max);
+	}
+	*out_n = (uint32_t)it.n;
+	return CARELOG_OK;
+}
+
+static void *rd_alloc(struct proto_arena *arena, size_t n, size_t size)
+{
+	if (n == 0) {
+		return NULL;
+	}
+	return proto_arena_alloc(arena, n * size); /* n is bounded by a PROTO_*_MAX */
+}
+
+struct proto_reply_fields {
+	struct proto_reply rep;
+	uint64_t node_id, term, leader_id, commit_index, applied_index, index, lag;
+	uint64_t entries_checked, values_checked, problems_count;
+	uint32_t withheld;
+	uint8_t chain_head[PROTO_ID_BYTES];
+	uint8_t id[PROTO_ID_BYTES];
+	struct proto_str role, request_id;
+	bool committed, duplicate, stale, more, ok;
+	uint32_t members_count, entries_count, problems_listed;
+	struct proto_member *members;
+	struct proto_entry *entries;
+	struct proto_str *problems;
+	struct proto_entry entry;
+};
+
+static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
+			  struct proto_reply_fields *f)
+{
+	int rc;
+	struct proto_str s;
+	switch (k) {
+	case K_V: {
+		uint64_t v;
+		return rd_u64(r, K_V, UINT64_MAX, &v);
+	}
+	case K_OP:
+		rc = rd_str(r, K_OP, 16, &s);
+		if (rc == CARELOG_OK && (f->rep.op = proto_op_parse(s)) == 0) {
+			rc = rd_fail(r, CARELOG_EPROTO, "unknown op \"%.*s\"", (int)s.len, s.ptr);
+		}
+		return rc;
+	case K_ERR: {
+		uint64_t e;
+		rc = rd_u64(r, K_ERR, INT_MAX, &e);
+		f->rep.err = (int)e;
+		return rc;
+	}
+	case K_MSG:
+		return rd_str(r, K_MSG, PROTO_MSG_BYTES_MAX, &f->rep.msg);
+	case K_NODE_ID:
+		return rd_u64(r, K_NODE_ID, UINT64_MAX, &f->node_id);
+	case K_ROLE:
+		return rd_str(r, K_ROLE, PROTO_NODE_ROLE_BYTES_MAX, &f->role);
+	case K_TERM:
+		return rd_u64(r, K_TERM, UINT64_MAX, &f->term);
+	case K_LEADER_ID:
+		return rd_u64(r, K_LEADER_ID, UINT64_MAX, &f->leader_id);
+	case K_COMMIT_INDEX:
+		return rd_u64(r, K_COMMIT_INDEX, UINT64_MAX, &f->commit_index);
+	case K_APPLIED_INDEX:
+		return rd_u64(r, K_APPLIED_INDEX, UINT64_MAX, &f->applied_index);
+	case K_CHAIN_HEAD:
+		return rd_id(r, K_CHAIN_HEAD, f->chain_head);
+	case K_MEMBERS:
+		rc = rd_array(r, K_MEMBERS, PROTO_MEMBERS_MAX, &f->members_count);
+		if (rc == CARELOG_OK && f->members_count > 0) {
+			f->members = rd_alloc(arena, f->members_count, sizeof(*f->members));
+			if (f->members == NULL) {
+				return CARELOG_ENOMEM;
+			}
+		}
+		for (uint32_t i = 0; i < f->members_count && rc == CARELOG_OK; i++) {
+			rc = rd_member(r, &f->members[i]);
+		}
+		return rc;
+	case K_COMMITTED:
+		return rd_bool(r, K_COMMITTED, &f->committed);
+	case K_INDEX:
+		return rd_u64(r, K_INDEX, UINT64_MAX, &f->index);
+	case K_ID:
+		return rd_id(r, K_ID, f->id);
+	case K_REQUEST_ID:
+		return rd_str(r, K_REQUEST_ID, PROTO_REQUEST_ID_BYTES_MAX, &f->request_id);
+	case K_DUPLICATE:
+		return rd_bool(r, K_DUPLICATE, &f->duplicate);
+	case K_LAG:
+		return rd_u64(r, K_LAG, UINT64_MAX, &f->lag);
+	case K_STALE:
+		return rd_bool(r, K_STALE, &f->stale);
+	case K_WITHHELD:
+		return rd_u32(r, K_WITHHELD, UINT32_MAX, &f->withheld);
+	case K_MORE:
+		return rd_bool(r, K_MORE, &f->more);
+	case K_ENTRIES:
+		rc = rd_array(r, K_ENTRIES, PROTO_READ_LIMIT_MAX, &f->entries_count);
+		if (rc == CARELOG_OK && f->entries_count > 0) {
+			f->entries = rd_alloc(arena, f->entries_count, sizeof(*f->entries));
+			if (f->entries == NULL) {
+				return CARELOG_ENOMEM;
+			}
+		}
+		for (uint32_t i = 0; i < f->entries_count && rc == CARELOG_OK; i++) {
+			rc = rd_entry(r, &f->entries[i]);
+		}
+		return rc;
+	case K_ENTRY:
+		return rd_entry(r, &f->entry);
+	case K_OK:
+		return rd_bool(r, K_OK, &f->ok);
+	case K_ENTRIES_CHECKED:
+		return rd_u64(r, K_ENTRIES_CHECKED, UINT64_MAX, &f->entries_checked);
+	case K_VALUES_CHECKED:
+		return rd_u64(r, K_VALUES_CHECKED, UINT64_MAX, &f->values_checked);
+	case K_PROBLEMS_COUNT:
+		return rd_u64(r, K_PROBLEMS_COUNT, UINT64_MAX, &f->problems_count);
+	case K_PROBLEMS:
+		rc = rd_array(r, K_PROBLEMS, PROTO_PROBLEMS_MAX, &f->problems_listed);
+		if (rc == CARELOG_OK && f->problems_listed > 0) {
+			f->problems = rd_alloc(arena, f->problems_listed, sizeof(*f->problems));
+			if (f->problems == NULL) {
+				return CARELOG_ENOMEM;
+			}
+		}
+		for (uint32_t i = 0; i < f->problems_listed && rc == CARELOG_OK; i++) {
+			rc = rd_str(r, K_PROBLEMS, PROTO_PROBLEM_BYTES_MAX, &f->problems[i]);
+		}
+		return rc;
+	default:
+		return rd_skip(r, 1);
+	}
+}
+
+static const uint64_t proto_reply_required[] = {
+	[PROTO_OP_STATUS] = KB(K_NODE_ID) | KB(K_ROLE) | KB(K_TERM) | KB(K_LEADER_ID) |
+			    KB(K_COMMIT_INDEX) | KB(K_APPLIED_INDEX) | KB(K_CHAIN_HEAD) |
+			    KB(K_MEMBERS),
+	[PROTO_OP_APPEND] = KB(K_COMMITTED) | KB(K_INDEX) | KB(K_ID) | KB(K_REQUEST_ID),
+	[PROTO_OP_READ] = KB(K_APPLIED_INDEX) | KB(K_LAG) | KB(K_STALE) | KB(K_WITHHELD) |
+			  KB(K_ENTRIES),
+	[PROTO_OP_GET] = KB(K_ENTRY),
+	[PROTO_OP_VERIFY] = KB(K_OK) | KB(K_ENTRIES_CHECKED) | KB(K_VALUES_CHECKED) |
+			    KB(K_PROBLEMS_COUNT) | KB(K_PROBLEMS) | KB(K_CHAIN_HEAD) |
+			    KB(K_APPLIED_INDEX),
+};
+
+static void proto_reply_assemble(const struct proto_reply_fields *f, struct proto_reply *out)
+{
+	*out = f->rep;
+	out->version = PROTO_VERSION;
+	switch (f->rep.op) {
+	case PROTO_OP_STATUS: {
+		struct proto_status_reply *s = &out->u.status;
+		s->node_id = f->node_id;
+		s->role = f->role;
+		s->term = f->term;
+		s->leader_id = f->leader_id;
+		s->commit_index = f->commit_index;
+		s->applied_index = f->applied_index;
+		memcpy(s->chain_head, f->chain_head, PROTO_ID_BYTES);
+		s->members_count = f->members_count;
+		s->members = f->members;
+		break;
+	}
+	case PROTO_OP_APPEND: {
+		struct proto_append_reply *a = &out->u.append;
+		a->committed = f->committed;
+		a->index = f->index;
+		memcpy(a->id, f->id, PROTO_ID_BYTES);
+		a->request_id = f->request_id;
+		a->duplicate = f->duplicate;
+		break;
+	}
+	case PROTO_OP_READ: {
+		struct proto_read_reply *q = &out->u.read;
+		q->applied_index = f->applied_index;
+		q->lag = f->lag;
+		q->stale = f->stale;
+		q->withheld = f->withheld;
+		q->more = f->more;
+		q->entries_count = f->entries_count;
+		q->entries = f->entries;
+		break;
+	}
+	case PROTO_OP_GET:
+		out->u.get = f->entry;
+		break;
+	case PROTO_OP_VERIFY: {
+		struct proto_verify_reply *v = &out->u.verify;
+		v->ok = f->ok;
+		v->entries_checked = f->entries_checked;
+		v->values_checked = f->values_checked;
+		v->problems_count = f->problems_count;
+		v->problems_listed = f->problems_listed;
+		v->problems = f->problems;
+		memcpy(v->chain_head, f->chain_head, PROTO_ID_BYTES);
+		v->applied_index = f->applied_index;
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+int proto_reply_decode_reason(const uint8_t *bytes, size_t len, struct proto_arena *arena,
+			      struct proto_reply *out, char *reason, size_t reason_len)
+{
+	CL_ASSERT(arena != NULL && out != NULL);
+	if (reason != NULL && reason_len > 0) {
+		reason[0] = '\0';
+	}
+	struct proto_rd r = {.p = bytes, .end = bytes + len, .why = reason, .why_len = reason_len};
+	if (bytes == NULL || len == 0) {
+		return rd_fail(&r, CARELOG_EPROTO, "empty message");
+	}
+	if (len > PROTO_MESSAGE_BYTES_MAX) {
+		return rd_fail(&r, CARELOG_ETOOBIG, "message of %zu bytes > %d", len,
+			       PROTO_MESSAGE_BYTES_MAX);
+	}
+	int rc = rd_version(bytes, len, reason, reason_len);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	size_t n;
+	rc = rd_map(&r, "reply", PROTO_MAP_KEYS_MAX, &n);
+	struct proto_reply_fields *f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	uint64_t seen = 0;
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(&r, &k, &name);
+		if (rc == CARELOG_OK && k >= 0) {
+			rc = rd_seen(&r, &seen, k);
+		}
+		if (rc == CARELOG_OK) {
+			rc = rd_reply_value(&r, k, arena, f);
+		}
+	}
+	if (rc == CARELOG_OK) {
+		rc = rd_check_end(&r);
+	}
+	if (rc == CARELOG_OK) {
+		rc = rd_missing(&r, KB(K_ERR) | KB(K_MSG), seen, "a reply");
+	}
+	if (rc == CARELOG_OK && f->rep.err == CARELOG_OK) {
+		/* Success must say what it answers and carry every field of that answer. */
+		if (!(seen & KB(K_OP))) {
+			rc = rd_fail(&r, CARELOG_EPROTO, "key \"op\" missing from a reply");
+		} else {
+			rc = rd_missing(&r, proto_reply_required[f->rep.op], seen, "a reply");
+		}
+		if (rc == CARELOG_OK && f->rep.op == PROTO_OP_VERIFY &&
+		    f->problems_count < f->problems_listed) {
+			rc = rd_fail(&r, CARELOG_EPROTO, "problems_count below the problems listed");
+		}
+	}
+	if (rc == CARELOG_OK) {
+		proto_reply_assemble(f, out);
+	}
+	free(f);
+	return rc;
+}
+
+int proto_reply_decode(const uint8_t *bytes, size_t len, struct proto_arena *arena,
+		       struct proto_reply *out)
+{
+	return proto_reply_decode_reason(bytes, len, arena, out, NULL, 0);
+}

@@ -1,0 +1,701 @@
+/* carelogctl's command line: commands, options, defaults from the environment, usage texts. */
+#include "node/ctl/ctl.h"
+
+#include "carelog/errors.h"
+#include "common/assert.h"
+#include "common/crypto.h"
+
+#include <stdarg.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ commands */
+
+struct ctl_command_def {
+	const char *word1;
+	const char *word2; /* NULL for one-word commands */
+	bool network;      /* talks to a node: needs an endpoint */
+};
+
+static const struct ctl_command_def ctl_commands[CTL_CMD_COUNT_] = {
+	[CTL_CMD_NONE] = {"", NULL, false},
+	[CTL_CMD_KEYGEN] = {"keygen", NULL, false},
+	[CTL_CMD_CLUSTER_INIT] = {"cluster", "init", false},
+	[CTL_CMD_STATUS] = {"status", NULL, true},
+	[CTL_CMD_APPEND] = {"append", NULL, true},
+	[CTL_CMD_READ] = {"read", NULL, true},
+	[CTL_CMD_GET] = {"get", NULL, true},
+	[CTL_CMD_VERIFY] = {"verify", NULL, true},
+	[CTL_CMD_BENCH_APPEND] = {"bench", "append", true},
+};
+
+static const char *const ctl_command_names[CTL_CMD_COUNT_] = {
+	[CTL_CMD_NONE] = "",
+	[CTL_CMD_KEYGEN] = "keygen",
+	[CTL_CMD_CLUSTER_INIT] = "cluster init",
+	[CTL_CMD_STATUS] = "status",
+	[CTL_CMD_APPEND] = "append",
+	[CTL_CMD_READ] = "read",
+	[CTL_CMD_GET] = "get",
+	[CTL_CMD_VERIFY] = "verify",
+	[CTL_CMD_BENCH_APPEND] = "bench append",
+};
+
+/* Named in DESIGN.md's contract but needing admin operations the client protocol does not
+ * carry yet. */
+static const char *const ctl_planned_commands[] = {"member", "transfer-leader"};
+
+const char *ctl_command_name(enum ctl_command command)
+{
+	CL_ASSERT(command < CTL_CMD_COUNT_);
+	return ctl_command_names[command];
+}
+
+/* ------------------------------------------------------------------ options */
+
+enum ctl_opt {
+	OPT_ENDPOINT,
+	OPT_TIMEOUT,
+	OPT_ACTOR,
+	OPT_JSON,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_OUT,
+	OPT_MEMBER,
+	OPT_LEARNER,
+	OPT_BODY_MAX_BYTES,
+	OPT_PATIENT,
+	OPT_KIND,
+	OPT_BODY,
+	OPT_BODY_FILE,
+	OPT_REQUEST_ID,
+	OPT_STATUS,
+	OPT_SENSITIVITY,
+	OPT_MEDIA_TYPE,
+	OPT_CLINICAL_TIME,
+	OPT_CORRECTS,
+	OPT_CONSISTENCY,
+	OPT_MIN_INDEX,
+	OPT_SINCE_INDEX,
+	OPT_LIMIT,
+	OPT_ID,
+	OPT_CLIENTS,
+	OPT_COUNT,
+	OPT_BODY_BYTES,
+	OPT_COUNT_
+};
+
+#define CMD(c) (1u << (c))
+#define CMDS_ALL (~0u)
+
+struct ctl_opt_def {
+	const char *name;
+	bool takes_value;
+	bool repeatable;
+	uint32_t commands; /* where the option is allowed after the command word */
+};
+
+static const struct ctl_opt_def ctl_opts[OPT_COUNT_] = {
+	/* connection options are accepted everywhere so scripts may put them anywhere */
+	[OPT_ENDPOINT] = {"--endpoint", true, false, CMDS_ALL},
+	[OPT_TIMEOUT] = {"--timeout", true, false, CMDS_ALL},
+	[OPT_ACTOR] = {"--actor", true, false, CMDS_ALL},
+	[OPT_JSON] = {"--json", false, false, CMDS_ALL},
+	[OPT_HELP] = {"--help", false, true, CMDS_ALL},
+	[OPT_VERSION] = {"--version", false, false, CMD(CTL_CMD_NONE)},
+	[OPT_OUT] = {"--out", true, false, CMD(CTL_CMD_KEYGEN) | CMD(CTL_CMD_CLUSTER_INIT)},
+	[OPT_MEMBER] = {"--member", true, true, CMD(CTL_CMD_CLUSTER_INIT)},
+	[OPT_LEARNER] = {"--learner", true, true, CMD(CTL_CMD_CLUSTER_INIT)},
+	[OPT_BODY_MAX_BYTES] = {"--body-max-bytes", true, false, CMD(CTL_CMD_CLUSTER_INIT)},
+	[OPT_PATIENT] = {"--patient", true, false,
+			 CMD(CTL_CMD_APPEND) | CMD(CTL_CMD_READ) | CMD(CTL_CMD_BENCH_APPEND)},
+	[OPT_KIND] = {"--kind", true, false,
+		      CMD(CTL_CMD_APPEND) | CMD(CTL_CMD_READ) | CMD(CTL_CMD_BENCH_APPEND)},
+	[OPT_BODY] = {"--body", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_BODY_FILE] = {"--body-file", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_REQUEST_ID] = {"--request-id", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_STATUS] = {"--status", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_SENSITIVITY] = {"--sensitivity", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_MEDIA_TYPE] = {"--media-type", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_CLINICAL_TIME] = {"--clinical-time", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_CORRECTS] = {"--corrects", true, false, CMD(CTL_CMD_APPEND)},
+	[OPT_CONSISTENCY] = {"--consistency", true, false, CMD(CTL_CMD_READ)},
+	[OPT_MIN_INDEX] = {"--min-index", true, false, CMD(CTL_CMD_READ)},
+	[OPT_SINCE_INDEX] = {"--since-index", true, false, CMD(CTL_CMD_READ)},
+	[OPT_LIMIT] = {"--limit", true, false, CMD(CTL_CMD_READ)},
+	[OPT_ID] = {"--id", true, false, CMD(CTL_CMD_GET)},
+	[OPT_CLIENTS] = {"--clients", true, false, CMD(CTL_CMD_BENCH_APPEND)},
+	[OPT_COUNT] = {"--count", true, false, CMD(CTL_CMD_BENCH_APPEND)},
+	[OPT_BODY_BYTES] = {"--body-bytes", true, false, CMD(CTL_CMD_BENCH_APPEND)},
+};
+
+/* ------------------------------------------------------------------ parsing */
+
+struct ctl_parser {
+	struct ctl_options *o;
+	char *err;
+	size_t err_len;
+	uint64_t seen; /* options given, for duplicate detection */
+	bool actor_given;
+	bool timeout_given;
+};
+
+CL_PRINTF(2, 3)
+static int ctl_usage_error(struct ctl_parser *p, const char *fmt, ...)
+{
+	if (p->err_len > 0) {
+		size_t n = 0;
+		if (p->o->command != CTL_CMD_NONE) {
+			int w = snprintf(p->err, p->err_len, "%s: ", ctl_command_name(p->o->command));
+			n = w > 0 && (size_t)w < p->err_len ? (size_t)w : 0;
+		}
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(p->err + n, p->err_len - n, fmt, ap);
+		va_end(ap);
+	}
+	return CTL_EXIT_USAGE;
+}
+
+static bool ctl_parse_u64(const char *s, uint64_t *out)
+{
+	if (s[0] == '\0' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 20) {
+		return false;
+	}
+	uint64_t v = 0;
+	for (const char *c = s; *c != '\0'; c++) {
+		uint64_t d = (uint64_t)(*c - '0');
+		if (v > (UINT64_MAX - d) / 10) {
+			return false;
+		}
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* Seconds with up to three decimals ("2", "0.5", "1.250") to milliseconds. */
+static bool ctl_parse_seconds(const char *s, uint32_t *out_ms)
+{
+	const char *dot = strchr(s, '.');
+	size_t whole_len = dot != NULL ? (size_t)(dot - s) : strlen(s);
+	if (whole_len == 0 || whole_len > 6 || strspn(s, "0123456789") != whole_len) {
+		return false;
+	}
+	uint64_t ms = 0;
+	for (size_t i = 0; i < whole_len; i++) {
+		ms = ms * 10 + (uint64_t)(s[i] - '0');
+	}
+	ms *= 1000;
+	if (dot != NULL) {
+		size_t frac_len = strlen(dot + 1);
+		if (frac_len == 0 || frac_len > 3 || strspn(dot + 1, "0123456789") != frac_len) {
+			return false;
+		}
+		uint64_t frac = 0;
+		for (size_t i = 0; i < 3; i++) {
+			frac = frac * 10 + (i < frac_len ? (uint64_t)(dot[1 + i] - '0') : 0);
+		}
+		ms += frac;
+	}
+	if (ms == 0 || ms > CTL_TIMEOUT_MS_MAX) {
+		return false;
+	}
+	*out_ms = (uint32_t)ms;
+	return true;
+}
+
+static int ctl_parse_actor(struct ctl_parser *p, const char *text, const char *source)
+{
+	const char *colon = strchr(text, ':');
+	size_t id_len = colon != NULL ? (size_t)(colon - text) : strlen(text);
+	const char *role = colon != NULL ? colon + 1 : "";
+	if (id_len == 0) {
+		return ctl_usage_error(p, "%s \"%s\": expected ID[:ROLE]", source, text);
+	}
+	if (id_len > CTL_ACTOR_BYTES_MAX || strlen(role) > CTL_ROLE_BYTES_MAX) {
+		return ctl_usage_error(p, "%s: id at most %d bytes, role at most %d", source,
+				       CTL_ACTOR_BYTES_MAX, CTL_ROLE_BYTES_MAX);
+	}
+	memcpy(p->o->actor, text, id_len);
+	p->o->actor[id_len] = '\0';
+	snprintf(p->o->role, sizeof(p->o->role), "%s", role);
+	return CTL_EXIT_OK;
+}
+
+/* ID,ORG,ADDRESS,PUBKEY_FILE; the file is everything after the third comma. */
+static int ctl_parse_member(struct ctl_parser *p, const char *flag, const char *text, bool voter)
+{
+	if (p->o->members_count >= CTL_CLUSTER_MEMBERS_MAX) {
+		return ctl_usage_error(p, "more than %d members", CTL_CLUSTER_MEMBERS_MAX);
+	}
+	const char *c1 = strchr(text, ',');
+	const char *c2 = c1 != NULL ? strchr(c1 + 1, ',') : NULL;
+	const char *c3 = c2 != NULL ? strchr(c2 + 1, ',') : NULL;
+	if (c3 == NULL || c3[1] == '\0') {
+		return ctl_usage_error(p, "%s \"%s\": expected ID,ORG,ADDRESS,PUBKEY_FILE", flag,
+				       text);
+	}
+	struct ctl_member_arg *m = &p->o->members[p->o->members_count];
+	char id_text[24];
+	size_t id_len = (size_t)(c1 - text);
+	size_t org_len = (size_t)(c2 - c1 - 1);
+	size_t address_len = (size_t)(c3 - c2 - 1);
+	if (id_len == 0 || id_len >= sizeof(id_text)) {
+		return ctl_usage_error(p, "%s \"%s\": bad node id", flag, text);
+	}
+	memcpy(id_text, text, id_len);
+	id_text[id_len] = '\0';
+	if (!ctl_parse_u64(id_text, &m->id) || m->id == 0) {
+		return ctl_usage_error(p, "%s \"%s\": node id must be a number above 0", flag, text);
+	}
+	if (org_len == 0 || org_len > CTL_ORG_BYTES_MAX) {
+		return ctl_usage_error(p, "%s \"%s\": organisation must be 1-%d bytes", flag, text,
+				       CTL_ORG_BYTES_MAX);
+	}
+	if (address_len == 0 || address_len > CTL_ADDRESS_BYTES_MAX) {
+		return ctl_usage_error(p, "%s \"%s\": address must be 1-%d bytes", flag, text,
+				       CTL_ADDRESS_BYTES_MAX);
+	}
+	for (uint32_t i = 0; i < p->o->members_count; i++) {
+		if (p->o->members[i].id == m->id) {
+			return ctl_usage_error(p, "node id %llu given twice", (unsigned long long)m->id);
+		}
+	}
+	memcpy(m->org, c1 + 1, org_len);
+	m->org[org_len] = '\0';
+	memcpy(m->address, c2 + 1, address_len);
+	m->address[address_len] = '\0';
+	m->public_key_file = c3 + 1;
+	m->voter = voter;
+	p->o->members_count++;
+	return CTL_EXIT_OK;
+}
+
+static int ctl_need_u64(struct ctl_parser *p, const char *flag, const char *v, uint64_t min,
+			uint64_t max, uint64_t *out)
+{
+	uint64_t x;
+	if (!ctl_parse_u64(v, &x) || x < min || x > max) {
+		return ctl_usage_error(p, "%s \"%s\": expected a number from %llu to %llu", flag, v,
+				       (unsigned long long)min, (unsigned long long)max);
+	}
+	*out = x;
+	return CTL_EXIT_OK;
+}
+
+static int ctl_need_u32(struct ctl_parser *p, const char *flag, const char *v, uint32_t min,
+			uint32_t max, uint32_t *out)
+{
+	uint64_t x = 0;
+	int rc = ctl_need_u64(p, flag, v, min, max, &x);
+	if (rc == CTL_EXIT_OK) {
+		*out = (uint32_t)x;
+	}
+	return rc;
+}
+
+static int ctl_need_id(struct ctl_parser *p, const char *flag, const char *v, uint8_t out[])
+{
+	if (strlen(v) != 2 * CTL_ID_BYTES || cl_hex_decode(out, CTL_ID_BYTES, v) != CARELOG_OK) {
+		return ctl_usage_error(p, "%s \"%s\": expected an entry id of 64 hex digits", flag, v);
+	}
+	return CTL_EXIT_OK;
+}
+
+static int ctl_need_text(struct ctl_parser *p, const char *flag, const char *v, size_t max,
+			 const char **out)
+{
+	if (v[0] == '\0' || strlen(v) > max) {
+		return ctl_usage_error(p, "%s: expected 1-%zu bytes", flag, max);
+	}
+	*out = v;
+	return CTL_EXIT_OK;
+}
+
+static int ctl_apply(struct ctl_parser *p, enum ctl_opt opt, const char *v)
+{
+	struct ctl_options *o = p->o;
+	const char *flag = ctl_opts[opt].name;
+	switch (opt) {
+	case OPT_ENDPOINT:
+		return ctl_need_text(p, flag, v, 511, &o->endpoint);
+	case OPT_TIMEOUT:
+		p->timeout_given = true;
+		if (!ctl_parse_seconds(v, &o->timeout_ms)) {
+			return ctl_usage_error(p, "--timeout \"%s\": expected seconds above 0 (e.g. 5 "
+						  "or 0.5), at most a day",
+					       v);
+		}
+		return CTL_EXIT_OK;
+	case OPT_ACTOR:
+		p->actor_given = true;
+		return ctl_parse_actor(p, v, "--actor");
+	case OPT_JSON:
+		o->json = true;
+		return CTL_EXIT_OK;
+	case OPT_HELP:
+		o->help = true;
+		return CTL_EXIT_OK;
+	case OPT_VERSION:
+		o->version = true;
+		return CTL_EXIT_OK;
+	case OPT_OUT:
+		return ctl_need_text(p, flag, v, 4000, &o->out);
+	case OPT_MEMBER:
+	case OPT_LEARNER:
+		return ctl_parse_member(p, flag, v, opt == OPT_MEMBER);
+	case OPT_BODY_MAX_BYTES:
+		return ctl_need_u64(p, flag, v, 1, 64u * 1024 * 1024, &o->body_max_bytes);
+	case OPT_PATIENT:
+		return ctl_need_text(p, flag, v, 64, &o->patient);
+	case OPT_KIND:
+		return ctl_need_text(p, flag, v, 32, &o->kind);
+	case OPT_BODY:
+		o->body_text = v;
+		return CTL_EXIT_OK;
+	case OPT_BODY_FILE:
+		return ctl_need_text(p, flag, v, 4000, &o->body_file);
+	case OPT_REQUEST_ID:
+		return ctl_need_text(p, flag, v, 64, &o->request_id);
+	case OPT_STATUS:
+		return ctl_need_text(p, flag, v, 24, &o->status);
+	case OPT_SENSITIVITY:
+		return ctl_need_text(p, flag, v, 24, &o->sensitivity);
+	case OPT_MEDIA_TYPE:
+		return ctl_need_text(p, flag, v, 64, &o->media_type);
+	case OPT_CLINICAL_TIME:
+		if (ctl_time_parse(v, &o->clinical_time_ms) != CARELOG_OK ||
+		    o->clinical_time_ms == 0) {
+			return ctl_usage_error(p, "--clinical-time \"%s\": expected ms since the epoch "
+						  "or UTC like 2024-05-01T12:00:00Z",
+					       v);
+		}
+		return CTL_EXIT_OK;
+	case OPT_CORRECTS:
+		o->has_corrects = true;
+		return ctl_need_id(p, flag, v, o->corrects);
+	case OPT_CONSISTENCY:
+		if (strcmp(v, "local") == 0 || strcmp(v, "linearizable") == 0) {
+			o->linearizable = v[1] == 'i';
+			return CTL_EXIT_OK;
+		}
+		return ctl_usage_error(p, "--consistency \"%s\": expected local or linearizable", v);
+	case OPT_MIN_INDEX:
+		return ctl_need_u64(p, flag, v, 0, UINT64_MAX, &o->min_index);
+	case OPT_SINCE_INDEX:
+		return ctl_need_u64(p, flag, v, 0, UINT64_MAX, &o->since_index);
+	case OPT_LIMIT:
+		return ctl_need_u32(p, flag, v, 1, CTL_READ_LIMIT_MAX, &o->limit);
+	case OPT_ID:
+		return ctl_need_id(p, flag, v, o->id);
+	case OPT_CLIENTS:
+		return ctl_need_u32(p, flag, v, 1, CTL_BENCH_CLIENTS_MAX, &o->bench_clients);
+	case OPT_COUNT:
+		return ctl_need_u32(p, flag, v, 1, CTL_BENCH_COUNT_MAX, &o->bench_count);
+	case OPT_BODY_BYTES:
+		return ctl_need_u64(p, flag, v, 0, CTL_BENCH_BODY_BYTES_MAX, &o->bench_body_bytes);
+	default:
+		CL_UNREACHABLE();
+	}
+}
+
+/* One argument at argv[*i] that starts with '-': an option, maybe with its value. */
+static int ctl_option(struct ctl_parser *p, int argc, char *const argv[], int *i)
+{
+	const char *arg = argv[*i];
+	const char *eq = strchr(arg, '=');
+	size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+	if (strcmp(arg, "-h") == 0) {
+		arg = "--help";
+		name_len = strlen(arg);
+	}
+	for (int opt = 0; opt < OPT_COUNT_; opt++) {
+		const struct ctl_opt_def *d = &ctl_opts[opt];
+		if (strlen(d->name) != name_len || strncmp(d->name, arg, name_len) != 0) {
+			continue;
+		}
+		if (!(d->commands & CMD(p->o->command))) {
+			break; /* known elsewhere, not here: same message as unknown */
+		}
+		if (!d->repeatable && (p->seen & ((uint64_t)1 << opt))) {
+			return ctl_usage_error(p, "%s given twice", d->name);
+		}
+		p->seen |= (uint64_t)1 << opt;
+		const char *value = NULL;
+		if (d->takes_value) {
+			if (eq != NULL) {
+				value = eq + 1;
+			} else if (*i + 1 < argc) {
+				value = argv[++*i];
+			} else {
+				return ctl_usage_error(p, "%s needs a value", d->name);
+			}
+		} else if (eq != NULL) {
+			return ctl_usage_error(p, "%s takes no value", d->name);
+		}
+		return ctl_apply(p, (enum ctl_opt)opt, value);
+	}
+	const char *cmd = ctl_command_name(p->o->command);
+	return ctl_usage_error(p, "unknown option %.*s (see carelogctl %s%s--help)", (int)name_len,
+			       arg, cmd, cmd[0] != '\0' ? " " : "");
+}
+
+static int ctl_command_word(struct ctl_parser *p, int argc, char *const argv[], int *i)
+{
+	const char *w1 = argv[*i];
+	for (size_t k = 0; k < CL_ARRAY_LEN(ctl_planned_commands); k++) {
+		if (strcmp(w1, ctl_planned_commands[k]) == 0) {
+			return ctl_usage_error(p, "%s: not available in this version of carelogctl yet "
+						  "(needs admin operations in the client protocol)",
+					       w1);
+		}
+	}
+	for (int c = 1; c < CTL_CMD_COUNT_; c++) {
+		const struct ctl_command_def *d = &ctl_commands[c];
+		if (strcmp(d->word1, w1) != 0) {
+			continue;
+		}
+		if (d->word2 != NULL) {
+			if (*i + 1 >= argc || argv[*i + 1][0] == '-') {
+				if (*i + 1 < argc && (strcmp(argv[*i + 1], "--help") == 0 ||
+						      strcmp(argv[*i + 1], "-h") == 0)) {
+					p->o->command = (enum ctl_command)c;
+					return CTL_EXIT_OK;
+				}
+				return ctl_usage_error(p, "%s: expected \"%s %s\"", w1, w1, d->word2);
+			}
+			if (strcmp(argv[*i + 1], d->word2) != 0) {
+				return ctl_usage_error(p, "unknown command \"%s %s\" (see carelogctl --help)",
+						       w1, argv[*i + 1]);
+			}
+			++*i;
+		}
+		p->o->command = (enum ctl_command)c;
+		return CTL_EXIT_OK;
+	}
+	return ctl_usage_error(p, "unknown command \"%s\" (see carelogctl --help)", w1);
+}
+
+static int ctl_check_required(struct ctl_parser *p)
+{
+	struct ctl_options *o = p->o;
+	switch (o->command) {
+	case CTL_CMD_NONE:
+		if (!o->version) {
+			return ctl_usage_error(p, "no command given (see carelogctl --help)");
+		}
+		break;
+	case CTL_CMD_KEYGEN:
+		if (o->out == NULL) {
+			return ctl_usage_error(p, "--out DIR is required");
+		}
+		break;
+	case CTL_CMD_CLUSTER_INIT:
+		if (o->out == NULL) {
+			return ctl_usage_error(p, "--out FILE is required");
+		}
+		if (o->members_count == 0) {
+			return ctl_usage_error(p, "at least one --member ID,ORG,ADDRESS,PUBKEY_FILE is "
+						  "required");
+		}
+		break;
+	case CTL_CMD_APPEND:
+		if (o->patient == NULL || o->kind == NULL) {
+			return ctl_usage_error(p, "--patient and --kind are required");
+		}
+		if ((o->body_text == NULL) == (o->body_file == NULL)) {
+			return ctl_usage_error(p, "give exactly one of --body TEXT and --body-file F");
+		}
+		break;
+	case CTL_CMD_READ:
+		if (o->patient == NULL) {
+			return ctl_usage_error(p, "--patient is required");
+		}
+		break;
+	case CTL_CMD_GET:
+		if (!(p->seen & ((uint64_t)1 << OPT_ID))) {
+			return ctl_usage_error(p, "--id ID is required");
+		}
+		break;
+	default:
+		break;
+	}
+	if (ctl_commands[o->command].network && (o->endpoint == NULL || o->endpoint[0] == '\0')) {
+		return ctl_usage_error(p, "no endpoint: give --endpoint URL or set CARELOG_ENDPOINT");
+	}
+	return CTL_EXIT_OK;
+}
+
+int ctl_parse(int argc, char *const argv[], const char *env_endpoint, const char *env_actor,
+	      struct ctl_options *out, char *err, size_t err_len)
+{
+	CL_ASSERT(out != NULL && argv != NULL);
+	memset(out, 0, sizeof(*out));
+	if (err_len > 0) {
+		err[0] = '\0';
+	}
+	out->timeout_ms = CTL_TIMEOUT_MS_DEFAULT;
+	out->bench_clients = CTL_BENCH_CLIENTS_DEFAULT;
+	out->bench_count = CTL_BENCH_COUNT_DEFAULT;
+	out->bench_body_bytes = CTL_BENCH_BODY_BYTES_DEFAULT;
+	struct ctl_parser p = {.o = out, .err = err, .err_len = err_len};
+	int i = 1;
+	int rc = CTL_EXIT_OK;
+	/* options before the command */
+	for (; i < argc && argv[i][0] == '-' && rc == CTL_EXIT_OK; i++) {
+		rc = ctl_option(&p, argc, argv, &i);
+	}
+	if (rc != CTL_EXIT_OK) {
+		return rc;
+	}
+	if (i < argc && strcmp(argv[i], "help") == 0) {
+		/* "carelogctl help [COMMAND]" is "carelogctl [COMMAND] --help" */
+		out->help = true;
+		i++;
+	}
+	if (i < argc) {
+		rc = ctl_command_word(&p, argc, argv, &i);
+		for (i++; i < argc && rc == CTL_EXIT_OK; i++) {
+			if (argv[i][0] != '-' || argv[i][1] == '\0') {
+				rc = ctl_usage_error(&p, "unexpected argument \"%s\"", argv[i]);
+			} else {
+				rc = ctl_option(&p, argc, argv, &i);
+			}
+		}
+	}
+	if (rc != CTL_EXIT_OK || out->help) {
+		return rc;
+	}
+	if (out->endpoint == NULL && env_endpoint != NULL && env_endpoint[0] != '\0') {
+		out->endpoint = env_endpoint;
+	}
+	if (!p.actor_given && env_actor != NULL && env_actor[0] != '\0') {
+		rc = ctl_parse_actor(&p, env_actor, "CARELOG_ACTOR");
+		if (rc != CTL_EXIT_OK) {
+			return rc;
+		}
+	}
+	return ctl_check_required(&p);
+}
+
+/* ------------------------------------------------------------------ usage */
+
+static const char ctl_usage_tool[] =
+	"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] COMMAND [OPTIONS] "
+	"[--json]\n"
+	"\n"
+	"Operator and client tool for carelog, the replicated patient journal.\n"
+	"\n"
+	"commands:\n"
+	"  keygen --out DIR            create a node identity key pair (DIR/node.key, DIR/node.pub)\n"
+	"  cluster init --out FILE ... write the genesis configuration of a new cluster\n"
+	"  status                      the node's role, term, indexes, chain head and members\n"
+	"  append --patient P --kind K (--body TEXT | --body-file F)\n"
+	"                              append one journal entry and wait until it is committed\n"
+	"  read --patient P            a patient's entries, oldest first\n"
+	"  get --id ID                 one entry by its 64-hex id\n"
+	"  verify                      check signatures, chain and indexes on the node\n"
+	"  bench append                load generator through libcarelog\n"
+	"  help [COMMAND]              this text, or a command's (also: COMMAND --help)\n"
+	"\n"
+	"options for every command:\n"
+	"  --endpoint URL    the node's client endpoint (ipc:///path or tcp://host:port);\n"
+	"                    default $CARELOG_ENDPOINT, required for commands that talk to a node\n"
+	"  --timeout S       seconds to wait for the node (default 10; decimals allowed)\n"
+	"  --actor ID[:ROLE] who acts: author of an append, reader of a read; default\n"
+	"                    $CARELOG_ACTOR, else the node's configured default\n"
+	"  --json            one JSON object on standard output instead of text\n"
+	"  --help, -h        usage; --version: the version\n"
+	"\n"
+	"exit status: 0 success, 1 the operation failed (message on stderr), 2 bad usage,\n"
+	"3 outcome pending (an append not yet known to be committed: retry with the same\n"
+	"--request-id).\n";
+
+static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
+	[CTL_CMD_KEYGEN] =
+		"usage: carelogctl keygen --out DIR [--json]\n"
+		"\n"
+		"Creates DIR (mode 0700) if needed and writes a fresh Ed25519 identity key pair:\n"
+		"DIR/node.key (secret, mode 0600) and DIR/node.pub. Never overwrites an existing\n"
+		"key. Prints the public key (64 hex digits) and both paths.\n"
+		"JSON: {public_key, key_file, public_key_file}\n",
+	[CTL_CMD_CLUSTER_INIT] =
+		"usage: carelogctl cluster init --out FILE --member ID,ORG,ADDRESS,PUBKEY_FILE\n"
+		"                               [--member ...] [--learner ID,ORG,ADDRESS,PUBKEY_FILE]\n"
+		"                               [--body-max-bytes N] [--json]\n"
+		"\n"
+		"Writes the genesis configuration of a new cluster to FILE with a fresh random\n"
+		"16-byte cluster id: the first voters (--member) and learners (--learner), each with\n"
+		"its node id (a number above 0, never reused), organisation, peer address\n"
+		"(tcp://host:port) and the public key file made by keygen. Refuses to overwrite\n"
+		"FILE. --body-max-bytes is the replicated maximum entry body size (default 1 MiB).\n"
+		"Copy FILE to every node; each turns it into the same first log entry.\n"
+		"JSON: {cluster_id, file, members:[{id, org, address, voter, public_key}]}\n",
+	[CTL_CMD_STATUS] =
+		"usage: carelogctl [--endpoint URL] status [--json]\n"
+		"\n"
+		"The node's view of the cluster.\n"
+		"JSON: {node_id, role, term, leader_id, commit_index, applied_index, chain_head,\n"
+		"       members:[{id, role, match_index}]}\n",
+	[CTL_CMD_APPEND] =
+		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] append --patient P --kind K\n"
+		"           (--body TEXT | --body-file F) [--request-id R] [--status S]\n"
+		"           [--sensitivity S] [--clinical-time T] [--corrects ID] [--media-type M]\n"
+		"           [--json]\n"
+		"\n"
+		"Appends one entry and waits (up to --timeout) until it is committed.\n"
+		"  --body-file F      the body from file F; - reads standard input\n"
+		"  --request-id R     makes retries safe: the node appends at most one entry per\n"
+		"                     request id. Generated when absent and always printed.\n"
+		"  --status S         preliminary | final (default) | amended | entered-in-error\n"
+		"  --sensitivity S    normal (default) | psychiatry | substance-use | sexual-health |\n"
+		"                     child-welfare | genetic\n"
+		"  --clinical-time T  when it happened clinically: ms since the epoch or UTC like\n"
+		"                     2024-05-01T12:00:00Z (default: the author time)\n"
+		"  --corrects ID      the entry (64 hex) this one corrects\n"
+		"  --media-type M     the body's media type (default text/plain)\n"
+		"Exit 3 when the outcome is pending: run the same command again with\n"
+		"--request-id R (printed) and the entry is appended at most once.\n"
+		"JSON: {state: \"committed\"|\"pending\", index, id, request_id, duplicate}\n",
+	[CTL_CMD_READ] =
+		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] read --patient P\n"
+		"           [--consistency local|linearizable] [--min-index N] [--kind K]\n"
+		"           [--since-index N] [--limit N] [--json]\n"
+		"\n"
+		"A patient's entries in log order (at most --limit, 1-1000, default 100).\n"
+		"  --consistency      local (default): this node's replica, with its lag reported;\n"
+		"                     linearizable: confirmed with the leader (ReadIndex)\n"
+		"  --min-index N      wait (up to --timeout) until the node has applied index N\n"
+		"  --since-index N    only entries after index N (paging: use the last index shown)\n"
+		"A stale replica (lag beyond the node's threshold) is flagged, on stderr in text mode.\n"
+		"Bodies print as text when they are printable UTF-8, otherwise as base64.\n"
+		"JSON: {applied_index, lag, stale, withheld, more, entries:[{index, id, kind,\n"
+		"       patient, author, role, org, unit, node_id, time, time_ms, author_time,\n"
+		"       author_time_ms, clinical_time, clinical_time_ms, status, sensitivity,\n"
+		"       media_type, request_id, corrects, erased, body, body_encoding}]}\n",
+	[CTL_CMD_GET] =
+		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] get --id ID [--json]\n"
+		"\n"
+		"One entry by its id (64 hex digits). JSON: the entry object as in read.\n",
+	[CTL_CMD_VERIFY] =
+		"usage: carelogctl [--endpoint URL] verify [--json]\n"
+		"\n"
+		"Asks the node to check every stored value's checksum, every entry's signature, the\n"
+		"hash chain and the indexes. Exit 0 if all hold, 1 with the problems listed if not.\n"
+		"JSON: {ok, entries_checked, values_checked, problems_count, problems:[...],\n"
+		"       chain_head, applied_index}\n",
+	[CTL_CMD_BENCH_APPEND] =
+		"usage: carelogctl [--endpoint URL] bench append [--clients N] [--count M]\n"
+		"           [--body-bytes B] [--patient P] [--kind K] [--json]\n"
+		"\n"
+		"Appends M entries in total (default 1000) from N threads (default 4, at most 256)\n"
+		"sharing one libcarelog client, each body B bytes of text (default 512), and reports\n"
+		"throughput and latency. Exit 1 if any append failed.\n"
+		"JSON: {ops_per_s, p50_ms, p99_ms, errors, ops, clients, seconds}\n",
+};
+
+void ctl_usage(FILE *out, enum ctl_command command)
+{
+	CL_ASSERT(command < CTL_CMD_COUNT_);
+	fputs(command == CTL_CMD_NONE ? ctl_usage_tool : ctl_usage_commands[command], out);
+}

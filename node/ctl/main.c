@@ -1,0 +1,609 @@
+/* carelogctl: the operator and client command line (DESIGN.md "Command-line contract"). */
+#include "node/ctl/commands.h"
+
+#include "carelog/carelog.h"
+#include "carelog/errors.h"
+#include "common/crypto.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CTL_VERSION
+#define CTL_VERSION "unknown"
+#endif
+
+enum {
+	CTL_BODY_BYTES_MAX = 64 * 1024 * 1024, /* the protocol's ceiling; the node applies its own */
+	CTL_BASE64_LINE_CHARS = 76,
+};
+
+int ctl_fail(const struct ctl_options *o, int rc, const char *detail_fmt, ...)
+{
+	char detail[1400] = "";
+	if (detail_fmt != NULL) {
+		va_list ap;
+		va_start(ap, detail_fmt);
+		vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+		va_end(ap);
+	}
+	fprintf(stderr, "carelogctl: %s: %s%s%s\n", ctl_command_name(o->command),
+		carelog_strerror(rc), detail[0] != '\0' ? ": " : "", detail);
+	return rc == CARELOG_EPENDING ? CTL_EXIT_PENDING : CTL_EXIT_FAILED;
+}
+
+/* A failed libcarelog call: its own message is the detail. */
+static int ctl_fail_call(const struct ctl_options *o, int rc)
+{
+	return ctl_fail(o, rc, "%s", carelog_last_message());
+}
+
+static void ctl_hex(char *out, const uint8_t *bytes, size_t len)
+{
+	cl_hex_encode(out, bytes, len);
+}
+
+/* ------------------------------------------------------------------ status */
+
+static int ctl_status(const struct ctl_options *o, struct carelog_client *c)
+{
+	struct carelog_status *s;
+	int rc = carelog_status(c, o->timeout_ms, &s);
+	if (rc != CARELOG_OK) {
+		return ctl_fail_call(o, rc);
+	}
+	char head[2 * CARELOG_ID_BYTES + 1];
+	ctl_hex(head, s->chain_head, sizeof(s->chain_head));
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "node_id");
+		ctl_json_u64(&j, s->node_id);
+		ctl_json_key(&j, "role");
+		ctl_json_string(&j, s->role);
+		ctl_json_key(&j, "term");
+		ctl_json_u64(&j, s->term);
+		ctl_json_key(&j, "leader_id");
+		ctl_json_u64(&j, s->leader_id);
+		ctl_json_key(&j, "commit_index");
+		ctl_json_u64(&j, s->commit_index);
+		ctl_json_key(&j, "applied_index");
+		ctl_json_u64(&j, s->applied_index);
+		ctl_json_key(&j, "chain_head");
+		ctl_json_string(&j, head);
+		ctl_json_key(&j, "members");
+		ctl_json_array_begin(&j);
+		for (size_t i = 0; i < s->members_count; i++) {
+			ctl_json_object_begin(&j);
+			ctl_json_key(&j, "id");
+			ctl_json_u64(&j, s->members[i].id);
+			ctl_json_key(&j, "role");
+			ctl_json_string(&j, s->members[i].role);
+			ctl_json_key(&j, "match_index");
+			ctl_json_u64(&j, s->members[i].match_index);
+			ctl_json_object_end(&j);
+		}
+		ctl_json_array_end(&j);
+		ctl_json_object_end(&j);
+		ctl_json_finish(&j);
+	} else {
+		printf("node          %llu (%s)\n", (unsigned long long)s->node_id, s->role);
+		printf("term          %llu\n", (unsigned long long)s->term);
+		if (s->leader_id != 0) {
+			printf("leader        %llu\n", (unsigned long long)s->leader_id);
+		} else {
+			printf("leader        none known\n");
+		}
+		printf("commit index  %llu\n", (unsigned long long)s->commit_index);
+		printf("applied index %llu\n", (unsigned long long)s->applied_index);
+		printf("chain head    %s\n", head);
+		if (s->members_count > 0) {
+			printf("\n%-8s %-8s %s\n", "MEMBER", "ROLE", "MATCH");
+			for (size_t i = 0; i < s->members_count; i++) {
+				printf("%-8llu %-8s %llu\n", (unsigned long long)s->members[i].id,
+				       s->members[i].role,
+				       (unsigned long long)s->members[i].match_index);
+			}
+		}
+	}
+	carelog_status_free(s);
+	return CTL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ append */
+
+/* Reads a body file ("-" = stdin) whole, refusing more than CTL_BODY_BYTES_MAX. */
+static int ctl_read_body(const struct ctl_options *o, uint8_t **out, size_t *out_len)
+{
+	bool is_stdin = strcmp(o->body_file, "-") == 0;
+	FILE *f = is_stdin ? stdin : fopen(o->body_file, "rb");
+	if (f == NULL) {
+		return ctl_fail(o, errno == ENOENT ? CARELOG_ENOTFOUND : CARELOG_EIO, "%s: %s",
+				o->body_file, strerror(errno));
+	}
+	size_t cap = 64 * 1024;
+	size_t len = 0;
+	uint8_t *buf = malloc(cap);
+	int exit_code = CTL_EXIT_OK;
+	while (buf != NULL) {
+		if (len == cap) {
+			if (cap > CTL_BODY_BYTES_MAX) {
+				exit_code = ctl_fail(o, CARELOG_ETOOBIG, "%s: more than %d bytes",
+						     o->body_file, CTL_BODY_BYTES_MAX);
+				break;
+			}
+			uint8_t *grown = realloc(buf, cap * 2);
+			if (grown == NULL) {
+				break;
+			}
+			buf = grown;
+			cap *= 2;
+		}
+		size_t n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0) {
+			if (ferror(f)) {
+				exit_code = ctl_fail(o, CARELOG_EIO, "%s: read error", o->body_file);
+			}
+			break;
+		}
+	}
+	if (buf == NULL || (exit_code == CTL_EXIT_OK && len > CTL_BODY_BYTES_MAX)) {
+		exit_code = buf == NULL ? ctl_fail(o, CARELOG_ENOMEM, "%s", "")
+					: ctl_fail(o, CARELOG_ETOOBIG, "%s: more than %d bytes",
+						   o->body_file, CTL_BODY_BYTES_MAX);
+	}
+	if (!is_stdin) {
+		fclose(f);
+	}
+	if (exit_code != CTL_EXIT_OK) {
+		free(buf);
+		return exit_code;
+	}
+	*out = buf;
+	*out_len = len;
+	return CTL_EXIT_OK;
+}
+
+static void ctl_append_print(const struct ctl_options *o, int rc,
+			     const struct carelog_append_result *r)
+{
+	char id[2 * CARELOG_ID_BYTES + 1];
+	ctl_hex(id, r->id, sizeof(r->id));
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "state");
+		ctl_json_string(&j, rc == CARELOG_OK ? "committed" : "pending");
+		ctl_json_key(&j, "index");
+		if (rc == CARELOG_OK) {
+			ctl_json_u64(&j, r->index);
+		} else {
+			ctl_json_null(&j);
+		}
+		ctl_json_key(&j, "id");
+		if (rc == CARELOG_OK) {
+			ctl_json_string(&j, id);
+		} else {
+			ctl_json_null(&j);
+		}
+		ctl_json_key(&j, "request_id");
+		ctl_json_string(&j, r->request_id);
+		ctl_json_key(&j, "duplicate");
+		ctl_json_bool(&j, r->duplicate);
+		ctl_json_object_end(&j);
+		ctl_json_finish(&j);
+	} else if (rc == CARELOG_OK) {
+		printf("committed  index %llu%s\n", (unsigned long long)r->index,
+		       r->duplicate ? " (already appended by an earlier try)" : "");
+		printf("id         %s\n", id);
+		printf("request id %s\n", r->request_id);
+	} else {
+		printf("pending    retry with --request-id %s\n", r->request_id);
+	}
+}
+
+static int ctl_append(const struct ctl_options *o, struct carelog_client *c)
+{
+	uint8_t *file_body = NULL;
+	struct carelog_append_args a = {
+		.patient = o->patient,
+		.kind = o->kind,
+		.request_id = o->request_id,
+		.actor = o->actor,
+		.role = o->role,
+		.media_type = o->media_type,
+		.status = o->status,
+		.sensitivity = o->sensitivity,
+		.clinical_time_ms = o->clinical_time_ms,
+		.corrects = o->has_corrects ? o->corrects : NULL,
+	};
+	if (o->body_file != NULL) {
+		int exit_code = ctl_read_body(o, &file_body, &a.body_len);
+		if (exit_code != CTL_EXIT_OK) {
+			return exit_code;
+		}
+		a.body = file_body;
+	} else {
+		a.body = o->body_text;
+		a.body_len = strlen(o->body_text);
+	}
+	struct carelog_append_result r;
+	int rc = carelog_append(c, &a, o->timeout_ms, &r);
+	free(file_body);
+	if (rc != CARELOG_OK && rc != CARELOG_EPENDING) {
+		return ctl_fail_call(o, rc);
+	}
+	ctl_append_print(o, rc, &r);
+	if (rc == CARELOG_EPENDING) {
+		return ctl_fail_call(o, rc);
+	}
+	return CTL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ entries */
+
+static void ctl_json_time(struct ctl_json *j, const char *key, uint64_t ms)
+{
+	char text[CTL_TIME_TEXT_BYTES];
+	char key_ms[40];
+	snprintf(key_ms, sizeof(key_ms), "%s_ms", key);
+	ctl_json_key(j, key);
+	if (ms == 0) {
+		ctl_json_null(j);
+	} else {
+		ctl_time_format(text, ms);
+		ctl_json_string(j, text);
+	}
+	ctl_json_key(j, key_ms);
+	ctl_json_u64(j, ms);
+}
+
+static void ctl_json_entry(struct ctl_json *j, const struct carelog_entry *e)
+{
+	ctl_json_object_begin(j);
+	ctl_json_key(j, "index");
+	ctl_json_u64(j, e->index);
+	ctl_json_key(j, "id");
+	ctl_json_hex(j, e->id, sizeof(e->id));
+	ctl_json_key(j, "kind");
+	ctl_json_string(j, e->kind);
+	ctl_json_key(j, "patient");
+	ctl_json_string(j, e->patient);
+	ctl_json_key(j, "author");
+	ctl_json_string(j, e->author);
+	ctl_json_key(j, "role");
+	ctl_json_string(j, e->role);
+	ctl_json_key(j, "org");
+	ctl_json_string(j, e->org);
+	ctl_json_key(j, "unit");
+	ctl_json_string(j, e->unit);
+	ctl_json_key(j, "node_id");
+	ctl_json_u64(j, e->node_id);
+	ctl_json_time(j, "time", e->time_ms);
+	ctl_json_time(j, "author_time", e->author_time_ms);
+	ctl_json_time(j, "clinical_time", e->clinical_time_ms);
+	ctl_json_key(j, "status");
+	ctl_json_string(j, e->status);
+	ctl_json_key(j, "sensitivity");
+	ctl_json_string(j, e->sensitivity);
+	ctl_json_key(j, "media_type");
+	ctl_json_string(j, e->media_type);
+	ctl_json_key(j, "request_id");
+	ctl_json_string(j, e->request_id);
+	ctl_json_key(j, "corrects");
+	if (e->has_corrects) {
+		ctl_json_hex(j, e->corrects, sizeof(e->corrects));
+	} else {
+		ctl_json_null(j);
+	}
+	ctl_json_key(j, "erased");
+	ctl_json_bool(j, e->body_erased);
+	/* JSON strings carry any valid UTF-8 (escaped as needed); other bytes go as base64. */
+	bool text = ctl_utf8_valid(e->body, e->body_len);
+	ctl_json_key(j, "body");
+	if (e->body_erased) {
+		ctl_json_null(j);
+	} else if (text) {
+		ctl_json_string_n(j, e->body, e->body_len);
+	} else {
+		char *b64 = malloc(ctl_base64_size(e->body_len));
+		if (b64 == NULL) {
+			ctl_json_null(j);
+			text = true;
+		} else {
+			ctl_base64_encode(b64, e->body, e->body_len);
+			ctl_json_string(j, b64);
+			free(b64);
+		}
+	}
+	ctl_json_key(j, "body_encoding");
+	if (e->body_erased) {
+		ctl_json_null(j);
+	} else {
+		ctl_json_string(j, text ? "utf-8" : "base64");
+	}
+	ctl_json_object_end(j);
+}
+
+static void ctl_print_body(const struct carelog_entry *e)
+{
+	if (e->body_erased) {
+		printf("    body         (erased)\n");
+		return;
+	}
+	if (ctl_text_printable(e->body, e->body_len)) {
+		printf("    body         %s, %zu bytes\n", e->media_type, e->body_len);
+		const char *p = (const char *)e->body;
+		const char *end = p + e->body_len;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t n = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+			printf("      %.*s\n", (int)n, p);
+			p += n + (nl != NULL ? 1 : 0);
+		}
+		return;
+	}
+	printf("    body         %s, %zu bytes, base64:\n", e->media_type, e->body_len);
+	char *b64 = malloc(ctl_base64_size(e->body_len));
+	if (b64 == NULL) {
+		printf("      (out of memory)\n");
+		return;
+	}
+	ctl_base64_encode(b64, e->body, e->body_len);
+	size_t len = strlen(b64);
+	for (size_t i = 0; i < len; i += CTL_BASE64_LINE_CHARS) {
+		printf("      %.*s\n", CTL_BASE64_LINE_CHARS, b64 + i);
+	}
+	free(b64);
+}
+
+static void ctl_print_entry(const struct carelog_entry *e)
+{
+	char when[CTL_TIME_TEXT_BYTES];
+	char id[2 * CARELOG_ID_BYTES + 1];
+	ctl_time_format(when, e->time_ms);
+	ctl_hex(id, e->id, sizeof(e->id));
+	printf("#%-6llu %s  %s  %s\n", (unsigned long long)e->index, when, e->kind, e->status);
+	printf("    id           %s\n", id);
+	printf("    patient      %s\n", e->patient);
+	printf("    author       %s%s%s%s  %s%s%s  (node %llu)\n", e->author,
+	       e->role[0] != '\0' ? " (" : "", e->role, e->role[0] != '\0' ? ")" : "", e->org,
+	       e->unit[0] != '\0' ? "/" : "", e->unit, (unsigned long long)e->node_id);
+	if (e->clinical_time_ms != 0 && e->clinical_time_ms != e->author_time_ms) {
+		ctl_time_format(when, e->clinical_time_ms);
+		printf("    clinical     %s\n", when);
+	}
+	if (strcmp(e->sensitivity, "normal") != 0 && e->sensitivity[0] != '\0') {
+		printf("    sensitivity  %s\n", e->sensitivity);
+	}
+	if (e->has_corrects) {
+		ctl_hex(id, e->corrects, sizeof(e->corrects));
+		printf("    corrects     %s\n", id);
+	}
+	printf("    request id   %s\n", e->request_id);
+	ctl_print_body(e);
+}
+
+/* ------------------------------------------------------------------ read, get */
+
+static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
+{
+	struct carelog_read_args a = {
+		.patient = o->patient,
+		.actor = o->actor,
+		.role = o->role,
+		.consistency = o->linearizable ? CARELOG_CONSISTENCY_LINEARIZABLE
+					       : CARELOG_CONSISTENCY_LOCAL,
+		.min_index = o->min_index,
+		.kind = o->kind,
+		.since_index = o->since_index,
+		.limit = o->limit,
+	};
+	struct carelog_read_result *r;
+	int rc = carelog_read(c, &a, o->timeout_ms, &r);
+	if (rc != CARELOG_OK) {
+		return ctl_fail_call(o, rc);
+	}
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "applied_index");
+		ctl_json_u64(&j, r->applied_index);
+		ctl_json_key(&j, "lag");
+		ctl_json_u64(&j, r->lag);
+		ctl_json_key(&j, "stale");
+		ctl_json_bool(&j, r->stale);
+		ctl_json_key(&j, "withheld");
+		ctl_json_u64(&j, r->withheld);
+		ctl_json_key(&j, "more");
+		ctl_json_bool(&j, r->more);
+		ctl_json_key(&j, "entries");
+		ctl_json_array_begin(&j);
+		for (size_t i = 0; i < r->entries_count; i++) {
+			ctl_json_entry(&j, &r->entries[i]);
+		}
+		ctl_json_array_end(&j);
+		ctl_json_object_end(&j);
+		ctl_json_finish(&j);
+	} else {
+		if (r->stale) {
+			fprintf(stderr,
+				"carelogctl: read: warning: this replica is stale (lag %llu): entries "
+				"may be missing; use --consistency linearizable or another node\n",
+				(unsigned long long)r->lag);
+		}
+		printf("%zu entr%s  (applied index %llu, lag %llu%s)\n", r->entries_count,
+		       r->entries_count == 1 ? "y" : "ies", (unsigned long long)r->applied_index,
+		       (unsigned long long)r->lag, r->stale ? ", STALE" : "");
+		if (r->withheld > 0) {
+			printf("%u entr%s withheld from this actor\n", r->withheld,
+			       r->withheld == 1 ? "y" : "ies");
+		}
+		for (size_t i = 0; i < r->entries_count; i++) {
+			printf("\n");
+			ctl_print_entry(&r->entries[i]);
+		}
+		if (r->more && r->entries_count > 0) {
+			printf("\nmore entries: read again with --since-index %llu\n",
+			       (unsigned long long)r->entries[r->entries_count - 1].index);
+		}
+	}
+	carelog_read_result_free(r);
+	return CTL_EXIT_OK;
+}
+
+static int ctl_get(const struct ctl_options *o, struct carelog_client *c)
+{
+	struct carelog_get_args a = {.actor = o->actor, .role = o->role};
+	memcpy(a.id, o->id, sizeof(a.id));
+	struct carelog_entry *e;
+	int rc = carelog_get(c, &a, o->timeout_ms, &e);
+	if (rc != CARELOG_OK) {
+		return ctl_fail_call(o, rc);
+	}
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_entry(&j, e);
+		ctl_json_finish(&j);
+	} else {
+		ctl_print_entry(e);
+	}
+	carelog_entry_free(e);
+	return CTL_EXIT_OK;
+}
+
+/* ------------------------------------------------------------------ verify */
+
+static int ctl_verify(const struct ctl_options *o, struct carelog_client *c)
+{
+	struct carelog_verify_result *v;
+	int rc = carelog_verify(c, o->timeout_ms, &v);
+	if (rc != CARELOG_OK) {
+		return ctl_fail_call(o, rc);
+	}
+	char head[2 * CARELOG_ID_BYTES + 1];
+	ctl_hex(head, v->chain_head, sizeof(v->chain_head));
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "ok");
+		ctl_json_bool(&j, v->ok);
+		ctl_json_key(&j, "entries_checked");
+		ctl_json_u64(&j, v->entries_checked);
+		ctl_json_key(&j, "values_checked");
+		ctl_json_u64(&j, v->values_checked);
+		ctl_json_key(&j, "problems_count");
+		ctl_json_u64(&j, v->problems_count);
+		ctl_json_key(&j, "problems");
+		ctl_json_array_begin(&j);
+		for (size_t i = 0; i < v->problems_listed; i++) {
+			ctl_json_string(&j, v->problems[i]);
+		}
+		ctl_json_array_end(&j);
+		ctl_json_key(&j, "chain_head");
+		ctl_json_string(&j, head);
+		ctl_json_key(&j, "applied_index");
+		ctl_json_u64(&j, v->applied_index);
+		ctl_json_object_end(&j);
+		ctl_json_finish(&j);
+	} else {
+		printf("%s  %llu entries, %llu values checked\n", v->ok ? "ok" : "FAILED",
+		       (unsigned long long)v->entries_checked, (unsigned long long)v->values_checked);
+		printf("chain head %s at index %llu\n", head, (unsigned long long)v->applied_index);
+		for (size_t i = 0; i < v->problems_listed; i++) {
+			printf("  problem: %s\n", v->problems[i]);
+		}
+		if (v->problems_count > v->problems_listed) {
+			printf("  ... and %llu more\n",
+			       (unsigned long long)(v->problems_count - v->problems_listed));
+		}
+	}
+	int exit_code = CTL_EXIT_OK;
+	if (!v->ok) {
+		exit_code = ctl_fail(o, CARELOG_ECORRUPT, "%llu problem%s found",
+				     (unsigned long long)v->problems_count,
+				     v->problems_count == 1 ? "" : "s");
+	}
+	carelog_verify_result_free(v);
+	return exit_code;
+}
+
+/* ------------------------------------------------------------------ main */
+
+static int ctl_run_network(const struct ctl_options *o)
+{
+	struct carelog_client *c;
+	int rc = carelog_client_open(o->endpoint, &c);
+	if (rc != CARELOG_OK) {
+		return ctl_fail_call(o, rc);
+	}
+	int exit_code;
+	switch (o->command) {
+	case CTL_CMD_STATUS:
+		exit_code = ctl_status(o, c);
+		break;
+	case CTL_CMD_APPEND:
+		exit_code = ctl_append(o, c);
+		break;
+	case CTL_CMD_READ:
+		exit_code = ctl_read(o, c);
+		break;
+	case CTL_CMD_GET:
+		exit_code = ctl_get(o, c);
+		break;
+	case CTL_CMD_VERIFY:
+		exit_code = ctl_verify(o, c);
+		break;
+	case CTL_CMD_BENCH_APPEND:
+		exit_code = ctl_run_bench_append(o, c);
+		break;
+	default:
+		CL_UNREACHABLE();
+	}
+	carelog_client_close(c);
+	return exit_code;
+}
+
+int main(int argc, char *argv[])
+{
+	static struct ctl_options o; /* large (cluster members): not on the stack */
+	char err[512];
+	int exit_code = ctl_parse(argc, argv, getenv("CARELOG_ENDPOINT"), getenv("CARELOG_ACTOR"),
+				  &o, err, sizeof(err));
+	if (exit_code != CTL_EXIT_OK) {
+		fprintf(stderr, "carelogctl: %s\n", err);
+		return exit_code;
+	}
+	if (o.help) {
+		ctl_usage(stdout, o.command);
+		return CTL_EXIT_OK;
+	}
+	switch (o.command) {
+	case CTL_CMD_NONE:
+		printf("carelogctl %s\n", CTL_VERSION);
+		exit_code = CTL_EXIT_OK;
+		break;
+	case CTL_CMD_KEYGEN:
+		exit_code = ctl_run_keygen(&o);
+		break;
+	case CTL_CMD_CLUSTER_INIT:
+		exit_code = ctl_run_cluster_init(&o);
+		break;
+	default:
+		exit_code = ctl_run_network(&o);
+		break;
+	}
+	if (fflush(stdout) != 0 && exit_code == CTL_EXIT_OK) {
+		fprintf(stderr, "carelogctl: cannot write output: %s\n", strerror(errno));
+		exit_code = CTL_EXIT_FAILED;
+	}
+	return exit_code;
+}

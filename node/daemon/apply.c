@@ -1,0 +1,359 @@
+/* Applying committed entries deterministically: the same outcome on every node. */
+#include "node/daemon/apply.h"
+
+#include "carelog/errors.h"
+#include "common/assert.h"
+#include "common/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char meta_membership[] = "membership";
+
+int node_request_key(const char *org, size_t org_len, const char *request_id,
+		     size_t request_id_len, uint8_t out[NODE_REQUEST_KEY_BYTES_MAX],
+		     size_t *out_len)
+{
+	if (org_len == 0 || org_len > JOURNAL_ORG_BYTES_MAX || request_id_len == 0 ||
+	    request_id_len > JOURNAL_REQUEST_ID_BYTES_MAX) {
+		return CARELOG_EINVAL;
+	}
+	memcpy(out, org, org_len);
+	out[org_len] = 0x00; /* org names contain no NUL: the key splits unambiguously */
+	memcpy(out + org_len + 1, request_id, request_id_len);
+	*out_len = org_len + 1 + request_id_len;
+	CL_ASSERT(*out_len <= NODE_REQUEST_KEY_BYTES_MAX);
+	CL_STATIC_ASSERT((int)NODE_REQUEST_KEY_BYTES_MAX <= (int)STORAGE_REQUEST_KEY_BYTES_MAX,
+			 "request keys fit the storage index");
+	return CARELOG_OK;
+}
+
+int node_apply_store_membership(struct storage_txn *t, const struct membership *m)
+{
+	uint8_t *buf = malloc(NODE_META_MEMBERSHIP_BYTES_MAX);
+	if (buf == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	size_t len = 0;
+	int rc = membership_encode(m, buf, NODE_META_MEMBERSHIP_BYTES_MAX, &len);
+	if (rc == CARELOG_OK) {
+		rc = storage_meta_put(t, meta_membership, buf, len);
+	}
+	free(buf);
+	return rc;
+}
+
+int node_apply_read_membership(struct storage_txn *t, struct membership *out)
+{
+	const uint8_t *value = NULL;
+	size_t len = 0;
+	int rc = storage_meta_get(t, meta_membership, &value, &len);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	return membership_decode(value, len, out);
+}
+
+int node_apply_load(struct storage_txn *t, struct node_apply_state *out)
+{
+	struct storage_applied applied;
+	int rc = storage_applied_get(t, &applied);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	memset(out, 0, sizeof(*out));
+	rc = node_apply_read_membership(t, &out->membership);
+	if (rc == CARELOG_OK) {
+		out->has_membership = true;
+	} else if (rc != CARELOG_ENOTFOUND) {
+		return rc;
+	}
+	if (!out->has_membership) {
+		memset(&out->membership, 0, sizeof(out->membership));
+	}
+	out->applied_index = applied.index;
+	memcpy(out->chain_head, applied.chain_head, sizeof(out->chain_head));
+	return CARELOG_OK;
+}
+
+/* Carries forward what a later configuration does not restate: the cluster id (genesis only)
+ * and the replicated parameters. */
+static void membership_merge(const struct node_apply_state *st, struct membership *next)
+{
+	if (!next->has_cluster_id && st->has_membership && st->membership.has_cluster_id) {
+		next->has_cluster_id = true;
+		memcpy(next->cluster_id, st->membership.cluster_id, sizeof(next->cluster_id));
+	}
+	if (!next->has_params) {
+		next->has_params = true;
+		next->params = (st->has_membership && st->membership.has_params)
+				       ? st->membership.params
+				       : (struct membership_params){
+						 .body_max_bytes = MEMBERSHIP_BODY_MAX_BYTES_DEFAULT};
+	}
+}
+
+static int classify_conf(const struct node_apply_state *st, const struct consensus_entry *e,
+			 struct membership *conf_buf, struct node_apply_class *out,
+			 const char **out_reason)
+{
+	struct consensus_conf_change cc;
+	const uint8_t *context = NULL;
+	uint32_t context_len = 0;
+	int rc = consensus_conf_decode(e->data, e->data_len, &cc, &context, &context_len);
+	if (rc != CARELOG_OK) {
+		*out_reason = "configuration entry does not decode";
+		return rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
+	}
+	rc = membership_decode(context, context_len, conf_buf);
+	if (rc != CARELOG_OK) {
+		*out_reason = rc == CARELOG_EVERSION ? "configuration entry has an unknown membership "
+						       "version (upgrade this node)"
+						     : "configuration entry's membership does not decode";
+		return rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
+	}
+	membership_merge(st, conf_buf);
+	out->conf = conf_buf;
+	return CARELOG_OK;
+}
+
+/* Signature, node and organisation checks of a decodable record (sets out->verdict). */
+static void classify_record_trust(const struct node_apply_state *st, struct node_apply_class *out)
+{
+	const struct membership_member *m =
+		st->has_membership ? membership_find(&st->membership, out->header.node_id) : NULL;
+	if (m == NULL) {
+		out->verdict = CARELOG_EMISMATCH;
+		out->reason = "signing node is not a member of the configuration";
+		return;
+	}
+	struct journal_header verified;
+	uint8_t id[JOURNAL_ID_BYTES];
+	int rc = journal_verify(&out->record, m->public_key, &verified, id);
+	if (rc != CARELOG_OK) {
+		out->verdict = rc;
+		out->reason = rc == CARELOG_EBADSIG    ? "signature does not verify with the pinned key"
+			      : rc == CARELOG_ECORRUPT ? "body does not match the signed body hash"
+						       : "record fails verification";
+		return;
+	}
+	CL_ASSERT(memcmp(id, out->id, sizeof(id)) == 0);
+	if (strcmp(verified.org, m->org) != 0) {
+		out->verdict = CARELOG_EMISMATCH;
+		out->reason = "header organisation is not the signing node's organisation";
+		return;
+	}
+	out->verdict = CARELOG_OK;
+}
+
+int node_apply_classify(const struct node_apply_state *st, const struct consensus_entry *e,
+			struct membership *conf_buf, struct node_apply_class *out,
+			const char **out_reason)
+{
+	memset(out, 0, sizeof(*out));
+	*out_reason = NULL;
+	if (e->type == CONSENSUS_ENTRY_CONF) {
+		out->kind = NODE_APPLY_KIND_CONF;
+		return classify_conf(st, e, conf_buf, out, out_reason);
+	}
+	if (e->type != CONSENSUS_ENTRY_NORMAL) {
+		*out_reason = "unknown log entry type (upgrade this node)";
+		return CARELOG_EUNKNOWN;
+	}
+	if (e->data_len == 0) {
+		out->kind = NODE_APPLY_KIND_NOOP;
+		return CARELOG_OK;
+	}
+	int rc = journal_record_decode(e->data, e->data_len, &out->record);
+	if (rc == CARELOG_EVERSION) {
+		*out_reason = "record version unknown to this node (upgrade this node)";
+		return rc;
+	}
+	if (rc != CARELOG_OK) {
+		out->kind = NODE_APPLY_KIND_OPAQUE;
+		out->verdict = CARELOG_EPROTO;
+		out->reason = "record does not decode";
+		return CARELOG_OK;
+	}
+	out->kind = NODE_APPLY_KIND_RECORD;
+	out->has_id = true;
+	journal_entry_id(out->record.header, out->record.header_len, out->id);
+	rc = journal_header_decode(out->record.header, out->record.header_len, &out->header);
+	if (rc == CARELOG_EVERSION) {
+		*out_reason = "entry format version unknown to this node (upgrade this node)";
+		return rc;
+	}
+	if (rc != CARELOG_OK) {
+		out->verdict = CARELOG_EPROTO;
+		out->reason = "header does not decode";
+		return CARELOG_OK;
+	}
+	const char *check_reason = NULL;
+	rc = journal_header_check(&out->header, &check_reason);
+	if (rc == CARELOG_EUNKNOWN) {
+		*out_reason = "entry kind unknown to this node (upgrade this node)";
+		return rc;
+	}
+	if (rc != CARELOG_OK) {
+		out->verdict = CARELOG_EINVAL;
+		out->reason = check_reason != NULL ? check_reason : "header fails the format's rules";
+		return CARELOG_OK;
+	}
+	classify_record_trust(st, out);
+	return CARELOG_OK;
+}
+
+void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_class *c,
+		     uint8_t out[CL_SHA256_BYTES])
+{
+	switch (c->kind) {
+	case NODE_APPLY_KIND_NOOP:
+		journal_chain_leaf_noop(e->index, out);
+		return;
+	case NODE_APPLY_KIND_RECORD:
+		journal_chain_leaf_record(e->index, &c->record, out);
+		return;
+	default:
+		journal_chain_leaf_opaque(e->index, e->type, e->data, e->data_len, out);
+		return;
+	}
+}
+
+static void log_rejected(const struct consensus_entry *e, const struct node_apply_class *c)
+{
+	char id_hex[2 * JOURNAL_ID_BYTES + 1] = "none";
+	if (c->has_id) {
+		cl_hex_encode(id_hex, c->id, sizeof(c->id));
+	}
+	/* Index, entry id and error only: never patient data. */
+	cl_log_warn("apply.rejected", "index=%llu id=%s err=%s reason=\"%s\"",
+		    (unsigned long long)e->index, id_hex, carelog_errname(c->verdict), c->reason);
+}
+
+/* Applies a classified record or opaque entry; fills the outcome. */
+static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
+			const struct node_apply_class *c, struct node_apply_outcome *out)
+{
+	out->has_id = c->has_id;
+	if (c->has_id) {
+		memcpy(out->id, c->id, sizeof(out->id));
+		/* The same signed header twice (a replay) must not move the id's index. */
+		uint64_t first_index = 0;
+		uint8_t first_status = 0;
+		int rc = storage_index_entry_get(t, c->id, &first_index, &first_status);
+		if (rc == CARELOG_OK) {
+			out->status = NODE_APPLY_DUPLICATE;
+			out->answer_index = first_index;
+			memcpy(out->answer_id, c->id, sizeof(out->answer_id));
+			cl_log_warn("apply.replayed", "index=%llu first_index=%llu",
+				    (unsigned long long)e->index, (unsigned long long)first_index);
+			return CARELOG_OK;
+		}
+		if (rc != CARELOG_ENOTFOUND) {
+			return rc;
+		}
+	}
+	if (c->verdict != CARELOG_OK) {
+		out->status = NODE_APPLY_REJECTED;
+		out->reject_err = c->verdict;
+		out->reason = c->reason;
+		log_rejected(e, c);
+		return c->has_id ? storage_index_entry_put(t, c->id, e->index, NODE_APPLY_REJECTED)
+				 : CARELOG_OK;
+	}
+	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
+	size_t key_len = 0;
+	int rc = node_request_key(c->header.org, strlen(c->header.org), c->header.request_id,
+				  strlen(c->header.request_id), key, &key_len);
+	CL_ASSERT(rc == CARELOG_OK); /* journal_header_check passed: both non-empty, bounded */
+	uint64_t first_index = 0;
+	uint8_t first_id[JOURNAL_ID_BYTES];
+	rc = storage_index_request_get(t, key, key_len, &first_index, first_id);
+	if (rc == CARELOG_OK) {
+		out->status = NODE_APPLY_DUPLICATE;
+		out->answer_index = first_index;
+		memcpy(out->answer_id, first_id, sizeof(out->answer_id));
+		return storage_index_entry_put(t, c->id, e->index, NODE_APPLY_DUPLICATE);
+	}
+	if (rc != CARELOG_ENOTFOUND) {
+		return rc;
+	}
+	out->status = NODE_APPLY_ACCEPTED;
+	out->answer_index = e->index;
+	memcpy(out->answer_id, c->id, sizeof(out->answer_id));
+	uint8_t patient_key[CL_SHA256_BYTES];
+	journal_patient_key(c->header.patient, patient_key);
+	rc = storage_index_entry_put(t, c->id, e->index, NODE_APPLY_ACCEPTED);
+	if (rc == CARELOG_OK) {
+		rc = storage_index_request_put(t, key, key_len, e->index, c->id);
+	}
+	if (rc == CARELOG_OK) {
+		rc = storage_index_patient_add(t, patient_key, e->index);
+	}
+	return rc;
+}
+
+static int apply_one(struct storage_txn *t, struct node_apply_state *st,
+		     const struct consensus_entry *e, struct membership *conf_buf,
+		     struct node_apply_class *c, struct node_apply_outcome *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->index = e->index;
+	const char *stop_reason = NULL;
+	int rc = node_apply_classify(st, e, conf_buf, c, &stop_reason);
+	if (rc != CARELOG_OK) {
+		cl_log(CL_LOG_FATAL, "apply.stopped", "index=%llu err=%s reason=\"%s\"",
+		       (unsigned long long)e->index, carelog_errname(rc), stop_reason);
+		return rc;
+	}
+	out->kind = c->kind;
+	switch (c->kind) {
+	case NODE_APPLY_KIND_NOOP:
+		break;
+	case NODE_APPLY_KIND_CONF:
+		rc = node_apply_store_membership(t, c->conf);
+		if (rc == CARELOG_OK) {
+			st->membership = *c->conf;
+			st->has_membership = true;
+			cl_log_info("apply.membership", "index=%llu members=%u",
+				    (unsigned long long)e->index, c->conf->count);
+		}
+		break;
+	default:
+		rc = apply_record(t, e, c, out);
+		break;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	uint8_t leaf[CL_SHA256_BYTES];
+	node_apply_leaf(e, c, leaf);
+	journal_chain_extend(st->chain_head, leaf);
+	st->applied_index = e->index;
+	return CARELOG_OK;
+}
+
+int node_apply_entries(struct storage_txn *t, struct node_apply_state *st,
+		       const struct consensus_entry *entries, size_t count,
+		       struct node_apply_outcome *outcomes)
+{
+	if (count == 0) {
+		return CARELOG_OK;
+	}
+	/* Classification scratch lives on the heap: a membership is ~15 KiB. */
+	struct node_apply_class *c = malloc(sizeof(*c));
+	struct membership *conf_buf = malloc(sizeof(*conf_buf));
+	int rc = (c == NULL || conf_buf == NULL) ? CARELOG_ENOMEM : CARELOG_OK;
+	for (size_t i = 0; i < count && rc == CARELOG_OK; i++) {
+		CL_ASSERT(entries[i].index == st->applied_index + 1);
+		rc = apply_one(t, st, &entries[i], conf_buf, c, &outcomes[i]);
+	}
+	free(c);
+	free(conf_buf);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct storage_applied applied = {.index = st->applied_index};
+	memcpy(applied.chain_head, st->chain_head, sizeof(applied.chain_head));
+	return storage_applied_put(t, &applied);
+}

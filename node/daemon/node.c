@@ -1,0 +1,402 @@
+/* The daemon's wiring: startup checks that refuse clearly, recovery, loop and server. */
+#include "node/daemon/node.h"
+
+#include "carelog/errors.h"
+#include "common/assert.h"
+#include "common/crypto.h"
+#include "common/keyfile.h"
+#include "common/log.h"
+#include "node/daemon/server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+	NODE_READERS_EXTRA = 16,       /* read transactions beyond one per client context */
+	NODE_STOP_REPLY_WAIT_MS = 2000, /* a clean stop waits this long for replies to leave */
+	NODE_GENESIS_ENTRY_BYTES_MAX = MEMBERSHIP_CONTEXT_BYTES_MAX + CONSENSUS_CONF_HEADER_BYTES_MAX,
+};
+
+struct node {
+	struct node_config config;
+	uint8_t secret[CL_SIGN_SECRET_BYTES];
+	uint8_t public_key[CL_SIGN_PUBLIC_BYTES];
+	struct storage *storage;
+	struct node_apply_state state; /* after recovery */
+	node_clock_ms_fn clock_ms;
+	void *clock_ctx;
+	struct node_loop *loop;
+	struct node_server *server;
+	bool running;
+	uint64_t stopped_applied_index; /* what the loop had applied when it stopped */
+};
+
+static void hex_id(char out[2 * NODE_CONFIG_CLUSTER_ID_BYTES + 1], const uint8_t *id)
+{
+	cl_hex_encode(out, id, NODE_CONFIG_CLUSTER_ID_BYTES);
+}
+
+/* Fresh data dir: check the genesis file against config and key, write the genesis. */
+static int node_genesis(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	if (c->genesis_file[0] == '\0') {
+		snprintf(err, err_len,
+			 "data dir %s is new and [node] genesis_file is not set: give the genesis "
+			 "file made by `carelogctl cluster init`",
+			 c->data_dir);
+		return CARELOG_ECONFIG;
+	}
+	struct membership *m = malloc(sizeof(*m));
+	uint8_t *entry = malloc(NODE_GENESIS_ENTRY_BYTES_MAX);
+	if (m == NULL || entry == NULL) {
+		free(m);
+		free(entry);
+		return CARELOG_ENOMEM;
+	}
+	char why[NODE_CONFIG_ERR_BYTES] = "";
+	int rc = membership_genesis_load(c->genesis_file, m, why, sizeof(why));
+	size_t entry_len = 0;
+	char want[33], have[33];
+	hex_id(want, c->cluster_id);
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "genesis_file %s: %s", c->genesis_file, why);
+	} else if (!m->has_cluster_id || memcmp(m->cluster_id, c->cluster_id, 16) != 0) {
+		hex_id(have, m->cluster_id);
+		snprintf(err, err_len, "genesis_file %s is for cluster %s, config says cluster %s",
+			 c->genesis_file, m->has_cluster_id ? have : "(none)", want);
+		rc = CARELOG_EMISMATCH;
+	} else if (membership_find(m, c->node_id) == NULL) {
+		snprintf(err, err_len, "genesis_file %s does not list node %llu (config [node] id)",
+			 c->genesis_file, (unsigned long long)c->node_id);
+		rc = CARELOG_EMISMATCH;
+	} else if (memcmp(membership_find(m, c->node_id)->public_key, n->public_key,
+			  CL_SIGN_PUBLIC_BYTES) != 0) {
+		snprintf(err, err_len,
+			 "key in %s is not the key pinned for node %llu in genesis_file %s",
+			 c->key_file, (unsigned long long)c->node_id, c->genesis_file);
+		rc = CARELOG_EMISMATCH;
+	} else {
+		rc = membership_genesis_entry(m, entry, NODE_GENESIS_ENTRY_BYTES_MAX, &entry_len);
+		if (rc != CARELOG_OK) {
+			snprintf(err, err_len, "genesis_file %s: cannot encode the genesis entry: %s",
+				 c->genesis_file, carelog_strerror(rc));
+		}
+	}
+	struct storage_txn *t = NULL;
+	if (rc == CARELOG_OK) {
+		rc = storage_txn_begin_write(n->storage, &t);
+	}
+	if (rc == CARELOG_OK) {
+		struct storage_identity id = {.node_id = c->node_id};
+		memcpy(id.cluster_id, c->cluster_id, sizeof(id.cluster_id));
+		rc = storage_identity_put(t, &id);
+	}
+	if (rc == CARELOG_OK) {
+		struct storage_entry genesis = {.index = 1,
+						.term = 1,
+						.type = CONSENSUS_ENTRY_CONF,
+						.data_len = (uint32_t)entry_len,
+						.data = entry};
+		rc = storage_log_append(t, &genesis, 1);
+	}
+	if (rc == CARELOG_OK) {
+		struct storage_hard_state hs = {.term = 1, .vote = 0, .commit = 1};
+		rc = storage_hard_state_put(t, &hs);
+	}
+	if (t != NULL) {
+		if (rc == CARELOG_OK) {
+			rc = storage_txn_commit(t);
+		} else {
+			storage_txn_abort(t);
+		}
+		if (rc != CARELOG_OK) {
+			snprintf(err, err_len, "data dir %s: cannot write the genesis: %s", c->data_dir,
+				 carelog_strerror(rc));
+		} else {
+			cl_log_info("node.genesis", "cluster=%s members=%u", want, m->count);
+		}
+	}
+	free(m);
+	free(entry);
+	return rc;
+}
+
+/* Existing data dir: it must belong to config's cluster and node. */
+static int node_check_identity(struct node *n, const struct storage_identity *id, char *err,
+			       size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	if (memcmp(id->cluster_id, c->cluster_id, sizeof(id->cluster_id)) == 0 &&
+	    id->node_id == c->node_id) {
+		return CARELOG_OK;
+	}
+	char have[33], want[33];
+	hex_id(have, id->cluster_id);
+	hex_id(want, c->cluster_id);
+	snprintf(err, err_len, "data dir %s belongs to cluster %s node %llu, config says cluster %s "
+		 "node %llu",
+		 c->data_dir, have, (unsigned long long)id->node_id, want,
+		 (unsigned long long)c->node_id);
+	return CARELOG_EMISMATCH;
+}
+
+int node_recover(struct storage *s, struct node_apply_state *st, uint32_t batch_entries_max)
+{
+	CL_ASSERT(batch_entries_max > 0);
+	for (;;) {
+		struct storage_txn *t = NULL;
+		struct storage_hard_state hs;
+		int rc = storage_txn_begin_write(s, &t);
+		if (rc == CARELOG_OK) {
+			rc = storage_hard_state_get(t, &hs);
+		}
+		if (rc == CARELOG_OK && hs.commit <= st->applied_index) {
+			storage_txn_abort(t);
+			return CARELOG_OK;
+		}
+		struct node_apply_state next = *st;
+		uint64_t first = next.applied_index + 1;
+		for (uint32_t i = 0; rc == CARELOG_OK && i < batch_entries_max &&
+				     next.applied_index < hs.commit;
+		     i++) {
+			/* One entry at a time: a value read in a write txn is valid only until the
+			 * next write. */
+			struct storage_entry se;
+			rc = storage_log_get(t, next.applied_index + 1, &se);
+			struct consensus_entry e = {.term = se.term,
+						    .index = se.index,
+						    .type = se.type,
+						    .data_len = se.data_len,
+						    .data = se.data};
+			struct node_apply_outcome outcome;
+			if (rc == CARELOG_OK) {
+				rc = node_apply_entries(t, &next, &e, 1, &outcome);
+			}
+		}
+		if (rc == CARELOG_OK) {
+			rc = storage_txn_commit(t);
+		} else {
+			storage_txn_abort(t);
+		}
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		cl_log_info("node.recovered", "from_index=%llu to_index=%llu",
+			    (unsigned long long)first, (unsigned long long)next.applied_index);
+		*st = next;
+	}
+}
+
+/* The applied configuration must pin our key for our node id. */
+static int node_check_pinned(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	const struct membership_member *self =
+		n->state.has_membership ? membership_find(&n->state.membership, c->node_id) : NULL;
+	if (self == NULL) {
+		snprintf(err, err_len,
+			 "node %llu is not a member of the cluster configuration applied at index "
+			 "%llu",
+			 (unsigned long long)c->node_id, (unsigned long long)n->state.applied_index);
+		return CARELOG_EMISMATCH;
+	}
+	if (memcmp(self->public_key, n->public_key, CL_SIGN_PUBLIC_BYTES) != 0) {
+		snprintf(err, err_len,
+			 "key in %s is not the key pinned for node %llu in the cluster configuration",
+			 c->key_file, (unsigned long long)c->node_id);
+		return CARELOG_EMISMATCH;
+	}
+	return CARELOG_OK;
+}
+
+static int node_open_storage(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	struct storage_options options = {
+		.dir = c->data_dir,
+		.map_size_bytes = c->storage_map_size_bytes,
+		.readers_max = c->client_requests_max + NODE_READERS_EXTRA,
+	};
+	int rc = storage_open(&options, &n->storage);
+	if (rc == CARELOG_EBUSY) {
+		snprintf(err, err_len, "data dir %s is in use by another process (another carelogd?)",
+			 c->data_dir);
+		return rc;
+	}
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "data dir %s: cannot open storage: %s", c->data_dir,
+			 carelog_strerror(rc));
+		return rc;
+	}
+	struct storage_txn *t = NULL;
+	struct storage_identity id;
+	rc = storage_txn_begin_read(n->storage, &t);
+	if (rc == CARELOG_OK) {
+		rc = storage_identity_get(t, &id);
+		storage_txn_abort(t);
+	}
+	if (rc == CARELOG_ENOTFOUND) {
+		return node_genesis(n, err, err_len);
+	}
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "data dir %s: cannot read its identity: %s", c->data_dir,
+			 carelog_strerror(rc));
+		return rc;
+	}
+	return node_check_identity(n, &id, err, err_len);
+}
+
+int node_open(const struct node_config *config, struct node **out, char *err, size_t err_len)
+{
+	if (cl_crypto_init() != CARELOG_OK) {
+		snprintf(err, err_len, "cannot initialise the crypto library");
+		return CARELOG_ECRYPTO;
+	}
+	struct node *n = calloc(1, sizeof(*n));
+	if (n == NULL) {
+		snprintf(err, err_len, "out of memory");
+		return CARELOG_ENOMEM;
+	}
+	n->config = *config;
+	n->clock_ms = node_clock_wall_ms;
+	char why[NODE_CONFIG_ERR_BYTES] = "";
+	int rc = cl_keyfile_load_secret(config->key_file, n->secret, n->public_key, why,
+					sizeof(why));
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "key_file %s: %s", config->key_file,
+			 why[0] != '\0' ? why : carelog_strerror(rc));
+	}
+	if (rc == CARELOG_OK) {
+		rc = node_open_storage(n, err, err_len);
+	}
+	struct storage_txn *t = NULL;
+	if (rc == CARELOG_OK) {
+		rc = storage_txn_begin_read(n->storage, &t);
+		if (rc == CARELOG_OK) {
+			rc = node_apply_load(t, &n->state);
+			storage_txn_abort(t);
+		}
+		if (rc == CARELOG_OK) {
+			rc = node_recover(n->storage, &n->state, config->batch_entries_max);
+		}
+		if (rc != CARELOG_OK) {
+			snprintf(err, err_len, "data dir %s: cannot apply committed entries: %s (see "
+				 "event=apply.stopped)", config->data_dir, carelog_strerror(rc));
+		}
+	}
+	if (rc == CARELOG_OK) {
+		rc = node_check_pinned(n, err, err_len);
+	}
+	if (rc != CARELOG_OK) {
+		node_close(n);
+		return rc;
+	}
+	*out = n;
+	return CARELOG_OK;
+}
+
+void node_set_clock(struct node *n, node_clock_ms_fn clock_ms, void *clock_ctx)
+{
+	n->clock_ms = clock_ms;
+	n->clock_ctx = clock_ctx;
+}
+
+int node_start(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	uint64_t body_max = n->state.membership.has_params
+				    ? n->state.membership.params.body_max_bytes
+				    : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
+	uint64_t request_bytes_max = node_config_request_bytes_max(c, body_max);
+	struct node_server_config sc = {
+		.node_id = c->node_id,
+		.endpoint = c->client_endpoint,
+		.requests_max = c->client_requests_max,
+		.request_bytes_max = request_bytes_max,
+		.timeout_ms = c->client_timeout_ms,
+		.stale_lag_max = c->client_stale_lag_max,
+	};
+	int rc = node_server_create(&sc, n->storage, &n->server);
+	if (rc == CARELOG_OK) {
+		struct node_loop_config lc = {
+			.node_id = c->node_id,
+			.secret_key = n->secret,
+			.actor_default = c->actor_default,
+			.unit = c->unit,
+			.queue_max = c->client_requests_max,
+			.batch_entries_max = c->batch_entries_max,
+			.batch_bytes_max = c->batch_bytes_max,
+			.request_bytes_max = request_bytes_max,
+			.clock_ms = n->clock_ms,
+			.clock_ctx = n->clock_ctx,
+			.reply = node_server_on_reply,
+			.reply_ctx = n->server,
+			.applied = node_server_on_applied,
+			.applied_ctx = n->server,
+		};
+		rc = node_loop_create(&lc, n->storage, &n->state, &n->loop);
+	}
+	if (rc == CARELOG_OK) {
+		node_server_set_loop(n->server, n->loop);
+		rc = node_loop_start(n->loop);
+	}
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "cannot start the node: %s", carelog_strerror(rc));
+	} else {
+		rc = node_server_start(n->server, err, err_len);
+	}
+	if (rc != CARELOG_OK) {
+		if (n->server != NULL) {
+			node_server_stop_accepting(n->server);
+		}
+		node_loop_destroy(n->loop);
+		n->loop = NULL;
+		node_server_destroy(n->server, 0);
+		n->server = NULL;
+		return rc;
+	}
+	n->running = true;
+	return CARELOG_OK;
+}
+
+void node_stop(struct node *n)
+{
+	if (!n->running) {
+		return;
+	}
+	node_server_stop_accepting(n->server);
+	node_loop_stop(n->loop);     /* finishes the queue and the batch in flight, answers */
+	n->stopped_applied_index = node_loop_applied_index(n->loop);
+	node_loop_destroy(n->loop);  /* answers anything left while the server still exists */
+	n->loop = NULL;
+	node_server_destroy(n->server, NODE_STOP_REPLY_WAIT_MS);
+	n->server = NULL;
+	n->running = false;
+}
+
+void node_close(struct node *n)
+{
+	if (n == NULL) {
+		return;
+	}
+	node_stop(n);
+	storage_close(n->storage);
+	cl_memzero(n->secret, sizeof(n->secret));
+	free(n);
+}
+
+uint64_t node_applied_index(const struct node *n)
+{
+	if (n->loop != NULL) {
+		return node_loop_applied_index(n->loop);
+	}
+	return n->stopped_applied_index > n->state.applied_index ? n->stopped_applied_index
+								 : n->state.applied_index;
+}
+
+const char *node_endpoint(const struct node *n)
+{
+	return n->config.client_endpoint;
+}

@@ -1,0 +1,652 @@
+/* The client API server: the one file of the daemon that talks to nng. */
+#include "node/daemon/server.h"
+
+#include "carelog/errors.h"
+#include "common/assert.h"
+#include "common/log.h"
+#include "node/daemon/serve.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { SERVER_IPC_PATH_BYTES_MAX = sizeof(((struct sockaddr_un *)0)->sun_path) };
+
+enum server_work_state {
+	WORK_RECV = 0,
+	WORK_HANDLE = 1,     /* a request is being handled on a callback thread */
+	WORK_WAIT_APPEND = 2,
+	WORK_WAIT_READ = 3,
+	WORK_SEND = 4,
+};
+
+/* One nng context and what it is doing. */
+struct server_work {
+	struct node_server *srv;
+	nng_ctx ctx;
+	nng_aio *io;    /* recv and send */
+	nng_aio *timer; /* waits: append timeout, min-index */
+	pthread_mutex_t mu;
+	enum server_work_state state;
+	uint64_t generation; /* which request a loop answer belongs to */
+	nng_msg *request;    /* kept while waiting: the decoded request views point into it */
+	struct proto_request req;
+	uint32_t wait_ms;
+	bool result_ready;
+	struct node_append_result result;
+	uint64_t wait_index;         /* WAIT_READ: serve once applied >= this */
+	bool in_wait_list;           /* guarded by srv->wait_mu */
+	struct server_work *wait_next;
+};
+
+struct node_server {
+	struct node_server_config config;
+	struct node_serve serve;
+	struct node_loop *loop;
+	nng_socket sock;
+	bool sock_open;
+	char ipc_path[SERVER_IPC_PATH_BYTES_MAX];
+	struct server_work *works;
+	uint32_t works_count;
+	atomic_bool accepting;
+	_Atomic uint64_t applied_index;
+	_Atomic uint64_t commit_index;
+	/* Readers parked on --min-index / linearizable, woken by node_server_on_applied. */
+	pthread_mutex_t wait_mu;
+	struct server_work *wait_head;
+	/* Contexts between a received request and its sent reply (for a clean stop). */
+	pthread_mutex_t busy_mu;
+	pthread_cond_t busy_cond;
+	uint32_t busy_count;
+};
+
+static int nng_to_carelog(int rv)
+{
+	switch (rv) {
+	case 0:
+		return CARELOG_OK;
+	case NNG_ENOMEM:
+		return CARELOG_ENOMEM;
+	case NNG_ETIMEDOUT:
+		return CARELOG_ETIMEDOUT;
+	case NNG_ECLOSED:
+		return CARELOG_ECLOSED;
+	case NNG_EADDRINUSE:
+		return CARELOG_EEXIST;
+	case NNG_EADDRINVAL:
+	case NNG_EINVAL:
+		return CARELOG_EINVAL;
+	default:
+		return CARELOG_EIO;
+	}
+}
+
+static void busy_change(struct node_server *srv, int delta)
+{
+	pthread_mutex_lock(&srv->busy_mu);
+	if (delta > 0) {
+		srv->busy_count++;
+	} else {
+		CL_ASSERT(srv->busy_count > 0);
+		srv->busy_count--;
+		pthread_cond_broadcast(&srv->busy_cond);
+	}
+	pthread_mutex_unlock(&srv->busy_mu);
+}
+
+/* Sends `reply` (consumed) on the work's context; the io callback then receives again. */
+static void work_send(struct server_work *w, struct proto_buf *reply)
+{
+	pthread_mutex_lock(&w->mu);
+	w->state = WORK_SEND;
+	pthread_mutex_unlock(&w->mu);
+	if (w->request != NULL) {
+		nng_msg_free(w->request);
+		w->request = NULL;
+	}
+	nng_msg *msg = NULL;
+	if (reply->len == 0 || nng_msg_alloc(&msg, 0) != 0 ||
+	    nng_msg_append(msg, reply->data, reply->len) != 0) {
+		/* Nothing can be sent: the client times out and retries. Receive again. */
+		if (msg != NULL) {
+			nng_msg_free(msg);
+		}
+		proto_buf_free(reply);
+		cl_log_error("server.reply_failed", "err=ENOMEM");
+		pthread_mutex_lock(&w->mu);
+		w->state = WORK_RECV;
+		pthread_mutex_unlock(&w->mu);
+		busy_change(w->srv, -1);
+		nng_ctx_recv(w->ctx, w->io);
+		return;
+	}
+	proto_buf_free(reply);
+	nng_aio_set_msg(w->io, msg);
+	nng_ctx_send(w->ctx, w->io);
+}
+
+static void work_send_error(struct server_work *w, uint8_t op, int err, const char *msg)
+{
+	struct proto_buf out = {0};
+	if (node_serve_error(op, err, &out, "%s", msg) != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_send(w, &out);
+}
+
+/* --- appends --- */
+
+static void append_reply(struct server_work *w)
+{
+	struct proto_buf out = {0};
+	const struct node_append_result *r = &w->result;
+	const struct proto_append_req *req = &w->req.u.append;
+	if (!w->result_ready) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "not committed within %u ms: the outcome is pending; "
+			 "retry with the same request id", w->wait_ms);
+		struct proto_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		rep.version = PROTO_VERSION;
+		rep.op = PROTO_OP_APPEND;
+		rep.err = CARELOG_EPENDING;
+		rep.msg = (struct proto_str){.ptr = msg, .len = strlen(msg)};
+		rep.u.append.committed = false;
+		rep.u.append.request_id = req->request_id;
+		if (proto_reply_encode(&rep, &out) != CARELOG_OK) {
+			proto_buf_free(&out);
+		}
+	} else if (r->err != CARELOG_OK) {
+		if (node_serve_error(PROTO_OP_APPEND, r->err, &out, "%s", r->msg) != CARELOG_OK) {
+			proto_buf_free(&out);
+		}
+	} else {
+		struct proto_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		rep.version = PROTO_VERSION;
+		rep.op = PROTO_OP_APPEND;
+		rep.err = CARELOG_OK;
+		rep.msg = (struct proto_str){.ptr = "", .len = 0};
+		rep.u.append.committed = true;
+		rep.u.append.index = r->index;
+		memcpy(rep.u.append.id, r->id, sizeof(rep.u.append.id));
+		rep.u.append.request_id = req->request_id;
+		rep.u.append.duplicate = r->duplicate;
+		if (proto_reply_encode(&rep, &out) != CARELOG_OK) {
+			proto_buf_free(&out);
+		}
+	}
+	work_send(w, &out);
+}
+
+static void handle_append(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	if (!atomic_load(&srv->accepting) || srv->loop == NULL) {
+		work_send_error(w, PROTO_OP_APPEND, CARELOG_ECLOSED,
+				"node is stopping: not taking appends");
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->generation++;
+	w->result_ready = false;
+	w->state = WORK_WAIT_APPEND;
+	struct node_waiter waiter = {.owner = w, .generation = w->generation};
+	pthread_mutex_unlock(&w->mu);
+
+	struct node_append_item *item = NULL;
+	int rc = node_append_item_create(nng_msg_body(w->request), nng_msg_len(w->request), waiter,
+					 &item);
+	if (rc == CARELOG_OK) {
+		rc = node_loop_submit(srv->loop, item);
+		if (rc != CARELOG_OK) {
+			node_append_item_free(item);
+		}
+	}
+	if (rc != CARELOG_OK) {
+		work_send_error(w, PROTO_OP_APPEND, rc,
+				rc == CARELOG_EBUSY ? "too many appends queued: retry later"
+				: rc == CARELOG_ECLOSED ? "node is stopping: not taking appends"
+							: carelog_strerror(rc));
+		return;
+	}
+	/* Park on the timer; the loop's answer cancels it (or already arrived). */
+	pthread_mutex_lock(&w->mu);
+	nng_sleep_aio((nng_duration)w->wait_ms, w->timer);
+	if (w->result_ready) {
+		nng_aio_cancel(w->timer);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+void node_server_on_reply(void *ctx, struct node_waiter waiter,
+			  const struct node_append_result *result)
+{
+	(void)ctx;
+	struct server_work *w = waiter.owner;
+	pthread_mutex_lock(&w->mu);
+	if (w->generation == waiter.generation && w->state == WORK_WAIT_APPEND &&
+	    !w->result_ready) {
+		w->result = *result;
+		w->result_ready = true;
+		/* The cancel completes the timer aio on an nng thread, never inline. */
+		nng_aio_cancel(w->timer);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* --- reads that wait for an applied index --- */
+
+static void wait_list_remove(struct node_server *srv, struct server_work *w)
+{
+	if (!w->in_wait_list) {
+		return;
+	}
+	struct server_work **link = &srv->wait_head;
+	while (*link != w) {
+		link = &(*link)->wait_next;
+	}
+	*link = w->wait_next;
+	w->wait_next = NULL;
+	w->in_wait_list = false;
+}
+
+void node_server_on_applied(void *ctx, uint64_t applied_index, uint64_t commit_index)
+{
+	struct node_server *srv = ctx;
+	atomic_store(&srv->commit_index, commit_index);
+	atomic_store(&srv->applied_index, applied_index);
+	pthread_mutex_lock(&srv->wait_mu);
+	struct server_work **link = &srv->wait_head;
+	while (*link != NULL) {
+		struct server_work *w = *link;
+		if (w->wait_index <= applied_index) {
+			*link = w->wait_next;
+			w->wait_next = NULL;
+			w->in_wait_list = false;
+			nng_aio_cancel(w->timer); /* its callback serves the read */
+		} else {
+			link = &w->wait_next;
+		}
+	}
+	pthread_mutex_unlock(&srv->wait_mu);
+}
+
+static void serve_read_now(struct server_work *w)
+{
+	struct proto_buf out = {0};
+	if (node_serve_read(&w->srv->serve, &w->req.u.read, &out) != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_send(w, &out);
+}
+
+static void handle_read(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	const struct proto_read_req *req = &w->req.u.read;
+	uint64_t target = req->min_index;
+	if (req->consistency == PROTO_CONSISTENCY_LINEARIZABLE) {
+		/* A single voter is always the leader: its commit index at request time is a safe
+		 * read point (Raft thesis 6.4 with a quorum of one). */
+		uint64_t commit = atomic_load(&srv->commit_index);
+		target = commit > target ? commit : target;
+	} else if (req->consistency != PROTO_CONSISTENCY_LOCAL) {
+		work_send_error(w, PROTO_OP_READ, CARELOG_EINVAL, "unknown consistency level");
+		return;
+	}
+	if (target <= atomic_load(&srv->applied_index)) {
+		serve_read_now(w);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->state = WORK_WAIT_READ;
+	w->wait_index = target;
+	pthread_mutex_unlock(&w->mu);
+	pthread_mutex_lock(&srv->wait_mu);
+	w->in_wait_list = true;
+	w->wait_next = srv->wait_head;
+	srv->wait_head = w;
+	nng_sleep_aio((nng_duration)w->wait_ms, w->timer);
+	if (target <= atomic_load(&srv->applied_index)) {
+		wait_list_remove(srv, w); /* applied moved before we parked */
+		nng_aio_cancel(w->timer);
+	}
+	pthread_mutex_unlock(&srv->wait_mu);
+}
+
+static void timer_callback(void *arg)
+{
+	struct server_work *w = arg;
+	struct node_server *srv = w->srv;
+	pthread_mutex_lock(&srv->wait_mu);
+	wait_list_remove(srv, w);
+	pthread_mutex_unlock(&srv->wait_mu);
+	pthread_mutex_lock(&w->mu);
+	enum server_work_state state = w->state;
+	if (state == WORK_WAIT_APPEND || state == WORK_WAIT_READ) {
+		w->state = WORK_HANDLE; /* a late loop answer for this generation is ignored now */
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (state == WORK_WAIT_APPEND) {
+		append_reply(w);
+	} else if (state == WORK_WAIT_READ) {
+		uint64_t applied = atomic_load(&srv->applied_index);
+		if (applied >= w->wait_index) {
+			serve_read_now(w);
+		} else {
+			char msg[160];
+			snprintf(msg, sizeof(msg), "applied index %llu did not reach %llu within %u ms",
+				 (unsigned long long)applied, (unsigned long long)w->wait_index,
+				 w->wait_ms);
+			work_send_error(w, PROTO_OP_READ, CARELOG_ETIMEDOUT, msg);
+		}
+	}
+}
+
+/* --- dispatch --- */
+
+static void handle_request(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	const uint8_t *body = nng_msg_body(w->request);
+	size_t len = nng_msg_len(w->request);
+	int rc = proto_request_decode(body, len, &w->req);
+	if (rc != CARELOG_OK) {
+		const char *what = rc == CARELOG_EVERSION ? "unsupported protocol version"
+				   : rc == CARELOG_ETOOBIG ? "request exceeds a protocol limit"
+							   : "malformed request";
+		char msg[160];
+		snprintf(msg, sizeof(msg), "%s (%zu bytes): %s", what, len, carelog_errname(rc));
+		work_send_error(w, 0, rc, msg);
+		return;
+	}
+	w->wait_ms = w->req.timeout_ms != 0 ? w->req.timeout_ms : srv->config.timeout_ms;
+	struct proto_buf out = {0};
+	switch (w->req.op) {
+	case PROTO_OP_STATUS:
+		rc = node_serve_status(&srv->serve, &out);
+		break;
+	case PROTO_OP_GET:
+		rc = node_serve_get(&srv->serve, &w->req.u.get, &out);
+		break;
+	case PROTO_OP_VERIFY:
+		rc = node_serve_verify(&srv->serve, &out);
+		break;
+	case PROTO_OP_READ:
+		handle_read(w);
+		return;
+	case PROTO_OP_APPEND:
+		handle_append(w);
+		return;
+	default:
+		work_send_error(w, w->req.op, CARELOG_EUNKNOWN, "unknown operation");
+		return;
+	}
+	if (rc != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_send(w, &out);
+}
+
+static void io_callback(void *arg)
+{
+	struct server_work *w = arg;
+	int rv = nng_aio_result(w->io);
+	pthread_mutex_lock(&w->mu);
+	enum server_work_state state = w->state;
+	pthread_mutex_unlock(&w->mu);
+	if (state == WORK_SEND) {
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(w->io)); /* not sent: still ours */
+		}
+		pthread_mutex_lock(&w->mu);
+		w->state = WORK_RECV;
+		pthread_mutex_unlock(&w->mu);
+		busy_change(w->srv, -1);
+		if (rv == NNG_ECLOSED) {
+			return;
+		}
+		nng_ctx_recv(w->ctx, w->io);
+		return;
+	}
+	CL_ASSERT(state == WORK_RECV);
+	if (rv != 0) {
+		if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+			return; /* shutting down */
+		}
+		nng_ctx_recv(w->ctx, w->io);
+		return;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->state = WORK_HANDLE;
+	pthread_mutex_unlock(&w->mu);
+	busy_change(w->srv, +1);
+	w->request = nng_aio_get_msg(w->io);
+	nng_aio_set_msg(w->io, NULL);
+	handle_request(w);
+}
+
+/* --- lifecycle --- */
+
+int node_server_create(const struct node_server_config *config, struct storage *s,
+		       struct node_server **out)
+{
+	if (config->requests_max == 0 || config->endpoint == NULL) {
+		return CARELOG_EINVAL;
+	}
+	struct node_server *srv = calloc(1, sizeof(*srv));
+	if (srv == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	srv->config = *config;
+	srv->serve = (struct node_serve){
+		.storage = s, .node_id = config->node_id, .stale_lag_max = config->stale_lag_max};
+	srv->works = calloc(config->requests_max, sizeof(*srv->works));
+	if (srv->works == NULL) {
+		free(srv);
+		return CARELOG_ENOMEM;
+	}
+	pthread_mutex_init(&srv->wait_mu, NULL);
+	pthread_mutex_init(&srv->busy_mu, NULL);
+	pthread_cond_init(&srv->busy_cond, NULL);
+	atomic_store(&srv->accepting, true);
+	/* Seed the published indexes from storage; the loop keeps them current. */
+	struct storage_txn *t = NULL;
+	if (storage_txn_begin_read(s, &t) == CARELOG_OK) {
+		struct storage_hard_state hs;
+		struct storage_applied applied;
+		if (storage_hard_state_get(t, &hs) == CARELOG_OK &&
+		    storage_applied_get(t, &applied) == CARELOG_OK) {
+			atomic_store(&srv->commit_index, hs.commit);
+			atomic_store(&srv->applied_index, applied.index);
+		}
+		storage_txn_abort(t);
+	}
+	*out = srv;
+	return CARELOG_OK;
+}
+
+void node_server_set_loop(struct node_server *srv, struct node_loop *loop)
+{
+	srv->loop = loop;
+}
+
+/* For ipc:// endpoints: refuses a socket a live process answers on, removes a stale one. */
+static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
+{
+	const char *url = srv->config.endpoint;
+	if (strncmp(url, "ipc://", 6) != 0) {
+		return CARELOG_OK;
+	}
+	const char *path = url + 6;
+	struct sockaddr_un addr;
+	if (strlen(path) >= sizeof(addr.sun_path) || strlen(path) >= sizeof(srv->ipc_path)) {
+		snprintf(err, err_len, "endpoint %s: socket path longer than %zu bytes", url,
+			 sizeof(addr.sun_path) - 1);
+		return CARELOG_EINVAL;
+	}
+	snprintf(srv->ipc_path, sizeof(srv->ipc_path), "%s", path);
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		return CARELOG_OK;
+	}
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(err, err_len, "endpoint %s: %s exists and is not a socket", url, path);
+		return CARELOG_EEXIST;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, err_len, "endpoint %s: cannot probe the socket: %s", url,
+			 strerror(errno));
+		return CARELOG_EIO;
+	}
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	int connected = connect(fd, (const struct sockaddr *)&addr, sizeof(addr));
+	int e = errno;
+	close(fd);
+	if (connected == 0) {
+		snprintf(err, err_len,
+			 "endpoint %s is in use by a running process (another carelogd on this "
+			 "data dir?)",
+			 url);
+		return CARELOG_EEXIST;
+	}
+	if (e != ECONNREFUSED) {
+		snprintf(err, err_len, "endpoint %s: cannot probe the socket: %s", url, strerror(e));
+		return CARELOG_EIO;
+	}
+	if (unlink(path) != 0) {
+		snprintf(err, err_len, "endpoint %s: cannot remove the stale socket: %s", url,
+			 strerror(errno));
+		return CARELOG_EIO;
+	}
+	cl_log_info("server.stale_socket_removed", "endpoint=%s", url);
+	return CARELOG_OK;
+}
+
+int node_server_start(struct node_server *srv, char *err, size_t err_len)
+{
+	int rc = ipc_prepare(srv, err, err_len);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	int rv = nng_rep0_open(&srv->sock);
+	if (rv != 0) {
+		snprintf(err, err_len, "cannot open the client socket: %s", nng_strerror(rv));
+		return nng_to_carelog(rv);
+	}
+	srv->sock_open = true;
+	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, (size_t)srv->config.request_bytes_max);
+	for (uint32_t i = 0; i < srv->config.requests_max && rv == 0; i++) {
+		struct server_work *w = &srv->works[i];
+		w->srv = srv;
+		pthread_mutex_init(&w->mu, NULL);
+		rv = nng_aio_alloc(&w->io, io_callback, w);
+		if (rv == 0) {
+			rv = nng_aio_alloc(&w->timer, timer_callback, w);
+		}
+		if (rv == 0) {
+			rv = nng_ctx_open(&w->ctx, srv->sock);
+		}
+		srv->works_count = i + 1;
+	}
+	if (rv != 0) {
+		snprintf(err, err_len, "cannot set up %u client contexts: %s",
+			 srv->config.requests_max, nng_strerror(rv));
+		return nng_to_carelog(rv);
+	}
+	/* The socket must never be reachable by others, not even between listen and chmod. */
+	mode_t old_mask = umask(0077);
+	rv = nng_listen(srv->sock, srv->config.endpoint, NULL, 0);
+	umask(old_mask);
+	if (rv != 0) {
+		snprintf(err, err_len, "cannot listen on %s: %s", srv->config.endpoint,
+			 nng_strerror(rv));
+		return nng_to_carelog(rv);
+	}
+	if (srv->ipc_path[0] != '\0' && chmod(srv->ipc_path, 0600) != 0) {
+		snprintf(err, err_len, "cannot make %s mode 0600: %s", srv->ipc_path,
+			 strerror(errno));
+		return CARELOG_EIO;
+	}
+	for (uint32_t i = 0; i < srv->works_count; i++) {
+		nng_ctx_recv(srv->works[i].ctx, srv->works[i].io);
+	}
+	return CARELOG_OK;
+}
+
+void node_server_stop_accepting(struct node_server *srv)
+{
+	atomic_store(&srv->accepting, false);
+}
+
+void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
+{
+	if (srv == NULL) {
+		return;
+	}
+	atomic_store(&srv->accepting, false);
+	/* Let replies in flight leave (bounded): a clean stop answers what it took. */
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&srv->busy_mu);
+	while (srv->busy_count > 0) {
+		if (pthread_cond_timedwait(&srv->busy_cond, &srv->busy_mu, &until) != 0) {
+			break;
+		}
+	}
+	uint32_t left = srv->busy_count;
+	pthread_mutex_unlock(&srv->busy_mu);
+	if (left > 0) {
+		cl_log_warn("server.stop_unanswered", "requests=%u", left);
+	}
+	if (srv->sock_open) {
+		nng_close(srv->sock);
+	}
+	for (uint32_t i = 0; i < srv->works_count; i++) {
+		struct server_work *w = &srv->works[i];
+		if (w->timer != NULL) {
+			nng_aio_stop(w->timer);
+		}
+		if (w->io != NULL) {
+			nng_aio_stop(w->io);
+		}
+	}
+	for (uint32_t i = 0; i < srv->works_count; i++) {
+		struct server_work *w = &srv->works[i];
+		nng_aio_free(w->timer);
+		nng_aio_free(w->io);
+		if (w->request != NULL) {
+			nng_msg_free(w->request);
+		}
+		pthread_mutex_destroy(&w->mu);
+	}
+	if (srv->ipc_path[0] != '\0') {
+		unlink(srv->ipc_path);
+	}
+	pthread_mutex_destroy(&srv->wait_mu);
+	pthread_mutex_destroy(&srv->busy_mu);
+	pthread_cond_destroy(&srv->busy_cond);
+	free(srv->works);
+	free(srv);
+}

@@ -1,0 +1,53 @@
+/* The client API server: nng rep0 contexts serving status, append, read, get and verify. */
+#ifndef CARELOG_NODE_DAEMON_SERVER_H
+#define CARELOG_NODE_DAEMON_SERVER_H
+
+/*
+ * requests_max nng contexts each run recv -> handle -> send. Reads (status, read, get, verify)
+ * are served on the nng callback thread with their own read transaction, so a clinical query
+ * never blocks the writer. Appends are copied into the loop's queue; the reply goes out when
+ * the loop answers (after the applying transaction committed) or, if the timeout passes first,
+ * as "pending" (CARELOG_EPENDING: retry with the same request id).
+ *
+ * Waiting (append timeout, --min-index, linearizable reads) never blocks an nng thread: the
+ * context parks on a timer aio that the loop cancels early when its answer or the awaited
+ * applied index arrives.
+ *
+ * For ipc:// endpoints a stale socket file is removed only if no process answers on it, and
+ * the socket is made 0600 (file permissions guard the local endpoint).
+ */
+
+#include "node/daemon/loop.h"
+#include "storage/storage.h"
+
+#include <stdint.h>
+
+struct node_server_config {
+	uint64_t node_id;
+	const char *endpoint;
+	uint32_t requests_max;
+	uint64_t request_bytes_max;
+	uint32_t timeout_ms;    /* default wait when the request names none */
+	uint64_t stale_lag_max; /* reads lagging more are marked stale */
+};
+
+struct node_server;
+
+/* Allocates the contexts; does not listen yet. `s` borrowed. */
+int node_server_create(const struct node_server_config *config, struct storage *s,
+		       struct node_server **out);
+/* The loop that takes appends (set before node_server_start). */
+void node_server_set_loop(struct node_server *srv, struct node_loop *loop);
+/* Listens and starts receiving. On failure writes a message naming the endpoint into err. */
+int node_server_start(struct node_server *srv, char *err, size_t err_len);
+/* New appends are refused with CARELOG_ECLOSED from now on; reads keep being served. */
+void node_server_stop_accepting(struct node_server *srv);
+/* Waits (up to wait_ms) for replies in flight to leave, closes the socket, frees. NULL ok. */
+void node_server_destroy(struct node_server *srv, uint32_t wait_ms);
+
+/* Loop callbacks (node_loop_config.reply / .applied with ctx = the server). */
+void node_server_on_reply(void *ctx, struct node_waiter waiter,
+			  const struct node_append_result *result);
+void node_server_on_applied(void *ctx, uint64_t applied_index, uint64_t commit_index);
+
+#endif

@@ -1,0 +1,709 @@
+/* libcarelog over nng req0: one socket per client, one context per call, results as owned blocks. */
+#include "carelog/carelog.h"
+
+#include "common/assert.h"
+#include "common/crypto.h"
+#include "node/api/proto.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+CL_STATIC_ASSERT((int)CARELOG_ID_BYTES == (int)PROTO_ID_BYTES, "entry ids are SHA-256 on both sides");
+CL_STATIC_ASSERT((int)CARELOG_READ_LIMIT_MAX == (int)PROTO_READ_LIMIT_MAX, "one page limit");
+CL_STATIC_ASSERT((int)CARELOG_REQUEST_ID_BYTES_MAX == (int)PROTO_REQUEST_ID_BYTES_MAX, "one id limit");
+CL_STATIC_ASSERT((int)CARELOG_MESSAGE_BYTES_MAX == (int)PROTO_MESSAGE_BYTES_MAX, "one message limit");
+
+enum {
+	CLIENT_MESSAGE_TEXT_BYTES = PROTO_MSG_BYTES_MAX + 256,
+	CLIENT_ENDPOINT_BYTES_MAX = 512,
+	CLIENT_RECONNECT_MS_MIN = 100,
+	CLIENT_RECONNECT_MS_MAX = 2000,
+	CLIENT_REPLY_MARGIN_MS_MAX = 1000, /* the node answers this much before the caller gives up */
+};
+
+struct carelog_client {
+	nng_socket socket;
+	nng_dialer dialer;
+	char endpoint[CLIENT_ENDPOINT_BYTES_MAX];
+};
+
+/* ------------------------------------------------------------------ messages */
+
+static _Thread_local char client_message[CLIENT_MESSAGE_TEXT_BYTES];
+
+const char *carelog_last_message(void)
+{
+	return client_message;
+}
+
+CL_PRINTF(1, 2)
+static void client_message_set(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(client_message, sizeof(client_message), fmt, ap);
+	va_end(ap);
+}
+
+static void client_message_clear(void)
+{
+	client_message[0] = '\0';
+}
+
+/* ------------------------------------------------------------------ nng adapter */
+
+/* What a call knew when nng failed: it decides between "never sent" and "outcome unknown". */
+enum client_phase {
+	CLIENT_PHASE_SETUP,
+	CLIENT_PHASE_SEND,    /* the request had not reached a connection */
+	CLIENT_PHASE_RECEIVE, /* the request was on its way or at the node */
+};
+
+/* The one place nng's errors become carelog's. */
+static int client_nng_error(int rv, enum client_phase phase, bool is_append,
+			    const struct carelog_client *client, uint32_t timeout_ms)
+{
+	CL_ASSERT(rv != 0);
+	bool sent = phase == CLIENT_PHASE_RECEIVE;
+	switch (rv) {
+	case NNG_ENOMEM:
+		client_message_set("out of memory");
+		return CARELOG_ENOMEM;
+	case NNG_EINVAL:
+	case NNG_EADDRINVAL:
+	case NNG_ENOTSUP:
+		client_message_set("endpoint \"%s\" is not a usable nng URL (%s)", client->endpoint,
+				   nng_strerror(rv));
+		return CARELOG_EINVAL;
+	case NNG_EMSGSIZE:
+		client_message_set("message larger than %d bytes", CARELOG_MESSAGE_BYTES_MAX);
+		return CARELOG_ETOOBIG;
+	case NNG_ETIMEDOUT:
+		if (!sent) {
+			client_message_set("no connection to %s within %u ms (is carelogd running?)",
+					   client->endpoint, timeout_ms);
+			return CARELOG_ECONNECT;
+		}
+		if (is_append) {
+			client_message_set("no answer from %s within %u ms; the append may still "
+					   "commit: retry with the same request id",
+					   client->endpoint, timeout_ms);
+			return CARELOG_EPENDING;
+		}
+		client_message_set("no answer from %s within %u ms", client->endpoint, timeout_ms);
+		return CARELOG_ETIMEDOUT;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_ECONNABORTED:
+	case NNG_ECLOSED:
+	case NNG_EUNREACHABLE:
+	case NNG_ENOENT:
+	case NNG_EADDRINUSE:
+	case NNG_EPEERAUTH:
+		if (sent && is_append) {
+			client_message_set("connection to %s lost after sending (%s); the append may "
+					   "still commit: retry with the same request id",
+					   client->endpoint, nng_strerror(rv));
+			return CARELOG_EPENDING;
+		}
+		client_message_set("cannot reach %s: %s", client->endpoint, nng_strerror(rv));
+		return CARELOG_ECONNECT;
+	case NNG_EPROTO:
+		client_message_set("protocol error talking to %s", client->endpoint);
+		return CARELOG_EPROTO;
+	default:
+		if (sent && is_append) {
+			client_message_set("%s after sending to %s; retry with the same request id",
+					   nng_strerror(rv), client->endpoint);
+			return CARELOG_EPENDING;
+		}
+		client_message_set("%s: %s", client->endpoint, nng_strerror(rv));
+		return CARELOG_EIO;
+	}
+}
+
+/* ------------------------------------------------------------------ client */
+
+int carelog_client_open(const char *endpoint, struct carelog_client **out_client)
+{
+	client_message_clear();
+	if (endpoint == NULL || out_client == NULL || endpoint[0] == '\0') {
+		client_message_set("no endpoint given");
+		return CARELOG_EINVAL;
+	}
+	if (strlen(endpoint) >= CLIENT_ENDPOINT_BYTES_MAX) {
+		client_message_set("endpoint longer than %d bytes", CLIENT_ENDPOINT_BYTES_MAX - 1);
+		return CARELOG_EINVAL;
+	}
+	if (cl_crypto_init() != CARELOG_OK) {
+		client_message_set("cannot initialise the random source");
+		return CARELOG_ECRYPTO;
+	}
+	struct carelog_client *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
+	int rv = nng_req0_open(&c->socket);
+	if (rv != 0) {
+		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, false, c, 0);
+		free(c);
+		return rc;
+	}
+	/* Options set on the socket are inherited by the dialer created below. Resends are off
+	 * per context (see client_call): the caller decides about retries, with the same
+	 * request id for appends. */
+	rv = nng_socket_set_size(c->socket, NNG_OPT_RECVMAXSZ, CARELOG_MESSAGE_BYTES_MAX);
+	if (rv == 0) {
+		rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMINT, CLIENT_RECONNECT_MS_MIN);
+	}
+	if (rv == 0) {
+		rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMAXT, CLIENT_RECONNECT_MS_MAX);
+	}
+	if (rv == 0) {
+		rv = nng_socket_set_ms(c->socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	}
+	if (rv == 0) {
+		/* Non-blocking: the client may start before its node, and reconnects forever. */
+		rv = nng_dial(c->socket, c->endpoint, &c->dialer, NNG_FLAG_NONBLOCK);
+	}
+	if (rv != 0) {
+		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, false, c, 0);
+		nng_close(c->socket);
+		free(c);
+		return rc;
+	}
+	*out_client = c;
+	return CARELOG_OK;
+}
+
+void carelog_client_close(struct carelog_client *client)
+{
+	if (client == NULL) {
+		return;
+	}
+	nng_close(client->socket);
+	free(client);
+}
+
+int carelog_request_id_generate(char out[CARELOG_REQUEST_ID_HEX_BYTES])
+{
+	CL_ASSERT(out != NULL);
+	if (cl_crypto_init() != CARELOG_OK) {
+		client_message_set("cannot initialise the random source");
+		return CARELOG_ECRYPTO;
+	}
+	uint8_t raw[(CARELOG_REQUEST_ID_HEX_BYTES - 1) / 2];
+	cl_random_bytes(raw, sizeof(raw));
+	cl_hex_encode(out, raw, sizeof(raw));
+	return CARELOG_OK;
+}
+
+static uint64_t client_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* How long the node may work: a little less than the caller waits, so that a commit that
+ * takes too long comes back as the node's "pending" instead of a silent client timeout. */
+static uint32_t client_node_timeout_ms(uint32_t timeout_ms)
+{
+	uint32_t margin = timeout_ms / 10;
+	if (margin > CLIENT_REPLY_MARGIN_MS_MAX) {
+		margin = CLIENT_REPLY_MARGIN_MS_MAX;
+	}
+	if (margin < 50) {
+		margin = timeout_ms / 2;
+	}
+	uint32_t t = timeout_ms - margin;
+	return t > 0 ? t : 1;
+}
+
+/* One exchange: the reply stays in *out_msg (the decoded views point into it). */
+struct client_exchange {
+	nng_msg *reply_msg;
+	struct proto_arena arena;
+	struct proto_reply reply;
+};
+
+static void client_exchange_free(struct client_exchange *x)
+{
+	if (x->reply_msg != NULL) {
+		nng_msg_free(x->reply_msg);
+		x->reply_msg = NULL;
+	}
+	proto_arena_free(&x->arena);
+}
+
+static int client_send_receive(struct carelog_client *client, nng_ctx ctx, nng_aio *aio,
+			       const struct proto_buf *request, uint32_t timeout_ms, bool is_append,
+			       nng_msg **out_reply)
+{
+	nng_msg *msg;
+	int rv = nng_msg_alloc(&msg, 0);
+	if (rv == 0) {
+		rv = nng_msg_append(msg, request->data, request->len);
+		if (rv != 0) {
+			nng_msg_free(msg);
+		}
+	}
+	if (rv != 0) {
+		return client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+	}
+	uint64_t start_ms = client_now_ms();
+	nng_aio_set_msg(aio, msg);
+	nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send gives the message back */
+		nng_aio_set_msg(aio, NULL);
+		return client_nng_error(rv, CLIENT_PHASE_SEND, is_append, client, timeout_ms);
+	}
+	uint64_t spent_ms = client_now_ms() - start_ms;
+	uint32_t left_ms = spent_ms < timeout_ms ? (uint32_t)(timeout_ms - spent_ms) : 1;
+	nng_aio_set_timeout(aio, (nng_duration)left_ms);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv != 0) {
+		return client_nng_error(rv, CLIENT_PHASE_RECEIVE, is_append, client, timeout_ms);
+	}
+	*out_reply = nng_aio_get_msg(aio);
+	nng_aio_set_msg(aio, NULL);
+	return CARELOG_OK;
+}
+
+/*
+ * Sends `req` and decodes the answer into x->reply. Returns the node's error when it sent one
+ * (with its message in carelog_last_message), so callers only handle success and the
+ * append-specific pending case.
+ */
+static int client_call(struct carelog_client *client, struct proto_request *req,
+		       uint32_t timeout_ms, struct client_exchange *x)
+{
+	CL_ASSERT(client != NULL);
+	memset(x, 0, sizeof(*x));
+	bool is_append = req->op == PROTO_OP_APPEND;
+	if (timeout_ms == 0) {
+		timeout_ms = CARELOG_TIMEOUT_MS_DEFAULT;
+	}
+	req->version = PROTO_VERSION;
+	req->timeout_ms = client_node_timeout_ms(timeout_ms);
+	struct proto_buf request = {0};
+	int rc = proto_request_encode(req, &request);
+	if (rc != CARELOG_OK) {
+		client_message_set("%s request not encodable: %s", proto_op_name(req->op),
+				   rc == CARELOG_ETOOBIG ? "a field exceeds its limit"
+							 : "invalid argument");
+		return rc;
+	}
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	int rv = nng_ctx_open(&ctx, client->socket);
+	if (rv != 0) {
+		proto_buf_free(&request);
+		return client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+	}
+	rv = nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	if (rv == 0) {
+		rv = nng_aio_alloc(&aio, NULL, NULL);
+	}
+	if (rv != 0) {
+		rc = client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+	} else {
+		rc = client_send_receive(client, ctx, aio, &request, timeout_ms, is_append,
+					 &x->reply_msg);
+	}
+	if (aio != NULL) {
+		nng_aio_free(aio);
+	}
+	nng_ctx_close(ctx);
+	proto_buf_free(&request);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	char why[256];
+	rc = proto_reply_decode_reason(nng_msg_body(x->reply_msg), nng_msg_len(x->reply_msg),
+				       &x->arena, &x->reply, why, sizeof(why));
+	if (rc != CARELOG_OK) {
+		client_message_set("malformed reply from %s: %s", client->endpoint, why);
+		client_exchange_free(x);
+		return rc == CARELOG_ENOMEM ? rc : rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
+	}
+	if (x->reply.err != CARELOG_OK) {
+		client_message_set("%.*s", (int)x->reply.msg.len, x->reply.msg.ptr);
+		rc = x->reply.err;
+		if (rc == CARELOG_EPENDING && is_append) {
+			return rc; /* the caller reports pending with the request id */
+		}
+		client_exchange_free(x);
+		return rc;
+	}
+	if (x->reply.op != req->op) {
+		client_message_set("reply from %s answers \"%s\", not \"%s\"", client->endpoint,
+				   proto_op_name(x->reply.op), proto_op_name(req->op));
+		client_exchange_free(x);
+		return CARELOG_EPROTO;
+	}
+	return CARELOG_OK;
+}
+
+/* ------------------------------------------------------------------ result blocks */
+
+/* Results are one malloc block: the struct, its arrays, then NUL-terminated copies. */
+struct client_pool {
+	char *next;
+	char *end;
+};
+
+static size_t str_size(struct proto_str s)
+{
+	return s.len + 1;
+}
+
+static const char *pool_copy(struct client_pool *p, struct proto_str s)
+{
+	CL_ASSERT((size_t)(p->end - p->next) >= s.len + 1);
+	char *out = p->next;
+	if (s.len > 0) {
+		memcpy(out, s.ptr, s.len);
+	}
+	out[s.len] = '\0';
+	p->next += s.len + 1;
+	return out;
+}
+
+static size_t entry_strings_size(const struct proto_entry *e)
+{
+	return str_size(e->kind) + str_size(e->patient) + str_size(e->author) +
+	       str_size(e->role) + str_size(e->org) + str_size(e->unit) + str_size(e->status) +
+	       str_size(e->sensitivity) + str_size(e->media_type) + str_size(e->request_id) +
+	       str_size(e->body);
+}
+
+static void entry_fill(struct carelog_entry *d, const struct proto_entry *s,
+		       struct client_pool *p)
+{
+	d->index = s->index;
+	memcpy(d->id, s->id, CARELOG_ID_BYTES);
+	d->kind = pool_copy(p, s->kind);
+	d->patient = pool_copy(p, s->patient);
+	d->author = pool_copy(p, s->author);
+	d->role = pool_copy(p, s->role);
+	d->org = pool_copy(p, s->org);
+	d->unit = pool_copy(p, s->unit);
+	d->node_id = s->node_id;
+	d->time_ms = s->time_ms;
+	d->author_time_ms = s->author_time_ms;
+	d->clinical_time_ms = s->clinical_time_ms;
+	d->status = pool_copy(p, s->status);
+	d->sensitivity = pool_copy(p, s->sensitivity);
+	d->media_type = pool_copy(p, s->media_type);
+	d->request_id = pool_copy(p, s->request_id);
+	d->has_corrects = s->has_corrects;
+	memcpy(d->corrects, s->corrects, CARELOG_ID_BYTES);
+	d->body_erased = s->body_erased;
+	d->body = (const uint8_t *)pool_copy(p, s->body);
+	d->body_len = s->body.len;
+}
+
+static const char *opt(const char *s)
+{
+	return s != NULL ? s : "";
+}
+
+static struct proto_str view(const char *s)
+{
+	return (struct proto_str){.ptr = opt(s), .len = strlen(opt(s))};
+}
+
+static struct proto_actor actor_view(const char *id, const char *role)
+{
+	return (struct proto_actor){.id = view(id), .role = view(role)};
+}
+
+/* ------------------------------------------------------------------ calls */
+
+int carelog_append(struct carelog_client *client, const struct carelog_append_args *args,
+		   uint32_t timeout_ms, struct carelog_append_result *out)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out == NULL) {
+		return CARELOG_EINVAL;
+	}
+	if (opt(args->patient)[0] == '\0' || opt(args->kind)[0] == '\0') {
+		client_message_set("patient and kind are required");
+		return CARELOG_EINVAL;
+	}
+	if (args->body == NULL && args->body_len > 0) {
+		client_message_set("body is NULL with a length");
+		return CARELOG_EINVAL;
+	}
+	char request_id[CARELOG_REQUEST_ID_BYTES_MAX + 1];
+	if (opt(args->request_id)[0] != '\0') {
+		if (strlen(args->request_id) > CARELOG_REQUEST_ID_BYTES_MAX) {
+			client_message_set("request id longer than %d bytes",
+					   CARELOG_REQUEST_ID_BYTES_MAX);
+			return CARELOG_EINVAL;
+		}
+		snprintf(request_id, sizeof(request_id), "%s", args->request_id);
+	} else {
+		int rc = carelog_request_id_generate(request_id);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+	}
+	struct proto_request req = {.op = PROTO_OP_APPEND};
+	struct proto_append_req *a = &req.u.append;
+	a->actor = actor_view(args->actor, args->role);
+	a->patient = view(args->patient);
+	a->kind = view(args->kind);
+	a->request_id = view(request_id);
+	a->media_type = view(args->media_type);
+	a->status = view(args->status);
+	a->sensitivity = view(args->sensitivity);
+	a->clinical_time_ms = args->clinical_time_ms;
+	if (args->corrects != NULL) {
+		a->has_corrects = true;
+		memcpy(a->corrects, args->corrects, CARELOG_ID_BYTES);
+	}
+	a->body = (struct proto_str){.ptr = args->body_len > 0 ? args->body : "",
+				     .len = args->body_len};
+	struct client_exchange x;
+	int rc = client_call(client, &req, timeout_ms, &x);
+	bool pending = rc == CARELOG_EPENDING ||
+		       (rc == CARELOG_OK && !x.reply.u.append.committed);
+	if (pending) {
+		if (rc == CARELOG_OK) {
+			client_message_set("not committed in time; retry with the same request id");
+		}
+		memset(out, 0, sizeof(*out));
+		snprintf(out->request_id, sizeof(out->request_id), "%s", request_id);
+		client_exchange_free(&x);
+		return CARELOG_EPENDING;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_append_reply *r = &x.reply.u.append;
+	struct carelog_append_result res = {.committed = true, .duplicate = r->duplicate,
+					    .index = r->index};
+	memcpy(res.id, r->id, CARELOG_ID_BYTES);
+	/* The node echoes the request id; we report the one we sent, which is what a retry
+	 * must reuse. */
+	snprintf(res.request_id, sizeof(res.request_id), "%s", request_id);
+	*out = res;
+	client_exchange_free(&x);
+	return CARELOG_OK;
+}
+
+int carelog_read(struct carelog_client *client, const struct carelog_read_args *args,
+		 uint32_t timeout_ms, struct carelog_read_result **out_result)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out_result == NULL) {
+		return CARELOG_EINVAL;
+	}
+	if (opt(args->patient)[0] == '\0') {
+		client_message_set("patient is required");
+		return CARELOG_EINVAL;
+	}
+	if (args->consistency != CARELOG_CONSISTENCY_LOCAL &&
+	    args->consistency != CARELOG_CONSISTENCY_LINEARIZABLE) {
+		client_message_set("unknown consistency %d", (int)args->consistency);
+		return CARELOG_EINVAL;
+	}
+	struct proto_request req = {.op = PROTO_OP_READ};
+	struct proto_read_req *q = &req.u.read;
+	q->actor = actor_view(args->actor, args->role);
+	q->patient = view(args->patient);
+	q->consistency = (uint8_t)args->consistency;
+	q->min_index = args->min_index;
+	q->kind = view(args->kind);
+	q->since_index = args->since_index;
+	q->limit = args->limit;
+	struct client_exchange x;
+	int rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_read_reply *r = &x.reply.u.read;
+	size_t size = sizeof(struct carelog_read_result) +
+		      (size_t)r->entries_count * sizeof(struct carelog_entry);
+	for (uint32_t i = 0; i < r->entries_count; i++) {
+		size += entry_strings_size(&r->entries[i]);
+	}
+	struct carelog_read_result *res = calloc(1, size);
+	if (res == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	struct carelog_entry *entries = (struct carelog_entry *)(res + 1);
+	struct client_pool pool = {.next = (char *)(entries + r->entries_count),
+				   .end = (char *)res + size};
+	res->applied_index = r->applied_index;
+	res->lag = r->lag;
+	res->stale = r->stale;
+	res->withheld = r->withheld;
+	res->more = r->more;
+	res->entries_count = r->entries_count;
+	res->entries = r->entries_count > 0 ? entries : NULL;
+	for (uint32_t i = 0; i < r->entries_count; i++) {
+		entry_fill(&entries[i], &r->entries[i], &pool);
+	}
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_result = res;
+	return CARELOG_OK;
+}
+
+void carelog_read_result_free(struct carelog_read_result *result)
+{
+	free(result);
+}
+
+int carelog_get(struct carelog_client *client, const struct carelog_get_args *args,
+		uint32_t timeout_ms, struct carelog_entry **out_entry)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out_entry == NULL) {
+		return CARELOG_EINVAL;
+	}
+	struct proto_request req = {.op = PROTO_OP_GET};
+	req.u.get.actor = actor_view(args->actor, args->role);
+	memcpy(req.u.get.id, args->id, CARELOG_ID_BYTES);
+	struct client_exchange x;
+	int rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	size_t size = sizeof(struct carelog_entry) + entry_strings_size(&x.reply.u.get);
+	struct carelog_entry *e = calloc(1, size);
+	if (e == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	struct client_pool pool = {.next = (char *)(e + 1), .end = (char *)e + size};
+	entry_fill(e, &x.reply.u.get, &pool);
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_entry = e;
+	return CARELOG_OK;
+}
+
+void carelog_entry_free(struct carelog_entry *entry)
+{
+	free(entry);
+}
+
+int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
+		   struct carelog_status **out_status)
+{
+	client_message_clear();
+	if (client == NULL || out_status == NULL) {
+		return CARELOG_EINVAL;
+	}
+	struct proto_request req = {.op = PROTO_OP_STATUS};
+	struct client_exchange x;
+	int rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_status_reply *s = &x.reply.u.status;
+	size_t size = sizeof(struct carelog_status) +
+		      (size_t)s->members_count * sizeof(struct carelog_member) + str_size(s->role);
+	for (uint32_t i = 0; i < s->members_count; i++) {
+		size += str_size(s->members[i].role);
+	}
+	struct carelog_status *res = calloc(1, size);
+	if (res == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	struct carelog_member *members = (struct carelog_member *)(res + 1);
+	struct client_pool pool = {.next = (char *)(members + s->members_count),
+				   .end = (char *)res + size};
+	res->node_id = s->node_id;
+	res->role = pool_copy(&pool, s->role);
+	res->term = s->term;
+	res->leader_id = s->leader_id;
+	res->commit_index = s->commit_index;
+	res->applied_index = s->applied_index;
+	memcpy(res->chain_head, s->chain_head, CARELOG_ID_BYTES);
+	res->members_count = s->members_count;
+	res->members = s->members_count > 0 ? members : NULL;
+	for (uint32_t i = 0; i < s->members_count; i++) {
+		members[i].id = s->members[i].id;
+		members[i].role = pool_copy(&pool, s->members[i].role);
+		members[i].match_index = s->members[i].match_index;
+	}
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_status = res;
+	return CARELOG_OK;
+}
+
+void carelog_status_free(struct carelog_status *status)
+{
+	free(status);
+}
+
+int carelog_verify(struct carelog_client *client, uint32_t timeout_ms,
+		   struct carelog_verify_result **out_result)
+{
+	client_message_clear();
+	if (client == NULL || out_result == NULL) {
+		return CARELOG_EINVAL;
+	}
+	struct proto_request req = {.op = PROTO_OP_VERIFY};
+	struct client_exchange x;
+	int rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_verify_reply *v = &x.reply.u.verify;
+	size_t size = sizeof(struct carelog_verify_result) +
+		      (size_t)v->problems_listed * sizeof(char *);
+	for (uint32_t i = 0; i < v->problems_listed; i++) {
+		size += str_size(v->problems[i]);
+	}
+	struct carelog_verify_result *res = calloc(1, size);
+	if (res == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	const char **problems = (const char **)(res + 1);
+	struct client_pool pool = {.next = (char *)(problems + v->problems_listed),
+				   .end = (char *)res + size};
+	res->ok = v->ok;
+	res->entries_checked = v->entries_checked;
+	res->values_checked = v->values_checked;
+	res->problems_count = v->problems_count;
+	res->problems_listed = v->problems_listed;
+	res->problems = v->problems_listed > 0 ? problems : NULL;
+	for (uint32_t i = 0; i < v->problems_listed; i++) {
+		problems[i] = pool_copy(&pool, v->problems[i]);
+	}
+	memcpy(res->chain_head, v->chain_head, CARELOG_ID_BYTES);
+	res->applied_index = v->applied_index;
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_result = res;
+	return CARELOG_OK;
+}
+
+void carelog_verify_result_free(struct carelog_verify_result *result)
+{
+	free(result);
+}

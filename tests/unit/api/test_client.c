@@ -1,0 +1,541 @@
+/* Unit tests for libcarelog against an in-process fake node speaking the client protocol. */
+#include "carelog/carelog.h"
+#include "node/api/proto.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+/*
+ * The fake node answers by the request's patient (or op):
+ *   "pending"  append answered committed = false        "denied"  err EDENIED "no care relation"
+ *   "silent"   no answer at all (the client times out)  "garbage" bytes that are not msgpack
+ *   "pending-err" err EPENDING                           anything else: a normal answer
+ * Appends are deduplicated by request id like the real node.
+ */
+
+enum {
+	FAKE_REQUEST_IDS_MAX = 4096,
+	FAKE_ENTRIES = 3,
+};
+
+struct fake_node {
+	nng_socket socket;
+	char url[128];
+	pthread_t thread;
+	pthread_mutex_t lock;
+	uint32_t requests_seen;
+	uint32_t last_timeout_ms;
+	char last_request_id[PROTO_REQUEST_ID_BYTES_MAX + 1];
+	char last_actor[PROTO_ACTOR_BYTES_MAX + 1];
+	uint32_t appends_committed;
+	char request_ids[FAKE_REQUEST_IDS_MAX][PROTO_REQUEST_ID_BYTES_MAX + 1];
+};
+
+static struct fake_node fake;
+
+/* The fake node runs on its own thread, where cmocka's assertions must not be used. */
+#define FAKE_CHECK(expr)                                                                   \
+	do {                                                                               \
+		if (!(expr)) {                                                             \
+			fprintf(stderr, "fake node: %s failed\n", #expr);                   \
+			abort();                                                           \
+		}                                                                          \
+	} while (0)
+
+static bool str_is(struct proto_str s, const char *lit)
+{
+	return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
+
+static struct proto_entry fake_entry(uint64_t index, struct proto_str patient)
+{
+	struct proto_entry e = {0};
+	e.index = index;
+	memset(e.id, (int)index, PROTO_ID_BYTES);
+	e.kind = (struct proto_str){"note", 4};
+	e.patient = patient;
+	e.author = (struct proto_str){"hpr-1", 5};
+	e.role = (struct proto_str){"doctor", 6};
+	e.org = (struct proto_str){"st-olavs", 8};
+	e.unit = (struct proto_str){"", 0};
+	e.node_id = 1;
+	e.time_ms = 1700000000000ull + index;
+	e.status = (struct proto_str){"final", 5};
+	e.sensitivity = (struct proto_str){"normal", 6};
+	e.media_type = (struct proto_str){"text/plain", 10};
+	e.request_id = (struct proto_str){"r", 1};
+	e.body = index == 2 ? (struct proto_str){"\x00\x01\xff", 3}
+			    : (struct proto_str){"body text", 9};
+	return e;
+}
+
+/* Returns false when the request gets no answer. */
+static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
+{
+	struct proto_reply rep = {.op = req->op};
+	struct proto_str patient = {0};
+	if (req->op == PROTO_OP_APPEND) {
+		patient = req->u.append.patient;
+	} else if (req->op == PROTO_OP_READ) {
+		patient = req->u.read.patient;
+	}
+	if (str_is(patient, "silent")) {
+		return false;
+	}
+	if (str_is(patient, "garbage")) {
+		out->data = malloc(4);
+		memcpy(out->data, "\xc1\xc1\xc1\xc1", 4);
+		out->len = 4;
+		return true;
+	}
+	if (str_is(patient, "denied")) {
+		FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_EDENIED,
+							  "no care relation", out)) == CARELOG_OK);
+		return true;
+	}
+	if (str_is(patient, "pending-err")) {
+		FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_EPENDING, "not yet", out)) == CARELOG_OK);
+		return true;
+	}
+	struct proto_entry entries[FAKE_ENTRIES];
+	struct proto_member members[2] = {{.id = 1, .role = {"voter", 5}, .match_index = 7},
+					  {.id = 9, .role = {"learner", 7}, .match_index = 6}};
+	struct proto_str problems[1] = {{"log/3: checksum mismatch", 24}};
+	switch (req->op) {
+	case PROTO_OP_STATUS:
+		rep.u.status = (struct proto_status_reply){
+			.node_id = 1, .role = {"leader", 6}, .term = 2, .leader_id = 1,
+			.commit_index = 7, .applied_index = 7, .members_count = 2,
+			.members = members};
+		memset(rep.u.status.chain_head, 0xab, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_APPEND: {
+		const struct proto_append_req *a = &req->u.append;
+		rep.u.append.request_id = a->request_id;
+		if (str_is(patient, "pending")) {
+			rep.u.append.committed = false;
+			break;
+		}
+		pthread_mutex_lock(&fake.lock);
+		uint32_t found = 0;
+		for (uint32_t i = 0; i < fake.appends_committed; i++) {
+			if (str_is(a->request_id, fake.request_ids[i])) {
+				found = i + 1;
+			}
+		}
+		if (found == 0 && fake.appends_committed < FAKE_REQUEST_IDS_MAX) {
+			snprintf(fake.request_ids[fake.appends_committed],
+				 sizeof(fake.request_ids[0]), "%.*s", (int)a->request_id.len,
+				 a->request_id.ptr);
+			found = ++fake.appends_committed;
+			rep.u.append.duplicate = false;
+		} else {
+			rep.u.append.duplicate = true;
+		}
+		pthread_mutex_unlock(&fake.lock);
+		rep.u.append.committed = true;
+		rep.u.append.index = found;
+		memset(rep.u.append.id, (int)found, PROTO_ID_BYTES);
+		break;
+	}
+	case PROTO_OP_READ:
+		for (uint32_t i = 0; i < FAKE_ENTRIES; i++) {
+			entries[i] = fake_entry(i + 1, patient);
+		}
+		rep.u.read = (struct proto_read_reply){.applied_index = 7, .lag = 2, .stale = true,
+						       .withheld = 1, .more = true,
+						       .entries_count = FAKE_ENTRIES,
+						       .entries = entries};
+		break;
+	case PROTO_OP_GET:
+		if (req->u.get.id[0] != 5) {
+			FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_ENOTFOUND,
+								  "no such entry", out)) == CARELOG_OK);
+			return true;
+		}
+		rep.u.get = fake_entry(5, (struct proto_str){"p", 1});
+		rep.u.get.has_corrects = true;
+		memset(rep.u.get.corrects, 0x33, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_VERIFY:
+		rep.u.verify = (struct proto_verify_reply){.ok = false, .entries_checked = 7,
+							   .values_checked = 30, .problems_count = 4,
+							   .problems_listed = 1,
+							   .problems = problems, .applied_index = 7};
+		break;
+	default:
+		break;
+	}
+	FAKE_CHECK((proto_reply_encode(&rep, out)) == CARELOG_OK);
+	return true;
+}
+
+static void *fake_run(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		nng_msg *msg;
+		if (nng_recvmsg(fake.socket, &msg, 0) != 0) {
+			return NULL; /* socket closed: the test is over */
+		}
+		struct proto_request req;
+		struct proto_buf out = {0};
+		int rc = proto_request_decode(nng_msg_body(msg), nng_msg_len(msg), &req);
+		bool answer = true;
+		if (rc != CARELOG_OK) {
+			FAKE_CHECK((proto_reply_encode_error(0, rc, "bad request", &out)) == CARELOG_OK);
+		} else {
+			pthread_mutex_lock(&fake.lock);
+			fake.requests_seen++;
+			fake.last_timeout_ms = req.timeout_ms;
+			if (req.op == PROTO_OP_APPEND) {
+				snprintf(fake.last_request_id, sizeof(fake.last_request_id), "%.*s",
+					 (int)req.u.append.request_id.len, req.u.append.request_id.ptr);
+				snprintf(fake.last_actor, sizeof(fake.last_actor), "%.*s",
+					 (int)req.u.append.actor.id.len, req.u.append.actor.id.ptr);
+			}
+			pthread_mutex_unlock(&fake.lock);
+			answer = fake_answer(&req, &out);
+		}
+		if (!answer) {
+			nng_msg_free(msg);
+			continue;
+		}
+		nng_msg_clear(msg);
+		FAKE_CHECK((nng_msg_append(msg, out.data, out.len)) == 0);
+		proto_buf_free(&out);
+		if (nng_sendmsg(fake.socket, msg, 0) != 0) {
+			nng_msg_free(msg);
+		}
+	}
+}
+
+static int fake_start(void **state)
+{
+	(void)state;
+	static unsigned counter;
+	memset(&fake, 0, sizeof(fake));
+	snprintf(fake.url, sizeof(fake.url), "ipc:///tmp/carelog-test-client-%ld-%u.sock",
+		 (long)getpid(), counter++);
+	pthread_mutex_init(&fake.lock, NULL);
+	if (nng_rep0_open(&fake.socket) != 0 || nng_listen(fake.socket, fake.url, NULL, 0) != 0) {
+		return -1;
+	}
+	return pthread_create(&fake.thread, NULL, fake_run, NULL) == 0 ? 0 : -1;
+}
+
+static int fake_stop(void **state)
+{
+	(void)state;
+	nng_close(fake.socket);
+	pthread_join(fake.thread, NULL);
+	pthread_mutex_destroy(&fake.lock);
+	return 0;
+}
+
+static struct carelog_client *client_for_fake(void)
+{
+	struct carelog_client *c = NULL;
+	assert_int_equal(carelog_client_open(fake.url, &c), CARELOG_OK);
+	assert_non_null(c);
+	return c;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_status_returns_members_as_owned_copies(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(c, 2000, &s), CARELOG_OK);
+	assert_int_equal(s->node_id, 1);
+	assert_string_equal(s->role, "leader");
+	assert_int_equal(s->commit_index, 7);
+	assert_int_equal(s->chain_head[31], 0xab);
+	assert_int_equal(s->members_count, 2);
+	assert_string_equal(s->members[1].role, "learner");
+	assert_int_equal(s->members[1].match_index, 6);
+	/* the node may take most of the caller's time, never all of it */
+	assert_true(fake.last_timeout_ms > 0 && fake.last_timeout_ms < 2000);
+	carelog_client_close(c); /* results outlive the client */
+	assert_string_equal(s->members[0].role, "voter");
+	carelog_status_free(s);
+	carelog_status_free(NULL);
+}
+
+static void test_append_generates_a_request_id_and_reports_commit(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_append_args a = {.patient = "p", .kind = "note", .body = "BT 120/80",
+					.body_len = 9, .actor = "hpr-9"};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_OK);
+	assert_true(r.committed);
+	assert_false(r.duplicate);
+	assert_int_equal(r.index, 1);
+	assert_int_equal(strlen(r.request_id), 32);
+	assert_string_equal(r.request_id, fake.last_request_id);
+	assert_string_equal(fake.last_actor, "hpr-9");
+	/* a retry with the same request id is answered with the first entry */
+	a.request_id = r.request_id;
+	struct carelog_append_result again;
+	assert_int_equal(carelog_append(c, &a, 2000, &again), CARELOG_OK);
+	assert_true(again.duplicate);
+	assert_int_equal(again.index, r.index);
+	carelog_client_close(c);
+}
+
+static void test_append_pending_answer_returns_the_request_id_to_retry(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	const char *patients[] = {"pending", "pending-err"};
+	for (size_t i = 0; i < 2; i++) {
+		struct carelog_append_args a = {.patient = patients[i], .kind = "note",
+						.request_id = "fixed-rid-1"};
+		struct carelog_append_result r;
+		memset(&r, 0x55, sizeof(r));
+		assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EPENDING);
+		assert_string_equal(r.request_id, "fixed-rid-1");
+		assert_false(r.committed);
+		assert_int_equal(r.index, 0);
+	}
+	carelog_client_close(c);
+}
+
+static void test_append_without_answer_is_pending_not_lost(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_append_args a = {.patient = "silent", .kind = "note"};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_append(c, &a, 300, &r), CARELOG_EPENDING);
+	assert_int_equal(strlen(r.request_id), 32);
+	assert_non_null(strstr(carelog_last_message(), "same request id"));
+	/* a read without answer is a plain timeout */
+	struct carelog_read_args q = {.patient = "silent"};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, 300, &res), CARELOG_ETIMEDOUT);
+	assert_null(res);
+	carelog_client_close(c);
+}
+
+static void test_node_errors_come_back_with_the_nodes_message(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_read_args q = {.patient = "denied"};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_EDENIED);
+	assert_string_equal(carelog_last_message(), "no care relation");
+	assert_null(res);
+	struct carelog_get_args g = {0};
+	struct carelog_entry *e = NULL;
+	assert_int_equal(carelog_get(c, &g, 2000, &e), CARELOG_ENOTFOUND);
+	assert_null(e);
+	carelog_client_close(c);
+}
+
+static void test_malformed_reply_is_eproto(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_read_args q = {.patient = "garbage"};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_EPROTO);
+	assert_non_null(strstr(carelog_last_message(), "malformed reply"));
+	carelog_client_close(c);
+}
+
+static void test_read_copies_entries_with_nul_terminated_strings_and_bodies(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_read_args q = {.patient = "01017012345",
+				      .consistency = CARELOG_CONSISTENCY_LINEARIZABLE,
+				      .limit = 10};
+	struct carelog_read_result *r = NULL;
+	assert_int_equal(carelog_read(c, &q, 2000, &r), CARELOG_OK);
+	carelog_client_close(c);
+	assert_int_equal(r->applied_index, 7);
+	assert_int_equal(r->lag, 2);
+	assert_true(r->stale);
+	assert_int_equal(r->withheld, 1);
+	assert_true(r->more);
+	assert_int_equal(r->entries_count, FAKE_ENTRIES);
+	assert_string_equal(r->entries[0].patient, "01017012345");
+	assert_string_equal(r->entries[0].org, "st-olavs");
+	assert_string_equal(r->entries[0].unit, "");
+	assert_string_equal((const char *)r->entries[0].body, "body text");
+	assert_int_equal(r->entries[1].body_len, 3);
+	assert_memory_equal(r->entries[1].body, "\x00\x01\xff", 4); /* NUL after the body */
+	assert_int_equal(r->entries[2].time_ms, 1700000000003ull);
+	carelog_read_result_free(r);
+}
+
+static void test_get_and_verify_results(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_get_args g = {0};
+	memset(g.id, 5, sizeof(g.id));
+	struct carelog_entry *e = NULL;
+	assert_int_equal(carelog_get(c, &g, 2000, &e), CARELOG_OK);
+	assert_int_equal(e->index, 5);
+	assert_true(e->has_corrects);
+	assert_int_equal(e->corrects[0], 0x33);
+	carelog_entry_free(e);
+	struct carelog_verify_result *v = NULL;
+	assert_int_equal(carelog_verify(c, 2000, &v), CARELOG_OK);
+	assert_false(v->ok);
+	assert_int_equal(v->problems_count, 4);
+	assert_int_equal(v->problems_listed, 1);
+	assert_string_equal(v->problems[0], "log/3: checksum mismatch");
+	carelog_verify_result_free(v);
+	carelog_client_close(c);
+}
+
+static void test_invalid_arguments_are_refused_before_sending(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	uint32_t seen = fake.requests_seen;
+	struct carelog_append_args a = {.patient = "", .kind = "note"};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	a.patient = "p";
+	a.body_len = 5; /* NULL body with a length */
+	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	char long_id[CARELOG_REQUEST_ID_BYTES_MAX + 2];
+	memset(long_id, 'r', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	a.body_len = 0;
+	a.request_id = long_id;
+	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	char long_patient[PROTO_PATIENT_BYTES_MAX + 2];
+	memset(long_patient, 'p', sizeof(long_patient) - 1);
+	long_patient[sizeof(long_patient) - 1] = '\0';
+	struct carelog_read_args q = {.patient = long_patient};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_ETOOBIG);
+	assert_int_equal(fake.requests_seen, seen);
+	carelog_client_close(c);
+	assert_int_equal(carelog_client_open("", &c), CARELOG_EINVAL);
+	assert_int_equal(carelog_client_open("nonsense://x", &c), CARELOG_EINVAL);
+	carelog_client_close(NULL);
+}
+
+static void test_call_to_absent_node_is_econnect(void **state)
+{
+	(void)state;
+	struct carelog_client *c = NULL;
+	assert_int_equal(carelog_client_open("ipc:///tmp/carelog-test-nobody-here.sock", &c),
+			 CARELOG_OK);
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(c, 200, &s), CARELOG_ECONNECT);
+	assert_non_null(strstr(carelog_last_message(), "carelog-test-nobody-here"));
+	/* an append that never left was not appended: not pending */
+	struct carelog_append_args a = {.patient = "p", .kind = "note"};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_append(c, &a, 200, &r), CARELOG_ECONNECT);
+	carelog_client_close(c);
+}
+
+enum { THREADS = 8, APPENDS_PER_THREAD = 50 };
+
+struct worker {
+	struct carelog_client *client;
+	int failures;
+	uint64_t index_sum;
+};
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < APPENDS_PER_THREAD; i++) {
+		struct carelog_append_args a = {.patient = "p", .kind = "note", .body = "x",
+						.body_len = 1};
+		struct carelog_append_result r;
+		int rc = carelog_append(w->client, &a, 5000, &r);
+		if (rc != CARELOG_OK || !r.committed) {
+			if (w->failures++ == 0) {
+				fprintf(stderr, "worker: %s: %s\n", carelog_errname(rc),
+					carelog_last_message());
+			}
+		} else {
+			w->index_sum += r.index;
+		}
+	}
+	return NULL;
+}
+
+static void test_one_client_shared_by_many_threads(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	uint32_t before = fake.appends_committed;
+	pthread_t threads[THREADS];
+	struct worker workers[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		workers[i] = (struct worker){.client = c};
+		assert_int_equal(pthread_create(&threads[i], NULL, worker_run, &workers[i]), 0);
+	}
+	uint64_t sum = 0;
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(threads[i], NULL);
+	}
+	fprintf(stderr, "DEBUG seen=%u committed=%u before=%u\n", fake.requests_seen, fake.appends_committed, before);
+	for (int i = 0; i < THREADS; i++) {
+		assert_int_equal(workers[i].failures, 0);
+		sum += workers[i].index_sum;
+	}
+	/* every append got its own index exactly once: the indexes are before+1 .. before+n */
+	uint64_t n = THREADS * APPENDS_PER_THREAD;
+	assert_int_equal(fake.appends_committed - before, n);
+	assert_int_equal(sum, n * before + n * (n + 1) / 2);
+	carelog_client_close(c);
+}
+
+static void test_request_ids_are_fresh_hex(void **state)
+{
+	(void)state;
+	char a[CARELOG_REQUEST_ID_HEX_BYTES], b[CARELOG_REQUEST_ID_HEX_BYTES];
+	assert_int_equal(carelog_request_id_generate(a), CARELOG_OK);
+	assert_int_equal(carelog_request_id_generate(b), CARELOG_OK);
+	assert_int_equal(strlen(a), 32);
+	assert_int_equal(strspn(a, "0123456789abcdef"), 32);
+	assert_string_not_equal(a, b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_status_returns_members_as_owned_copies),
+		cmocka_unit_test(test_append_generates_a_request_id_and_reports_commit),
+		cmocka_unit_test(test_append_pending_answer_returns_the_request_id_to_retry),
+		cmocka_unit_test(test_append_without_answer_is_pending_not_lost),
+		cmocka_unit_test(test_node_errors_come_back_with_the_nodes_message),
+		cmocka_unit_test(test_malformed_reply_is_eproto),
+		cmocka_unit_test(test_read_copies_entries_with_nul_terminated_strings_and_bodies),
+		cmocka_unit_test(test_get_and_verify_results),
+		cmocka_unit_test(test_invalid_arguments_are_refused_before_sending),
+		cmocka_unit_test(test_call_to_absent_node_is_econnect),
+		cmocka_unit_test(test_one_client_shared_by_many_threads),
+		cmocka_unit_test(test_request_ids_are_fresh_hex),
+	};
+	return cmocka_run_group_tests_name("client", tests, fake_start, fake_stop);
+}

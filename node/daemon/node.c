@@ -265,8 +265,12 @@ int node_open(const struct node_config *config, struct node **out, char *err, si
 	int rc = cl_keyfile_load_secret(config->key_file, n->secret, n->public_key, why,
 					sizeof(why));
 	if (rc != CARELOG_OK) {
-		snprintf(err, err_len, "key_file %s: %s", config->key_file,
-			 why[0] != '\0' ? why : carelog_strerror(rc));
+		if (why[0] != '\0') {
+			snprintf(err, err_len, "%s", why); /* names the file and the problem */
+		} else {
+			snprintf(err, err_len, "key_file %s: %s", config->key_file,
+				 carelog_strerror(rc));
+		}
 	}
 	if (rc == CARELOG_OK) {
 		rc = node_open_storage(n, err, err_len);

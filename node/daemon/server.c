@@ -410,6 +410,7 @@ static void io_callback(void *arg)
 	if (state == WORK_SEND) {
 		if (rv != 0) {
 			nng_msg_free(nng_aio_get_msg(w->io)); /* not sent: still ours */
+			nng_aio_set_msg(w->io, NULL);
 		}
 		pthread_mutex_lock(&w->mu);
 		w->state = WORK_RECV;
@@ -520,8 +521,7 @@ static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
 	close(fd);
 	if (connected == 0) {
 		snprintf(err, err_len,
-			 "endpoint %s is in use by a running process (another carelogd on this "
-			 "data dir?)",
+			 "endpoint %s is in use by a running process (another carelogd?)",
 			 url);
 		return CARELOG_EEXIST;
 	}
@@ -620,17 +620,21 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 	if (left > 0) {
 		cl_log_warn("server.stop_unanswered", "requests=%u", left);
 	}
-	if (srv->sock_open) {
-		nng_close(srv->sock);
+	/* Stop every aio before closing the socket: nng 1.5.2 may panic when a callback starts
+	 * an operation on a context the close is tearing down. Timers first (their callbacks
+	 * send on io), then io; a stopped aio refuses new operations without a callback. */
+	for (uint32_t i = 0; i < srv->works_count; i++) {
+		if (srv->works[i].timer != NULL) {
+			nng_aio_stop(srv->works[i].timer);
+		}
 	}
 	for (uint32_t i = 0; i < srv->works_count; i++) {
-		struct server_work *w = &srv->works[i];
-		if (w->timer != NULL) {
-			nng_aio_stop(w->timer);
+		if (srv->works[i].io != NULL) {
+			nng_aio_stop(srv->works[i].io);
 		}
-		if (w->io != NULL) {
-			nng_aio_stop(w->io);
-		}
+	}
+	if (srv->sock_open) {
+		nng_close(srv->sock);
 	}
 	for (uint32_t i = 0; i < srv->works_count; i++) {
 		struct server_work *w = &srv->works[i];

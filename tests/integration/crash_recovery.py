@@ -4,7 +4,8 @@
 Eight clients append with their own request ids and record every acknowledgement (index and
 entry id). After a seeded number of acknowledgements the node is SIGKILLed mid-load and
 restarted; every request that was not acknowledged is retried with the same request id until
-it is. Then every acknowledged entry must be present with the same index and id, no request id
+it is, and a few acknowledged ones are re-sent (they must come back as duplicates of their first
+entry). Then every acknowledged entry must be present with the same index and id, no request id
 may appear twice, and `carelogctl verify` must pass.
 """
 
@@ -16,6 +17,7 @@ from harness import check, log
 CLIENTS = 8
 KILL_AFTER_ACKS_MIN = 40     # the kill comes after a seeded number of acknowledgements
 KILL_AFTER_ACKS_MAX = 400
+REPLAYED_ACKED = 10          # acknowledged requests re-sent after the restart
 
 
 def main():
@@ -42,6 +44,15 @@ def main():
         duplicates = load.retry(unacked)
         log(f"retried {len(unacked)}: {duplicates} had committed before the kill, "
             f"{len(unacked) - duplicates} appended now")
+
+        # Exactly once across the crash: re-sending requests acknowledged before the kill must
+        # return their first entry, not append a second.
+        for rid in sorted(before)[:REPLAYED_ACKED]:
+            patient, kind, body = load.requests[rid]
+            rc, reply, err = node.append(patient, kind, body, request_id=rid)
+            check(rc == 0 and reply["duplicate"] and reply["index"] == before[rid]["index"] and
+                  reply["id"] == before[rid]["id"],
+                  f"re-sent acknowledged request {rid}: exit {rc} {reply} {err}")
 
         problems = harness.check_acknowledged(node, load.acked)
         check(not problems, "after restart: " + "; ".join(problems[:10]))

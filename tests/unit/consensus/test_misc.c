@@ -236,12 +236,26 @@ static void test_storage_errors_are_returned(void **state)
 	};
 	assert_int_equal(consensus_step(f->c, &app), CARELOG_EIO);
 	f->log.fail_term = 0;
-	/* Leader: reading entries for an append fails; the message is as good as lost. */
-	struct fx_node *l = fx_node(cl, 1);
-	l->log.fail_entries = CARELOG_EIO;
-	fx_isolate(cl, 2);
-	fx_isolate(cl, 3);
-	fx_drop_pending(cl);
+	fx_free(cl);
+	/* Ready: copying committed entries from storage fails; nothing is handed out. */
+	cl = fx_new(&o);
+	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
+	f = fx_node(cl, 2);
+	f->hold_ready = true;
+	fx_isolate(cl, 3); /* only 2's ack can commit the entry */
+	assert_int_equal(fx_propose(cl, 1, "io"), CARELOG_OK);
+	fx_deliver(cl);
+	assert_true(fx_ready_once(cl, 2, NULL)); /* persists the entry and acks it */
+	fx_deliver(cl);                          /* the commit comes back */
+	assert_int_equal(fx_commit(cl, 2), 2);
+	f->log.fail_entries = CARELOG_EIO;
+	struct consensus_ready rd;
+	assert_true(consensus_has_ready(f->c));
+	assert_int_equal(consensus_ready(f->c, &rd), CARELOG_EIO);
+	f->log.fail_entries = 0;
+	f->hold_ready = false;
+	fx_process(cl, 2);
+	assert_int_equal(f->applied, fx_node(cl, 1)->applied);
 	fx_free(cl);
 }
 

@@ -1,0 +1,258 @@
+/* End-to-end tests of the client server: a started node in-process, driven through libcarelog. */
+#include "carelog/carelog.h"
+#include "carelog/errors.h"
+#include "common/keyfile.h"
+#include "fixture.h"
+#include "node/daemon/node.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+enum { CALL_TIMEOUT_MS = 10000 };
+
+struct test_ctx {
+	struct fixture f;
+	struct node_config config;
+	struct node *node;
+	struct carelog_client *client;
+	uint64_t now_ms;
+};
+
+static uint64_t test_clock(void *ctx)
+{
+	struct test_ctx *t = ctx;
+	return t->now_ms;
+}
+
+static int setup(void **state)
+{
+	struct test_ctx *t = calloc(1, sizeof(*t));
+	fixture_init(&t->f);
+	char key_dir[300];
+	snprintf(key_dir, sizeof(key_dir), "%s/keys", t->f.dir);
+	uint8_t public_key[CL_SIGN_PUBLIC_BYTES];
+	assert_int_equal(cl_keyfile_generate(key_dir, public_key), CARELOG_OK);
+	memcpy(t->f.membership.members[0].public_key, public_key, CL_SIGN_PUBLIC_BYTES);
+	struct node_config *c = &t->config;
+	node_config_defaults(c);
+	c->node_id = FIXTURE_NODE_ID;
+	memcpy(c->cluster_id, t->f.membership.cluster_id, sizeof(c->cluster_id));
+	int n = snprintf(c->genesis_file, sizeof(c->genesis_file), "%s/genesis.ini", t->f.dir);
+	assert_true(n > 0);
+	assert_int_equal(membership_genesis_write(c->genesis_file, &t->f.membership), CARELOG_OK);
+	n = snprintf(c->data_dir, sizeof(c->data_dir), "%s/data", t->f.dir);
+	assert_true(n > 0);
+	n = snprintf(c->key_file, sizeof(c->key_file), "%s/node.key", key_dir);
+	assert_true(n > 0);
+	n = snprintf(c->client_endpoint, sizeof(c->client_endpoint), "ipc://%s/s.sock", t->f.dir);
+	assert_true(n > 0 && (size_t)n < sizeof(c->client_endpoint));
+	snprintf(c->unit, sizeof(c->unit), "ward-3");
+	c->storage_map_size_bytes = 64ULL << 20;
+	c->client_requests_max = 8;
+	char err[512] = "";
+	assert_int_equal(node_open(c, &t->node, err, sizeof(err)), CARELOG_OK);
+	t->now_ms = 1700000000000ULL;
+	node_set_clock(t->node, test_clock, t);
+	assert_int_equal(node_start(t->node, err, sizeof(err)), CARELOG_OK);
+	assert_int_equal(carelog_client_open(c->client_endpoint, &t->client), CARELOG_OK);
+	*state = t;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct test_ctx *t = *state;
+	carelog_client_close(t->client);
+	node_close(t->node);
+	fixture_cleanup(&t->f);
+	free(t);
+	return 0;
+}
+
+static int append(struct test_ctx *t, const char *patient, const char *kind, const char *body,
+		  const char *request_id, struct carelog_append_result *out)
+{
+	struct carelog_append_args a = {
+		.patient = patient,
+		.kind = kind,
+		.body = body,
+		.body_len = strlen(body),
+		.request_id = request_id,
+		.actor = "hpr-42",
+		.role = "nurse",
+	};
+	return carelog_append(t->client, &a, CALL_TIMEOUT_MS, out);
+}
+
+static void test_server_append_read_get_status_verify_round_trip(void **state)
+{
+	struct test_ctx *t = *state;
+	struct stat st;
+	assert_int_equal(stat(t->config.client_endpoint + 6, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600); /* file permissions guard the endpoint */
+
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "01017012345", "allergy", "penicillin", "rq-1", &r), CARELOG_OK);
+	assert_true(r.committed);
+	assert_false(r.duplicate);
+	assert_int_equal(r.index, 2);
+	assert_string_equal(r.request_id, "rq-1");
+
+	struct carelog_read_args ra = {.patient = "01017012345"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
+	assert_int_equal(rr->applied_index, 2);
+	assert_int_equal(rr->lag, 0);
+	assert_false(rr->stale);
+	assert_int_equal(rr->entries_count, 1);
+	const struct carelog_entry *e = &rr->entries[0];
+	assert_int_equal(e->index, 2);
+	assert_memory_equal(e->id, r.id, CARELOG_ID_BYTES);
+	assert_string_equal(e->kind, "allergy");
+	assert_string_equal(e->author, "hpr-42");
+	assert_string_equal(e->role, "nurse");
+	assert_string_equal(e->org, FIXTURE_ORG);
+	assert_string_equal(e->unit, "ward-3");
+	assert_int_equal(e->time_ms, t->now_ms);
+	assert_int_equal(e->body_len, 10);
+	assert_memory_equal(e->body, "penicillin", 10);
+	carelog_read_result_free(rr);
+
+	struct carelog_get_args ga;
+	memset(&ga, 0, sizeof(ga));
+	memcpy(ga.id, r.id, CARELOG_ID_BYTES);
+	struct carelog_entry *got = NULL;
+	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_OK);
+	assert_int_equal(got->index, 2);
+	assert_string_equal(got->patient, "01017012345");
+	carelog_entry_free(got);
+	ga.id[0] ^= 0xff;
+	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_ENOTFOUND);
+
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	assert_int_equal(s->node_id, 1);
+	assert_string_equal(s->role, "leader");
+	assert_int_equal(s->term, 1);
+	assert_int_equal(s->commit_index, 2);
+	assert_int_equal(s->applied_index, 2);
+	assert_int_equal(s->members_count, 1);
+	assert_int_equal(s->members[0].match_index, 2);
+
+	struct carelog_verify_result *v = NULL;
+	assert_int_equal(carelog_verify(t->client, CALL_TIMEOUT_MS, &v), CARELOG_OK);
+	assert_true(v->ok);
+	assert_int_equal(v->entries_checked, 2);
+	assert_int_equal(v->applied_index, 2);
+	assert_memory_equal(v->chain_head, s->chain_head, CARELOG_ID_BYTES);
+	carelog_verify_result_free(v);
+	carelog_status_free(s);
+}
+
+static void test_server_retried_request_id_returns_the_first_entry(void **state)
+{
+	struct test_ctx *t = *state;
+	struct carelog_append_result r1, r2;
+	assert_int_equal(append(t, "p1", "note", "first", "retry-1", &r1), CARELOG_OK);
+	t->now_ms += 1000;
+	assert_int_equal(append(t, "p1", "note", "first", "retry-1", &r2), CARELOG_OK);
+	assert_true(r2.duplicate);
+	assert_int_equal(r2.index, r1.index);
+	assert_memory_equal(r2.id, r1.id, CARELOG_ID_BYTES);
+	struct carelog_read_args ra = {.patient = "p1"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 1);
+	carelog_read_result_free(rr);
+}
+
+struct waiting_read {
+	struct test_ctx *t;
+	uint64_t min_index;
+	int rc;
+	size_t entries;
+};
+
+static void *read_thread(void *arg)
+{
+	struct waiting_read *w = arg;
+	struct carelog_read_args ra = {.patient = "p2", .min_index = w->min_index};
+	struct carelog_read_result *rr = NULL;
+	w->rc = carelog_read(w->t->client, &ra, CALL_TIMEOUT_MS, &rr);
+	if (w->rc == CARELOG_OK) {
+		w->entries = rr->entries_count;
+		carelog_read_result_free(rr);
+	}
+	return NULL;
+}
+
+static void test_server_min_index_read_is_answered_once_applied(void **state)
+{
+	struct test_ctx *t = *state;
+	/* Whether the read parks before or after the append, it must see the entry. */
+	struct waiting_read w = {.t = t, .min_index = 2};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, read_thread, &w), 0);
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "p2", "note", "later", "min-1", &r), CARELOG_OK);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(w.rc, CARELOG_OK);
+	assert_int_equal(w.entries, 1);
+}
+
+static void test_server_min_index_out_of_reach_times_out(void **state)
+{
+	struct test_ctx *t = *state;
+	struct carelog_read_args ra = {.patient = "p3", .min_index = 1000};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(carelog_read(t->client, &ra, 300, &rr), CARELOG_ETIMEDOUT);
+	assert_non_null(strstr(carelog_last_message(), "did not reach 1000"));
+	ra.consistency = CARELOG_CONSISTENCY_LINEARIZABLE;
+	ra.min_index = 0;
+	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 0);
+	carelog_read_result_free(rr);
+}
+
+static void test_server_bad_appends_are_refused_and_the_node_keeps_serving(void **state)
+{
+	struct test_ctx *t = *state;
+	char big[5000];
+	memset(big, 'b', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "p4", "note", big, "big-1", &r), CARELOG_ETOOBIG);
+	assert_string_equal(carelog_last_message(),
+			    "body is 4999 bytes; the cluster's body_max_bytes is 4096");
+	assert_int_equal(append(t, "p4", "gossip", "x", "kind-1", &r), CARELOG_EUNKNOWN);
+	assert_non_null(strstr(carelog_last_message(), "unknown kind 'gossip'"));
+	assert_int_equal(append(t, "p4", "note", "fine", "ok-1", &r), CARELOG_OK);
+	assert_int_equal(r.index, 2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_server_append_read_get_status_verify_round_trip,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_server_retried_request_id_returns_the_first_entry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_min_index_read_is_answered_once_applied,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_min_index_out_of_reach_times_out, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_server_bad_appends_are_refused_and_the_node_keeps_serving, setup,
+			teardown),
+	};
+	return cmocka_run_group_tests_name("daemon_server", tests, NULL, NULL);
+}

@@ -30,8 +30,7 @@ static bool conf_change_valid(const struct consensus_conf_change *cc)
 }
 
 int consensus_conf_encode(const struct consensus_conf_change *cc, const uint8_t *context,
-			  uint32_t context_len, uint8_t *out, size_t out_capacity,
-			  size_t *out_len)
+                          uint32_t context_len, uint8_t *out, size_t out_capacity, size_t *out_len)
 {
 	if (cc == NULL || out == NULL || out_len == NULL || (context == NULL && context_len > 0)) {
 		return CARELOG_EINVAL;
@@ -64,7 +63,7 @@ int consensus_conf_encode(const struct consensus_conf_change *cc, const uint8_t 
 }
 
 int consensus_conf_decode(const uint8_t *data, size_t len, struct consensus_conf_change *out,
-			  const uint8_t **out_context, uint32_t *out_context_len)
+                          const uint8_t **out_context, uint32_t *out_context_len)
 {
 	if ((data == NULL && len > 0) || out == NULL) {
 		return CARELOG_EINVAL;

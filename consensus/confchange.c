@@ -12,7 +12,7 @@ static size_t ids_bytes(const struct consensus *c)
 int cs_conf_alloc(struct consensus *c, struct cs_conf *conf)
 {
 	consensus_node_id **lists[] = {&conf->voters, &conf->voters_outgoing, &conf->learners,
-				       &conf->learners_next};
+	                               &conf->learners_next};
 	for (size_t i = 0; i < CL_ARRAY_LEN(lists); i++) {
 		*lists[i] = cs_alloc(c, ids_bytes(c));
 		if (*lists[i] == NULL) {
@@ -41,7 +41,7 @@ static bool contains(const consensus_node_id *ids, uint32_t n, consensus_node_id
 }
 
 static bool list_add(const struct consensus *c, consensus_node_id *ids, uint32_t *n,
-		     consensus_node_id id)
+                     consensus_node_id id)
 {
 	if (contains(ids, *n, id)) {
 		return true;
@@ -93,7 +93,7 @@ static uint32_t members_count(const struct cs_conf *conf)
 }
 
 static bool lists_disjoint(const consensus_node_id *a, uint32_t na, const consensus_node_id *b,
-			   uint32_t nb)
+                           uint32_t nb)
 {
 	for (uint32_t i = 0; i < na; i++) {
 		if (contains(b, nb, a[i])) {
@@ -125,11 +125,10 @@ static bool conf_valid(const struct consensus *c, const struct cs_conf *f)
 	/* Learners are never voters on either side; learners_next are outgoing voters only. */
 	if (!lists_disjoint(f->learners, f->learners_count, f->voters, f->voters_count) ||
 	    !lists_disjoint(f->learners, f->learners_count, f->voters_outgoing,
-			    f->voters_outgoing_count) ||
-	    !lists_disjoint(f->learners_next, f->learners_next_count, f->voters,
-			    f->voters_count) ||
+	                    f->voters_outgoing_count) ||
+	    !lists_disjoint(f->learners_next, f->learners_next_count, f->voters, f->voters_count) ||
 	    !lists_disjoint(f->learners_next, f->learners_next_count, f->learners,
-			    f->learners_count)) {
+	                    f->learners_count)) {
 		return false;
 	}
 	for (uint32_t i = 0; i < f->learners_next_count; i++) {
@@ -159,7 +158,7 @@ static bool cc_valid(const struct consensus_conf_change *cc)
 }
 
 static int apply_ops(const struct consensus *c, struct cs_conf *f,
-		     const struct consensus_conf_change *cc)
+                     const struct consensus_conf_change *cc)
 {
 	for (uint32_t i = 0; i < cc->count; i++) {
 		consensus_node_id id = cc->changes[i].node_id;
@@ -176,8 +175,8 @@ static int apply_ops(const struct consensus *c, struct cs_conf *f,
 				break;
 			}
 			list_remove(f->voters, &f->voters_count, id);
-			/* An outgoing voter keeps voting until the joint config is left, then becomes
-			 * a learner (etcd-io/raft LearnersNext). */
+			/* An outgoing voter keeps voting until the joint config is left, then
+			 * becomes a learner (etcd-io/raft LearnersNext). */
 			if (contains(f->voters_outgoing, f->voters_outgoing_count, id)) {
 				if (!list_add(c, f->learners_next, &f->learners_next_count, id)) {
 					return CARELOG_EINVAL;
@@ -212,8 +211,7 @@ static uint32_t voters_changed(const struct cs_conf *a, const struct cs_conf *b)
 }
 
 /* Computes into `f` the configuration that applying `cc` to the current one gives. */
-static int conf_next(struct consensus *c, const struct consensus_conf_change *cc,
-		     struct cs_conf *f)
+static int conf_next(struct consensus *c, const struct consensus_conf_change *cc, struct cs_conf *f)
 {
 	const struct cs_conf *cur = &c->conf;
 	conf_copy(c, f, cur);
@@ -271,9 +269,9 @@ static void progress_sync(struct consensus *c)
 	}
 	const struct cs_conf *f = &c->conf;
 	const consensus_node_id *lists[] = {f->voters, f->voters_outgoing, f->learners,
-					    f->learners_next};
+	                                    f->learners_next};
 	uint32_t counts[] = {f->voters_count, f->voters_outgoing_count, f->learners_count,
-			     f->learners_next_count};
+	                     f->learners_next_count};
 	for (size_t l = 0; l < CL_ARRAY_LEN(lists); l++) {
 		for (uint32_t k = 0; k < counts[l]; k++) {
 			if (cs_progress_find(c, lists[l][k]) != NULL) {
@@ -289,11 +287,11 @@ static void progress_sync(struct consensus *c)
 int cs_conf_load(struct consensus *c, const struct consensus_conf_state *cs)
 {
 	const consensus_node_id *lists[] = {cs->voters, cs->voters_outgoing, cs->learners,
-					    cs->learners_next};
+	                                    cs->learners_next};
 	uint32_t counts[] = {cs->voters_count, cs->voters_outgoing_count, cs->learners_count,
-			     cs->learners_next_count};
+	                     cs->learners_next_count};
 	consensus_node_id *dst[] = {c->conf.voters, c->conf.voters_outgoing, c->conf.learners,
-				    c->conf.learners_next};
+	                            c->conf.learners_next};
 	for (size_t l = 0; l < CL_ARRAY_LEN(lists); l++) {
 		if (counts[l] > c->members_max || (counts[l] > 0 && lists[l] == NULL)) {
 			return CARELOG_EINVAL;
@@ -328,8 +326,7 @@ void cs_conf_export(const struct consensus *c, struct consensus_conf_state *out)
 }
 
 int consensus_propose_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
-				  const uint8_t *context, uint32_t context_len,
-				  uint64_t *out_index)
+                                  const uint8_t *context, uint32_t context_len, uint64_t *out_index)
 {
 	CL_ASSERT(!c->in_ready);
 	if (cc == NULL || !cc_valid(cc) || (context == NULL && context_len > 0)) {
@@ -406,7 +403,7 @@ static void after_switch(struct consensus *c)
 }
 
 int consensus_apply_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
-				struct consensus_conf_state *out_conf_state)
+                                struct consensus_conf_state *out_conf_state)
 {
 	if (cc == NULL || !cc_valid(cc)) {
 		return CARELOG_EINVAL;

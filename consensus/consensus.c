@@ -165,8 +165,8 @@ static void free_arrays(struct consensus *c)
 }
 
 int consensus_create(const struct consensus_config *config,
-		     const struct consensus_hard_state *hard_state,
-		     const struct consensus_conf_state *conf_state, struct consensus **out)
+                     const struct consensus_hard_state *hard_state,
+                     const struct consensus_conf_state *conf_state, struct consensus **out)
 {
 	if (config == NULL || hard_state == NULL || conf_state == NULL || out == NULL) {
 		return CARELOG_EINVAL;
@@ -192,13 +192,13 @@ int consensus_create(const struct consensus_config *config,
 	c->inflight_msgs_max = config->inflight_msgs_max;
 	c->append_bytes_max = config->append_bytes_max;
 	c->inflight_bytes_max = config->inflight_bytes_max != 0
-					? config->inflight_bytes_max
-					: config->append_bytes_max * config->inflight_msgs_max;
+	                            ? config->inflight_bytes_max
+	                            : config->append_bytes_max * config->inflight_msgs_max;
 	c->uncommitted_bytes_max = config->uncommitted_bytes_max;
 	c->ready_bytes_max = config->ready_bytes_max;
 	c->read_index_max = config->read_index_max;
-	c->messages_max = config->members_max * (config->inflight_msgs_max + 8) +
-			  config->read_index_max + 64;
+	c->messages_max =
+	    config->members_max * (config->inflight_msgs_max + 8) + config->read_index_max + 64;
 	c->alloc = config->allocator;
 	c->log = config->log;
 	c->prng_state = config->seed ^ (config->id * 0xD1B54A32D192ED03ull);
@@ -271,11 +271,12 @@ static int propose_allowed(const struct consensus *c)
 /* etcd-io/raft increaseUncommittedSize: one entry may always go when nothing is pending. */
 static bool uncommitted_fits(const struct consensus *c, uint64_t bytes)
 {
-	return c->uncommitted_bytes == 0 || c->uncommitted_bytes + bytes <= c->uncommitted_bytes_max;
+	return c->uncommitted_bytes == 0 ||
+	       c->uncommitted_bytes + bytes <= c->uncommitted_bytes_max;
 }
 
 int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
-		      uint64_t *out_index)
+                      uint64_t *out_index)
 {
 	CL_ASSERT(!c->in_ready);
 	if (data == NULL && data_len > 0) {
@@ -318,10 +319,10 @@ int consensus_read_index(struct consensus *c, uint64_t ctx)
 	/* Followers and learners forward to the leader (thesis 6.4: "followers ... can also
 	 * serve reads" after asking the leader for its read index). */
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_READ_INDEX,
-		.to = c->leader,
-		.term = c->term,
-		.ctx = ctx,
+	    .type = CONSENSUS_MSG_READ_INDEX,
+	    .to = c->leader,
+	    .term = c->term,
+	    .ctx = ctx,
 	};
 	cs_send(c, &m, NULL, 0);
 	return CARELOG_OK;
@@ -387,22 +388,22 @@ static int step_term(struct consensus *c, const struct consensus_message *m, boo
 		if ((c->check_quorum || c->pre_vote) &&
 		    (m->type == CONSENSUS_MSG_APPEND || m->type == CONSENSUS_MSG_HEARTBEAT)) {
 			/* A stale leader, or we are a candidate whose term ran ahead while cut off:
-			 * with check-quorum and pre-vote nobody else would ever tell the old leader,
-			 * so answer with our term and let it step down (etcd-io/raft "free stuck
-			 * candidate"). */
+			 * with check-quorum and pre-vote nobody else would ever tell the old
+			 * leader, so answer with our term and let it step down (etcd-io/raft "free
+			 * stuck candidate"). */
 			struct consensus_message r = {
-				.type = CONSENSUS_MSG_APPEND_RESP,
-				.to = m->from,
-				.term = c->term,
+			    .type = CONSENSUS_MSG_APPEND_RESP,
+			    .to = m->from,
+			    .term = c->term,
 			};
 			cs_send(c, &r, NULL, 0);
 		} else if (m->type == CONSENSUS_MSG_PRE_VOTE) {
 			/* Tell the pre-candidate our term so it can catch up (thesis 9.6). */
 			struct consensus_message r = {
-				.type = CONSENSUS_MSG_PRE_VOTE_RESP,
-				.to = m->from,
-				.term = c->term,
-				.reject = true,
+			    .type = CONSENSUS_MSG_PRE_VOTE_RESP,
+			    .to = m->from,
+			    .term = c->term,
+			    .reject = true,
 			};
 			cs_send(c, &r, NULL, 0);
 		}

@@ -20,9 +20,9 @@
  * Everything the ready batch points at is owned by the core and borrowed by the caller until
  * consensus_advance. Between consensus_ready and consensus_advance the caller makes no other
  * call into the core except consensus_apply_conf_change (while applying rd.committed),
- * consensus_has_ready and consensus_get_status (asserted). Inputs are copied where the core keeps them. All memory comes from the
- * caller's allocator within the bounds in consensus_config; a failed allocation returns
- * CARELOG_ENOMEM and leaves the core in a consistent state.
+ * consensus_has_ready and consensus_get_status (asserted). Inputs are copied where the core keeps
+ * them. All memory comes from the caller's allocator within the bounds in consensus_config; a
+ * failed allocation returns CARELOG_ENOMEM and leaves the core in a consistent state.
  *
  * The log is never compacted (the journal is kept forever), so there are no snapshots: a new or
  * lagging member is caught up by ordinary log replication.
@@ -100,8 +100,11 @@ struct consensus_message {
 	consensus_node_id from;
 	consensus_node_id to;
 	uint64_t term;
-	uint64_t log_term; /* APPEND: term of the entry at `index`; VOTE: last log term; resp hint */
-	uint64_t index;    /* APPEND: index preceding entries; VOTE: last log index; RESP: match */
+	/* APPEND: term of the entry at `index`; VOTE: last log term; APPEND_RESP: hint term. */
+	uint64_t log_term;
+	/* APPEND: index preceding the entries; VOTE: last log index; APPEND_RESP: match (or the
+	 * rejected index); READ_INDEX_RESP: the read point. */
+	uint64_t index;
 	uint64_t commit;
 	bool reject;
 	uint64_t reject_hint; /* APPEND_RESP reject: the follower's hint for fast backtracking */
@@ -164,8 +167,8 @@ struct consensus_log_ops {
 	 * data_len 0 may have data NULL; the core frees every non-NULL data. On failure nothing
 	 * stays allocated and *out_count is untouched. */
 	int (*entries)(void *ctx, uint64_t lo, uint64_t hi, uint64_t bytes_max,
-		       const struct consensus_allocator *alloc, struct consensus_entry *out,
-		       size_t out_capacity, size_t *out_count);
+	               const struct consensus_allocator *alloc, struct consensus_entry *out,
+	               size_t out_capacity, size_t *out_count);
 };
 
 /* Membership (Raft thesis ch. 4; etcd-io/raft ConfChangeV2 semantics). */
@@ -208,16 +211,15 @@ enum { CONSENSUS_CONF_HEADER_BYTES_MAX = 3 + 9 * CONSENSUS_CONF_CHANGES_MAX + 4 
 
 /*
  * A CONF entry's data is (the leader's automatic leave of a joint configuration has count 0,
- * transition AUTO and an empty context): u8 version (1), u8 transition, u8 count, count x (u8 op, u64be node
- * id), u32be context length, context bytes. The context is opaque to the core (the node puts
- * member metadata there: addresses, keys, organisations).
+ * transition AUTO and an empty context): u8 version (1), u8 transition, u8 count, count x (u8 op,
+ * u64be node id), u32be context length, context bytes. The context is opaque to the core (the node
+ * puts member metadata there: addresses, keys, organisations).
  */
 int consensus_conf_encode(const struct consensus_conf_change *cc, const uint8_t *context,
-			  uint32_t context_len, uint8_t *out, size_t out_capacity,
-			  size_t *out_len);
+                          uint32_t context_len, uint8_t *out, size_t out_capacity, size_t *out_len);
 /* Decodes; `out_context` points into `data`. CARELOG_EPROTO / CARELOG_EVERSION on bad input. */
 int consensus_conf_decode(const uint8_t *data, size_t len, struct consensus_conf_change *out,
-			  const uint8_t **out_context, uint32_t *out_context_len);
+                          const uint8_t **out_context, uint32_t *out_context_len);
 
 /* The membership in force (as applied). Arrays are caller-owned when passed in (copied). */
 struct consensus_conf_state {
@@ -239,14 +241,14 @@ struct consensus_config {
 	uint64_t seed;            /* seeds the election-jitter PRNG */
 	bool pre_vote;
 	bool check_quorum;
-	uint32_t members_max;          /* bound on voters + learners (incl. joint) */
-	uint32_t inflight_msgs_max;    /* per follower: appends sent but not acknowledged */
-	uint64_t inflight_bytes_max;   /* per follower: their entry bytes; 0 = msgs x append max */
-	uint64_t append_bytes_max;     /* per append message: entry data bytes */
+	uint32_t members_max;           /* bound on voters + learners (incl. joint) */
+	uint32_t inflight_msgs_max;     /* per follower: appends sent but not acknowledged */
+	uint64_t inflight_bytes_max;    /* per follower: their entry bytes; 0 = msgs x append max */
+	uint64_t append_bytes_max;      /* per append message: entry data bytes */
 	uint64_t uncommitted_bytes_max; /* leader refuses proposals beyond this (CARELOG_EBUSY) */
-	uint64_t ready_bytes_max;      /* committed-entry bytes handed out per ready batch */
-	uint32_t read_index_max;       /* pending ReadIndex requests */
-	uint64_t applied;              /* last applied index when (re)starting */
+	uint64_t ready_bytes_max;       /* committed-entry bytes handed out per ready batch */
+	uint32_t read_index_max;        /* pending ReadIndex requests */
+	uint64_t applied;               /* last applied index when (re)starting */
 	const struct consensus_allocator *allocator; /* borrowed for the core's lifetime */
 	const struct consensus_log_ops *log;         /* borrowed for the core's lifetime */
 };
@@ -261,8 +263,8 @@ struct consensus; /* opaque */
  * commit; an inconsistent conf_state), CARELOG_ENOMEM (nothing stays allocated).
  */
 int consensus_create(const struct consensus_config *config,
-		     const struct consensus_hard_state *hard_state,
-		     const struct consensus_conf_state *conf_state, struct consensus **out);
+                     const struct consensus_hard_state *hard_state,
+                     const struct consensus_conf_state *conf_state, struct consensus **out);
 /* Frees everything the core holds, including an unadvanced ready batch. Accepts NULL. */
 void consensus_destroy(struct consensus *c);
 
@@ -284,14 +286,14 @@ int consensus_step(struct consensus *c, const struct consensus_message *m);
  * length). On success *out_index (may be NULL) is the index the entry will have if committed
  * in this term. Data is copied. */
 int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
-		      uint64_t *out_index);
+                      uint64_t *out_index);
 /* As consensus_propose for a CONF entry (data = consensus_conf_encode(cc, context)), plus:
  * CARELOG_EBUSY while an earlier conf change is not yet applied; CARELOG_EINVAL if `cc` is
  * malformed or would be refused when applied to the current configuration (removing every
  * voter, more than members_max members, a new change while joint, leaving when not joint). */
 int consensus_propose_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
-				  const uint8_t *context, uint32_t context_len,
-				  uint64_t *out_index);
+                                  const uint8_t *context, uint32_t context_len,
+                                  uint64_t *out_index);
 /* Requests a linearizable read point (Raft thesis 6.4); answered in a later ready batch's
  * read_states with the same ctx. From followers and learners the request goes to the leader.
  * An answer may never come (leader change, lost message): time out and retry. Errors:
@@ -313,7 +315,7 @@ int consensus_campaign(struct consensus *c);
  * memory, valid until the next call into the core. A leader that is no longer a voter steps
  * down here. */
 int consensus_apply_conf_change(struct consensus *c, const struct consensus_conf_change *cc,
-				struct consensus_conf_state *out_conf_state);
+                                struct consensus_conf_state *out_conf_state);
 
 /* False while a ready batch is outstanding. */
 bool consensus_has_ready(const struct consensus *c);
@@ -345,7 +347,7 @@ struct consensus_status {
 	uint64_t applied;
 	consensus_node_id transferee;
 	uint64_t messages_dropped; /* outgoing messages lost to a full outbox since create */
-	uint32_t progress_count; /* leader only */
+	uint32_t progress_count;   /* leader only */
 	const struct consensus_progress *progress; /* valid until the next call into the core */
 };
 

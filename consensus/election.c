@@ -8,7 +8,7 @@
 void cs_reset_randomized_timeout(struct consensus *c)
 {
 	c->election_timeout_randomized =
-		c->election_ticks + (uint32_t)(cs_random(c) % c->election_ticks);
+	    c->election_ticks + (uint32_t)(cs_random(c) % c->election_ticks);
 }
 
 void cs_set_term(struct consensus *c, uint64_t term)
@@ -89,13 +89,13 @@ static int request_votes(struct consensus *c, bool pre_vote, bool transfer)
 			continue;
 		}
 		struct consensus_message m = {
-			.type = pre_vote ? CONSENSUS_MSG_PRE_VOTE : CONSENSUS_MSG_VOTE,
-			.to = id,
-			/* Thesis 9.6: a pre-vote asks for the term it would use, without taking it. */
-			.term = pre_vote ? c->term + 1 : c->term,
-			.index = last,
-			.log_term = last_term,
-			.transfer = transfer,
+		    .type = pre_vote ? CONSENSUS_MSG_PRE_VOTE : CONSENSUS_MSG_VOTE,
+		    .to = id,
+		    /* Thesis 9.6: a pre-vote asks for the term it would use, without taking it. */
+		    .term = pre_vote ? c->term + 1 : c->term,
+		    .index = last,
+		    .log_term = last_term,
+		    .transfer = transfer,
 		};
 		cs_send(c, &m, NULL, 0);
 	}

@@ -29,7 +29,7 @@ struct cs_progress {
 	consensus_node_id id;
 	uint64_t match;
 	uint64_t next;
-	uint8_t state; /* enum consensus_progress_state */
+	uint8_t state;      /* enum consensus_progress_state */
 	bool probe_sent;    /* probe state: an append is out, wait for its answer */
 	bool recent_active; /* heard from it since the last check-quorum round */
 	uint8_t vote;       /* CS_VOTE_* in the current election */
@@ -163,12 +163,12 @@ int cs_log_term(const struct consensus *c, uint64_t index, uint64_t *out_term);
 int cs_log_last_term(const struct consensus *c, uint64_t *out_term);
 int cs_log_match_term(const struct consensus *c, uint64_t index, uint64_t term, bool *out_match);
 int cs_log_is_up_to_date(const struct consensus *c, uint64_t last_index, uint64_t last_term,
-			 bool *out_ok);
+                         bool *out_ok);
 int cs_log_append(struct consensus *c, const struct consensus_entry *entries, uint32_t count);
 int cs_log_find_conflict_by_term(const struct consensus *c, uint64_t index, uint64_t term,
-				 uint64_t floor, uint64_t *out_index, uint64_t *out_term);
+                                 uint64_t floor, uint64_t *out_index, uint64_t *out_term);
 int cs_log_copy_entries(struct consensus *c, uint64_t lo, uint64_t hi, uint64_t bytes_max,
-			uint32_t count_max, struct consensus_entry *out, uint32_t *out_count);
+                        uint32_t count_max, struct consensus_entry *out, uint32_t *out_count);
 uint64_t cs_log_stable_index(const struct consensus *c);
 int cs_log_has_conf_between(struct consensus *c, uint64_t lo, uint64_t hi, bool *out_has);
 void cs_log_drop_unstable(struct consensus *c, uint32_t count);
@@ -178,7 +178,7 @@ void cs_entries_free(struct consensus *c, struct consensus_entry *entries, uint3
 /* send.c: the outbox. */
 bool cs_message_is_early(const struct consensus *c, const struct consensus_message *m);
 void cs_send(struct consensus *c, struct consensus_message *m, struct consensus_entry *owned,
-	     uint32_t owned_capacity);
+             uint32_t owned_capacity);
 void cs_messages_release(struct consensus *c);
 void cs_outbox_drop_acks_from(struct consensus *c, uint64_t index);
 void cs_outbox_drop_votes_before(struct consensus *c, uint64_t term);
@@ -206,15 +206,14 @@ bool cs_progress_maybe_decr_to(struct cs_progress *pr, uint64_t rejected, uint64
 void cs_inflights_free_to(const struct consensus *c, struct cs_progress *pr, uint64_t index);
 void cs_inflights_free_first(const struct consensus *c, struct cs_progress *pr);
 bool cs_inflights_full(const struct consensus *c, const struct cs_progress *pr);
-int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_empty,
-		   bool *out_sent);
+int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_empty, bool *out_sent);
 int cs_bcast_append(struct consensus *c);
 void cs_bcast_heartbeat(struct consensus *c);
 void cs_send_heartbeat(struct consensus *c, struct cs_progress *pr);
 int cs_maybe_commit(struct consensus *c, bool *out_committed);
 /* Appends one entry of this leader's term; takes `data_owned`. The caller checked room. */
 int cs_append_local(struct consensus *c, uint8_t type, uint8_t *data_owned, uint32_t data_len,
-		    uint64_t *out_index);
+                    uint64_t *out_index);
 int cs_leader_persisted(struct consensus *c);
 void cs_send_timeout_now(struct consensus *c, consensus_node_id to);
 

@@ -68,15 +68,15 @@ int cs_log_match_term(const struct consensus *c, uint64_t index, uint64_t term, 
 
 /* Raft paper 5.4.1: the candidate's log is at least as up-to-date as ours. */
 int cs_log_is_up_to_date(const struct consensus *c, uint64_t last_index, uint64_t last_term,
-			 bool *out_ok)
+                         bool *out_ok)
 {
 	uint64_t my_term;
 	int rc = cs_log_last_term(c, &my_term);
 	if (rc != CARELOG_OK) {
 		return rc;
 	}
-	*out_ok = last_term > my_term ||
-		  (last_term == my_term && last_index >= cs_log_last_index(c));
+	*out_ok =
+	    last_term > my_term || (last_term == my_term && last_index >= cs_log_last_index(c));
 	return CARELOG_OK;
 }
 
@@ -110,7 +110,7 @@ void cs_log_drop_unstable(struct consensus *c, uint32_t count)
 	CL_ASSERT(count <= c->unstable_count);
 	cs_entries_free(c, c->unstable, count);
 	memmove(c->unstable, c->unstable + count,
-		(c->unstable_count - count) * sizeof(struct consensus_entry));
+	        (c->unstable_count - count) * sizeof(struct consensus_entry));
 	c->unstable_count -= count;
 	c->unstable_offset += count;
 }
@@ -185,7 +185,7 @@ int cs_log_append(struct consensus *c, const struct consensus_entry *entries, ui
  * index - floor times.
  */
 int cs_log_find_conflict_by_term(const struct consensus *c, uint64_t index, uint64_t term,
-				 uint64_t floor, uint64_t *out_index, uint64_t *out_term)
+                                 uint64_t floor, uint64_t *out_index, uint64_t *out_term)
 {
 	CL_ASSERT(index <= cs_log_last_index(c));
 	for (;;) {
@@ -209,7 +209,7 @@ int cs_log_find_conflict_by_term(const struct consensus *c, uint64_t index, uint
  * one. On failure nothing stays allocated.
  */
 int cs_log_copy_entries(struct consensus *c, uint64_t lo, uint64_t hi, uint64_t bytes_max,
-			uint32_t count_max, struct consensus_entry *out, uint32_t *out_count)
+                        uint32_t count_max, struct consensus_entry *out, uint32_t *out_count)
 {
 	CL_ASSERT(lo < hi && hi <= cs_log_last_index(c) + 1 && count_max > 0);
 	uint32_t n = 0;
@@ -224,7 +224,7 @@ int cs_log_copy_entries(struct consensus *c, uint64_t lo, uint64_t hi, uint64_t 
 		size_t cap = want < count_max ? (size_t)want : count_max;
 		size_t got = 0;
 		int rc = c->log->entries(c->log->ctx, lo, stable_hi, bytes_max, c->alloc, out, cap,
-					 &got);
+		                         &got);
 		if (rc != CARELOG_OK) {
 			return rc;
 		}
@@ -269,7 +269,7 @@ int cs_log_has_conf_between(struct consensus *c, uint64_t lo, uint64_t hi, bool 
 	while (lo <= hi) {
 		uint32_t n = 0;
 		int rc = cs_log_copy_entries(c, lo, hi + 1, c->ready_bytes_max,
-					     CONSENSUS_READY_ENTRIES_MAX, c->committed, &n);
+		                             CONSENSUS_READY_ENTRIES_MAX, c->committed, &n);
 		if (rc != CARELOG_OK) {
 			return rc;
 		}

@@ -28,11 +28,11 @@ static void respond(struct consensus *c, consensus_node_id from, uint64_t ctx, u
 		return;
 	}
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_READ_INDEX_RESP,
-		.to = from,
-		.term = c->term,
-		.index = index,
-		.ctx = ctx,
+	    .type = CONSENSUS_MSG_READ_INDEX_RESP,
+	    .to = from,
+	    .term = c->term,
+	    .index = index,
+	    .ctx = ctx,
 	};
 	cs_send(c, &m, NULL, 0);
 }

@@ -47,7 +47,7 @@ int consensus_ready(struct consensus *c, struct consensus_ready *out)
 	uint32_t n = 0;
 	if (c->commit > c->applied) {
 		int rc = cs_log_copy_entries(c, c->applied + 1, c->commit + 1, c->ready_bytes_max,
-					     CONSENSUS_READY_ENTRIES_MAX, c->committed, &n);
+		                             CONSENSUS_READY_ENTRIES_MAX, c->committed, &n);
 		if (rc != CARELOG_OK) {
 			return rc;
 		}
@@ -115,9 +115,8 @@ void consensus_advance(struct consensus *c, const struct consensus_ready *rd)
 				const struct consensus_entry *e = &c->committed[i];
 				if (e->term == c->term) {
 					uint64_t b = e->data_len;
-					c->uncommitted_bytes = c->uncommitted_bytes > b
-								       ? c->uncommitted_bytes - b
-								       : 0;
+					c->uncommitted_bytes =
+					    c->uncommitted_bytes > b ? c->uncommitted_bytes - b : 0;
 				}
 			}
 		}
@@ -128,7 +127,7 @@ void consensus_advance(struct consensus *c, const struct consensus_ready *rd)
 
 	uint32_t rest = c->read_states_count - c->read_states_handed_out;
 	memmove(c->read_states, c->read_states + c->read_states_handed_out,
-		rest * sizeof(*c->read_states));
+	        rest * sizeof(*c->read_states));
 	c->read_states_count = rest;
 	c->read_states_handed_out = 0;
 

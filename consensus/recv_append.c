@@ -58,9 +58,9 @@ int cs_recv_append(struct consensus *c, const struct consensus_message *m)
 	}
 	cs_follow_sender(c, m);
 	struct consensus_message r = {
-		.type = CONSENSUS_MSG_APPEND_RESP,
-		.to = m->from,
-		.term = c->term,
+	    .type = CONSENSUS_MSG_APPEND_RESP,
+	    .to = m->from,
+	    .term = c->term,
 	};
 	if (m->index < c->commit) {
 		/* Everything up to our commit matches the leader already. */

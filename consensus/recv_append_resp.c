@@ -8,8 +8,7 @@ static uint32_t sends_after_ack_max(const struct consensus *c)
 	return c->inflight_msgs_max + 1;
 }
 
-static int on_reject(struct consensus *c, struct cs_progress *pr,
-		     const struct consensus_message *m)
+static int on_reject(struct consensus *c, struct cs_progress *pr, const struct consensus_message *m)
 {
 	uint64_t hint = m->reject_hint;
 	if (m->log_term > 0 && hint > 0) {

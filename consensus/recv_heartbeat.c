@@ -14,10 +14,10 @@ int cs_recv_heartbeat(struct consensus *c, const struct consensus_message *m)
 		c->commit = m->commit;
 	}
 	struct consensus_message r = {
-		.type = CONSENSUS_MSG_HEARTBEAT_RESP,
-		.to = m->from,
-		.term = c->term,
-		.ctx = m->ctx,
+	    .type = CONSENSUS_MSG_HEARTBEAT_RESP,
+	    .to = m->from,
+	    .term = c->term,
+	    .ctx = m->ctx,
 	};
 	cs_send(c, &r, NULL, 0);
 	return CARELOG_OK;

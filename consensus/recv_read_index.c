@@ -5,7 +5,8 @@
 int cs_recv_read_index(struct consensus *c, const struct consensus_message *m)
 {
 	if (c->role != CONSENSUS_ROLE_LEADER) {
-		return CARELOG_OK; /* not (or no longer) the leader: the asker times out and retries */
+		return CARELOG_OK; /* not (or no longer) the leader: the asker times out and retries
+		                    */
 	}
 	int rc = cs_read_request(c, m->from, m->ctx);
 	return rc == CARELOG_EBUSY ? CARELOG_OK : rc;

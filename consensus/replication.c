@@ -11,13 +11,13 @@ bool cs_inflights_full(const struct consensus *c, const struct cs_progress *pr)
 }
 
 static void inflights_add(struct consensus *c, struct cs_progress *pr, uint64_t index,
-			  uint64_t bytes)
+                          uint64_t bytes)
 {
 	CL_ASSERT(pr->inflight_count < c->inflight_msgs_max);
 	uint32_t slot = (pr->inflight_start + pr->inflight_count) % c->inflight_msgs_max;
 	CL_ASSERT(pr->inflight_count == 0 ||
-		  pr->inflight_index[(slot + c->inflight_msgs_max - 1) % c->inflight_msgs_max] <
-			  index);
+	          pr->inflight_index[(slot + c->inflight_msgs_max - 1) % c->inflight_msgs_max] <
+	              index);
 	pr->inflight_index[slot] = index;
 	pr->inflight_bytes[slot] = bytes;
 	pr->inflight_count++;
@@ -126,8 +126,7 @@ void cs_inflights_free_first(const struct consensus *c, struct cs_progress *pr)
  * `send_if_empty`. Failure to build the message (memory, storage) is returned; the progress
  * is then unchanged.
  */
-int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_empty,
-		   bool *out_sent)
+int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_empty, bool *out_sent)
 {
 	*out_sent = false;
 	CL_ASSERT(c->role == CONSENSUS_ROLE_LEADER && pr->id != c->id);
@@ -149,13 +148,13 @@ int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_emp
 	if (pr->next <= last) {
 		uint64_t want = last - pr->next + 1;
 		cap = want < CONSENSUS_APPEND_ENTRIES_MAX ? (uint32_t)want
-							  : CONSENSUS_APPEND_ENTRIES_MAX;
+		                                          : CONSENSUS_APPEND_ENTRIES_MAX;
 		ents = cs_alloc(c, cap * sizeof(*ents));
 		if (ents == NULL) {
 			return CARELOG_ENOMEM;
 		}
 		rc = cs_log_copy_entries(c, pr->next, last + 1, c->append_bytes_max, cap, ents,
-					 &count);
+		                         &count);
 		if (rc != CARELOG_OK) {
 			cs_free(c, ents, cap * sizeof(*ents));
 			return rc;
@@ -168,13 +167,13 @@ int cs_send_append(struct consensus *c, struct cs_progress *pr, bool send_if_emp
 		return CARELOG_OK;
 	}
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_APPEND,
-		.to = pr->id,
-		.term = c->term,
-		.index = prev,
-		.log_term = prev_term,
-		.commit = c->commit,
-		.entries_count = count,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .to = pr->id,
+	    .term = c->term,
+	    .index = prev,
+	    .log_term = prev_term,
+	    .commit = c->commit,
+	    .entries_count = count,
 	};
 	if (pr->state == CONSENSUS_PROGRESS_REPLICATE) {
 		/* Pipelining (thesis 10.2.1): next moves optimistically past what was sent. */
@@ -215,11 +214,11 @@ int cs_bcast_append(struct consensus *c)
 void cs_send_heartbeat(struct consensus *c, struct cs_progress *pr)
 {
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_HEARTBEAT,
-		.to = pr->id,
-		.term = c->term,
-		.commit = pr->match < c->commit ? pr->match : c->commit,
-		.ctx = c->read_seq,
+	    .type = CONSENSUS_MSG_HEARTBEAT,
+	    .to = pr->id,
+	    .term = c->term,
+	    .commit = pr->match < c->commit ? pr->match : c->commit,
+	    .ctx = c->read_seq,
 	};
 	cs_send(c, &m, NULL, 0);
 }
@@ -261,7 +260,7 @@ int cs_maybe_commit(struct consensus *c, bool *out_committed)
 }
 
 int cs_append_local(struct consensus *c, uint8_t type, uint8_t *data_owned, uint32_t data_len,
-		    uint64_t *out_index)
+                    uint64_t *out_index)
 {
 	CL_ASSERT(c->role == CONSENSUS_ROLE_LEADER);
 	CL_ASSERT(c->unstable_count < CONSENSUS_UNSTABLE_ENTRIES_MAX);
@@ -270,11 +269,11 @@ int cs_append_local(struct consensus *c, uint8_t type, uint8_t *data_owned, uint
 		c->unstable_offset = index;
 	}
 	c->unstable[c->unstable_count] = (struct consensus_entry){
-		.term = c->term,
-		.index = index,
-		.type = type,
-		.data_len = data_len,
-		.data = data_owned,
+	    .term = c->term,
+	    .index = index,
+	    .type = type,
+	    .data_len = data_len,
+	    .data = data_owned,
 	};
 	c->unstable_count++;
 	c->uncommitted_bytes += data_len;
@@ -304,9 +303,9 @@ int cs_leader_persisted(struct consensus *c)
 void cs_send_timeout_now(struct consensus *c, consensus_node_id to)
 {
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_TIMEOUT_NOW,
-		.to = to,
-		.term = c->term,
+	    .type = CONSENSUS_MSG_TIMEOUT_NOW,
+	    .to = to,
+	    .term = c->term,
 	};
 	cs_send(c, &m, NULL, 0);
 }

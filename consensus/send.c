@@ -18,7 +18,7 @@ bool cs_message_is_early(const struct consensus *c, const struct consensus_messa
 }
 
 static void owned_free(struct consensus *c, struct consensus_entry *owned, uint32_t used,
-		       uint32_t capacity)
+                       uint32_t capacity)
 {
 	if (owned != NULL) {
 		cs_entries_free(c, owned, used);
@@ -30,7 +30,7 @@ static void owned_free(struct consensus *c, struct consensus_entry *owned, uint3
  * m->entries_count owned entries, or NULL) passes to the outbox. A full outbox drops the
  * message as a lossy network would; Raft retransmits. */
 void cs_send(struct consensus *c, struct consensus_message *m, struct consensus_entry *owned,
-	     uint32_t owned_capacity)
+             uint32_t owned_capacity)
 {
 	m->from = c->id;
 	m->entries = owned;
@@ -52,7 +52,7 @@ void cs_send(struct consensus *c, struct consensus_message *m, struct consensus_
 }
 
 static void release_box(struct consensus *c, struct consensus_message *box,
-			struct cs_owned_entries *ents, uint32_t *count, uint32_t *handed_out)
+                        struct cs_owned_entries *ents, uint32_t *count, uint32_t *handed_out)
 {
 	CL_ASSERT(*handed_out <= *count);
 	for (uint32_t i = 0; i < *handed_out; i++) {
@@ -70,7 +70,7 @@ void cs_messages_release(struct consensus *c)
 {
 	release_box(c, c->msgs, c->msg_entries, &c->msgs_count, &c->msgs_handed_out);
 	release_box(c, c->msgs_early, c->msgs_early_entries, &c->msgs_early_count,
-		    &c->msgs_early_handed_out);
+	            &c->msgs_early_handed_out);
 }
 
 /*
@@ -90,9 +90,8 @@ static bool unpersisted_vote(const struct consensus_message *m, uint64_t term)
 }
 
 /* Removes queued (not handed out) messages the predicate picks. */
-static void outbox_drop(struct consensus *c, bool (*pick)(const struct consensus_message *m,
-							  uint64_t arg),
-			uint64_t arg)
+static void outbox_drop(struct consensus *c,
+                        bool (*pick)(const struct consensus_message *m, uint64_t arg), uint64_t arg)
 {
 	CL_ASSERT(c->msgs_handed_out == 0);
 	uint32_t kept = 0;

@@ -26,7 +26,8 @@ bool cs_conf_is_voter(const struct cs_conf *conf, consensus_node_id id)
 
 bool cs_conf_is_member(const struct cs_conf *conf, consensus_node_id id)
 {
-	return cs_conf_is_voter(conf, id) || ids_contain(conf->learners, conf->learners_count, id) ||
+	return cs_conf_is_voter(conf, id) ||
+	       ids_contain(conf->learners, conf->learners_count, id) ||
 	       ids_contain(conf->learners_next, conf->learners_next_count, id);
 }
 
@@ -53,7 +54,7 @@ struct cs_progress *cs_progress_find(struct consensus *c, consensus_node_id id)
 }
 
 static const struct cs_progress *progress_find_const(const struct consensus *c,
-						      consensus_node_id id)
+                                                     consensus_node_id id)
 {
 	for (uint32_t i = 0; i < c->progress_count; i++) {
 		if (c->progress[i].id == id) {
@@ -120,7 +121,7 @@ enum cs_value_kind { CS_VALUE_MATCH, CS_VALUE_READ_ACK };
 /* The largest value a majority of `ids` has reached; UINT64_MAX for an empty set so a joint
  * minimum ignores it (etcd-io/raft MajorityConfig.CommittedIndex). */
 static uint64_t majority_value(struct consensus *c, const consensus_node_id *ids, uint32_t n,
-			       enum cs_value_kind kind)
+                               enum cs_value_kind kind)
 {
 	if (n == 0) {
 		return UINT64_MAX;
@@ -144,7 +145,7 @@ static uint64_t joint_value(struct consensus *c, enum cs_value_kind kind)
 {
 	uint64_t in = majority_value(c, c->conf.voters, c->conf.voters_count, kind);
 	uint64_t out =
-		majority_value(c, c->conf.voters_outgoing, c->conf.voters_outgoing_count, kind);
+	    majority_value(c, c->conf.voters_outgoing, c->conf.voters_outgoing_count, kind);
 	return in < out ? in : out;
 }
 
@@ -162,8 +163,8 @@ uint64_t cs_quorum_read_seq(struct consensus *c)
 enum cs_record { CS_RECORD_VOTE, CS_RECORD_ACTIVE };
 
 static enum cs_quorum_result majority_result(const struct consensus *c,
-					     const consensus_node_id *ids, uint32_t n,
-					     enum cs_record what)
+                                             const consensus_node_id *ids, uint32_t n,
+                                             enum cs_record what)
 {
 	if (n == 0) {
 		return CS_QUORUM_WON;
@@ -196,8 +197,8 @@ static enum cs_quorum_result majority_result(const struct consensus *c,
 static enum cs_quorum_result joint_result(const struct consensus *c, enum cs_record what)
 {
 	enum cs_quorum_result in = majority_result(c, c->conf.voters, c->conf.voters_count, what);
-	enum cs_quorum_result out = majority_result(c, c->conf.voters_outgoing,
-						    c->conf.voters_outgoing_count, what);
+	enum cs_quorum_result out =
+	    majority_result(c, c->conf.voters_outgoing, c->conf.voters_outgoing_count, what);
 	if (in == out) {
 		return in;
 	}

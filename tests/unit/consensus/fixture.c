@@ -16,7 +16,8 @@ static void *fx_alloc_fn(void *ctx, size_t size)
 {
 	struct fx_alloc *a = ctx;
 	a->allocs++;
-	if (a->fail_at != 0 && (a->allocs == a->fail_at || (a->fail_all && a->allocs > a->fail_at))) {
+	if (a->fail_at != 0 &&
+	    (a->allocs == a->fail_at || (a->fail_all && a->allocs > a->fail_at))) {
 		a->failures++;
 		return NULL;
 	}
@@ -68,8 +69,8 @@ static int log_term(void *ctx, uint64_t index, uint64_t *out)
 }
 
 static int log_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t bytes_max,
-		       const struct consensus_allocator *alloc, struct consensus_entry *out,
-		       size_t cap, size_t *out_count)
+                       const struct consensus_allocator *alloc, struct consensus_entry *out,
+                       size_t cap, size_t *out_count)
 {
 	struct fx_log *l = ctx;
 	if (l->fail_entries != 0) {
@@ -98,8 +99,11 @@ static int log_entries(void *ctx, uint64_t lo, uint64_t hi, uint64_t bytes_max,
 			}
 			memcpy(data, e->data, e->data_len);
 		}
-		out[n] = (struct consensus_entry){.term = e->term, .index = i, .type = e->type,
-						  .data_len = e->data_len, .data = data};
+		out[n] = (struct consensus_entry){.term = e->term,
+		                                  .index = i,
+		                                  .type = e->type,
+		                                  .data_len = e->data_len,
+		                                  .data = data};
 		bytes += e->data_len;
 		n++;
 	}
@@ -116,7 +120,7 @@ static void log_truncate(struct fx_log *l, uint64_t from_index)
 }
 
 static void log_push(struct fx_log *l, uint64_t term, uint8_t type, const uint8_t *data,
-		     uint32_t len)
+                     uint32_t len)
 {
 	if (l->count == l->capacity) {
 		l->capacity = l->capacity ? l->capacity * 2 : 64;
@@ -159,15 +163,15 @@ struct consensus *fx_core(struct fx_cluster *cl, consensus_node_id id)
 static void node_start(struct fx_node *n)
 {
 	struct consensus_conf_state cs = {
-		.voters = n->voters,
-		.voters_count = n->voters_count,
-		.voters_outgoing = n->voters_out,
-		.voters_outgoing_count = n->voters_out_count,
-		.learners = n->learners,
-		.learners_count = n->learners_count,
-		.learners_next = n->learners_next,
-		.learners_next_count = n->learners_next_count,
-		.auto_leave = n->auto_leave,
+	    .voters = n->voters,
+	    .voters_count = n->voters_count,
+	    .voters_outgoing = n->voters_out,
+	    .voters_outgoing_count = n->voters_out_count,
+	    .learners = n->learners,
+	    .learners_count = n->learners_count,
+	    .learners_next = n->learners_next,
+	    .learners_next_count = n->learners_next_count,
+	    .auto_leave = n->auto_leave,
 	};
 	n->config.applied = n->applied;
 	n->config.allocator = &n->alloc.ops;
@@ -196,19 +200,19 @@ struct fx_cluster *fx_new(const struct fx_options *o)
 		fx_alloc_init(&n->alloc);
 		log_init(&n->log);
 		n->config = (struct consensus_config){
-			.id = n->id,
-			.election_ticks = 10,
-			.heartbeat_ticks = 1,
-			.seed = o->seed + 1000 * n->id,
-			.pre_vote = o->pre_vote,
-			.check_quorum = o->check_quorum,
-			.members_max = FX_NODES_MAX,
-			.inflight_msgs_max = o->inflight_msgs_max ? o->inflight_msgs_max : 256,
-			.append_bytes_max = o->append_bytes_max ? o->append_bytes_max : 1u << 20,
-			.uncommitted_bytes_max =
-				o->uncommitted_bytes_max ? o->uncommitted_bytes_max : 1u << 30,
-			.ready_bytes_max = 1u << 20,
-			.read_index_max = 16,
+		    .id = n->id,
+		    .election_ticks = 10,
+		    .heartbeat_ticks = 1,
+		    .seed = o->seed + 1000 * n->id,
+		    .pre_vote = o->pre_vote,
+		    .check_quorum = o->check_quorum,
+		    .members_max = FX_NODES_MAX,
+		    .inflight_msgs_max = o->inflight_msgs_max ? o->inflight_msgs_max : 256,
+		    .append_bytes_max = o->append_bytes_max ? o->append_bytes_max : 1u << 20,
+		    .uncommitted_bytes_max =
+		        o->uncommitted_bytes_max ? o->uncommitted_bytes_max : 1u << 30,
+		    .ready_bytes_max = 1u << 20,
+		    .read_index_max = 16,
 		};
 		/* Extra nodes know the initial configuration (as if they had applied the genesis
 		 * entry) without being in it. */
@@ -264,7 +268,7 @@ void fx_restart(struct fx_cluster *cl, consensus_node_id id)
 }
 
 void fx_set_log(struct fx_cluster *cl, consensus_node_id id, const uint64_t *terms, uint64_t count,
-		uint64_t term, consensus_node_id vote, uint64_t commit)
+                uint64_t term, consensus_node_id vote, uint64_t commit)
 {
 	struct fx_node *n = fx_node(cl, id);
 	log_truncate(&n->log, 1);
@@ -305,11 +309,13 @@ static void apply_conf(struct fx_node *n, const struct consensus_conf_change *cc
 	n->voters_count = cs.voters_count;
 	memcpy(n->voters, cs.voters, cs.voters_count * sizeof(consensus_node_id));
 	n->voters_out_count = cs.voters_outgoing_count;
-	memcpy(n->voters_out, cs.voters_outgoing, cs.voters_outgoing_count * sizeof(consensus_node_id));
+	memcpy(n->voters_out, cs.voters_outgoing,
+	       cs.voters_outgoing_count * sizeof(consensus_node_id));
 	n->learners_count = cs.learners_count;
 	memcpy(n->learners, cs.learners, cs.learners_count * sizeof(consensus_node_id));
 	n->learners_next_count = cs.learners_next_count;
-	memcpy(n->learners_next, cs.learners_next, cs.learners_next_count * sizeof(consensus_node_id));
+	memcpy(n->learners_next, cs.learners_next,
+	       cs.learners_next_count * sizeof(consensus_node_id));
 	n->auto_leave = cs.auto_leave;
 }
 
@@ -433,7 +439,7 @@ static void deliver_at(struct fx_cluster *cl, uint32_t i, bool process)
 {
 	struct fx_msg msg = cl->pending[i];
 	memmove(&cl->pending[i], &cl->pending[i + 1],
-		(cl->pending_count - i - 1) * sizeof(cl->pending[0]));
+	        (cl->pending_count - i - 1) * sizeof(cl->pending[0]));
 	cl->pending_count--;
 	if (deliverable(cl, &msg.m)) {
 		struct fx_node *n = fx_node(cl, msg.m.to);
@@ -468,14 +474,14 @@ void fx_deliver(struct fx_cluster *cl)
 }
 
 static bool msg_matches(const struct consensus_message *m, uint8_t type, consensus_node_id from,
-			consensus_node_id to)
+                        consensus_node_id to)
 {
 	return (type == 0 || m->type == type) && (from == 0 || m->from == from) &&
 	       (to == 0 || m->to == to);
 }
 
 uint32_t fx_deliver_only(struct fx_cluster *cl, uint8_t type, consensus_node_id from,
-			 consensus_node_id to)
+                         consensus_node_id to)
 {
 	fx_process_all(cl);
 	uint32_t snapshot = cl->pending_count;
@@ -495,7 +501,7 @@ uint32_t fx_deliver_only(struct fx_cluster *cl, uint8_t type, consensus_node_id 
 }
 
 uint32_t fx_count_pending(const struct fx_cluster *cl, uint8_t type, consensus_node_id from,
-			  consensus_node_id to)
+                          consensus_node_id to)
 {
 	uint32_t n = 0;
 	for (uint32_t i = 0; i < cl->pending_count; i++) {
@@ -505,7 +511,7 @@ uint32_t fx_count_pending(const struct fx_cluster *cl, uint8_t type, consensus_n
 }
 
 const struct consensus_message *fx_find_pending(const struct fx_cluster *cl, uint8_t type,
-						consensus_node_id from, consensus_node_id to)
+                                                consensus_node_id from, consensus_node_id to)
 {
 	for (uint32_t i = cl->pending_count; i > 0; i--) {
 		if (msg_matches(&cl->pending[i - 1].m, type, from, to)) {
@@ -566,8 +572,8 @@ uint8_t fx_elect(struct fx_cluster *cl, consensus_node_id id)
 
 int fx_propose(struct fx_cluster *cl, consensus_node_id id, const char *text)
 {
-	int rc = consensus_propose(fx_core(cl, id), (const uint8_t *)text, (uint32_t)strlen(text),
-				   NULL);
+	int rc =
+	    consensus_propose(fx_core(cl, id), (const uint8_t *)text, (uint32_t)strlen(text), NULL);
 	fx_process(cl, id);
 	return rc;
 }
@@ -577,7 +583,8 @@ int fx_conf(struct fx_cluster *cl, consensus_node_id id, uint8_t op, consensus_n
 	struct consensus_conf_change cc = {.count = 1};
 	cc.changes[0].op = op;
 	cc.changes[0].node_id = node;
-	int rc = consensus_propose_conf_change(fx_core(cl, id), &cc, (const uint8_t *)"ctx", 3, NULL);
+	int rc =
+	    consensus_propose_conf_change(fx_core(cl, id), &cc, (const uint8_t *)"ctx", 3, NULL);
 	fx_process(cl, id);
 	return rc;
 }
@@ -632,7 +639,7 @@ consensus_node_id fx_find_leader(struct fx_cluster *cl)
 }
 
 const struct consensus_progress *fx_progress(struct fx_cluster *cl, consensus_node_id leader,
-					     consensus_node_id of)
+                                             consensus_node_id of)
 {
 	struct consensus_status st;
 	status(cl, leader, &st);

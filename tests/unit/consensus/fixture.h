@@ -121,7 +121,7 @@ struct consensus *fx_core(struct fx_cluster *cl, consensus_node_id id);
 /* Replaces a node's stable log with entries of the given terms (index 1..n) and sets its
  * hard state, then restarts its core from that persisted state. */
 void fx_set_log(struct fx_cluster *cl, consensus_node_id id, const uint64_t *terms, uint64_t n,
-		uint64_t term, consensus_node_id vote, uint64_t commit);
+                uint64_t term, consensus_node_id vote, uint64_t commit);
 /* Crash and restart from persisted state (log, hard state, applied conf). */
 void fx_restart(struct fx_cluster *cl, consensus_node_id id);
 
@@ -136,13 +136,13 @@ void fx_deliver(struct fx_cluster *cl);
 /* Delivers only the queued messages of `type` (0 = any) from `from` to `to` (0 = any), once,
  * without delivering what they cause. Returns how many were delivered. */
 uint32_t fx_deliver_only(struct fx_cluster *cl, uint8_t type, consensus_node_id from,
-			 consensus_node_id to);
+                         consensus_node_id to);
 /* Delivers the queued message at position `i` (a copy stays queued if `duplicate`). */
 void fx_deliver_at(struct fx_cluster *cl, uint32_t i, bool duplicate);
 /* Drops every queued message. */
 void fx_drop_pending(struct fx_cluster *cl);
 uint32_t fx_count_pending(const struct fx_cluster *cl, uint8_t type, consensus_node_id from,
-			  consensus_node_id to);
+                          consensus_node_id to);
 
 void fx_tick(struct fx_cluster *cl, consensus_node_id id, uint32_t ticks);
 /* Ticks every live node `ticks` times, delivering after each tick. */
@@ -165,7 +165,7 @@ consensus_node_id fx_leader(struct fx_cluster *cl, consensus_node_id id);
 /* The one leader among live nodes with the highest term, 0 if none. */
 consensus_node_id fx_find_leader(struct fx_cluster *cl);
 const struct consensus_progress *fx_progress(struct fx_cluster *cl, consensus_node_id leader,
-					     consensus_node_id of);
+                                             consensus_node_id of);
 /* Term of the stable entry at `index` of a node (0 if beyond its log). */
 uint64_t fx_log_term(struct fx_cluster *cl, consensus_node_id id, uint64_t index);
 uint64_t fx_log_last(struct fx_cluster *cl, consensus_node_id id);
@@ -176,6 +176,6 @@ bool fx_logs_equal(struct fx_cluster *cl, consensus_node_id a, consensus_node_id
 int fx_step(struct fx_cluster *cl, const struct consensus_message *m);
 /* The last queued message from `from` (0 any) of `type`, or NULL. */
 const struct consensus_message *fx_find_pending(const struct fx_cluster *cl, uint8_t type,
-						consensus_node_id from, consensus_node_id to);
+                                                consensus_node_id from, consensus_node_id to);
 
 #endif

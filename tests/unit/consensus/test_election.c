@@ -13,7 +13,8 @@
 
 static struct fx_cluster *cluster(uint32_t voters, bool pre_vote, bool check_quorum)
 {
-	struct fx_options o = {.voters = voters, .pre_vote = pre_vote, .check_quorum = check_quorum};
+	struct fx_options o = {
+	    .voters = voters, .pre_vote = pre_vote, .check_quorum = check_quorum};
 	return fx_new(&o);
 }
 
@@ -38,10 +39,10 @@ static void test_election_outcome_by_cluster_size_and_reachable_voters(void **st
 		uint32_t down;
 		uint8_t role;
 	} cases[] = {
-		{1, 0, CONSENSUS_ROLE_LEADER},    {3, 0, CONSENSUS_ROLE_LEADER},
-		{3, 1, CONSENSUS_ROLE_LEADER},    {3, 2, CONSENSUS_ROLE_CANDIDATE},
-		{5, 0, CONSENSUS_ROLE_LEADER},    {5, 2, CONSENSUS_ROLE_LEADER},
-		{5, 3, CONSENSUS_ROLE_CANDIDATE},
+	    {1, 0, CONSENSUS_ROLE_LEADER},    {3, 0, CONSENSUS_ROLE_LEADER},
+	    {3, 1, CONSENSUS_ROLE_LEADER},    {3, 2, CONSENSUS_ROLE_CANDIDATE},
+	    {5, 0, CONSENSUS_ROLE_LEADER},    {5, 2, CONSENSUS_ROLE_LEADER},
+	    {5, 3, CONSENSUS_ROLE_CANDIDATE},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		for (int pre = 0; pre < 2; pre++) {
@@ -54,7 +55,8 @@ static void test_election_outcome_by_cluster_size_and_reachable_voters(void **st
 				want = CONSENSUS_ROLE_PRE_CANDIDATE;
 			}
 			assert_int_equal(fx_elect(cl, 1), want);
-			assert_int_equal(fx_term(cl, 1), want == CONSENSUS_ROLE_PRE_CANDIDATE ? 0 : 1);
+			assert_int_equal(fx_term(cl, 1),
+			                 want == CONSENSUS_ROLE_PRE_CANDIDATE ? 0 : 1);
 			if (want == CONSENSUS_ROLE_LEADER) {
 				for (uint32_t n = 2; n <= cases[i].voters - cases[i].down; n++) {
 					assert_int_equal(fx_leader(cl, n), 1);
@@ -72,7 +74,10 @@ static void test_higher_term_message_updates_term_and_deposes_leader(void **stat
 	struct fx_cluster *cl = cluster(3, false, false);
 	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
 	struct consensus_message hb = {
-		.type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 5,
+	    .type = CONSENSUS_MSG_HEARTBEAT,
+	    .from = 2,
+	    .to = 1,
+	    .term = 5,
 	};
 	assert_int_equal(fx_step(cl, &hb), CARELOG_OK);
 	assert_int_equal(fx_role(cl, 1), CONSENSUS_ROLE_FOLLOWER);
@@ -91,7 +96,10 @@ static void test_stale_term_message_is_dropped(void **state)
 	fx_set_log(cl, 1, NULL, 0, 3, 0, 0);
 	fx_drop_pending(cl);
 	struct consensus_message app = {
-		.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 2,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 2,
+	    .to = 1,
+	    .term = 2,
 	};
 	struct consensus_entry e = {.term = 2, .index = 1};
 	app.entries = &e;
@@ -102,7 +110,10 @@ static void test_stale_term_message_is_dropped(void **state)
 	assert_int_equal(fx_leader(cl, 1), 0);
 	assert_int_equal(cl->pending_count, 0);
 	struct consensus_message vote = {
-		.type = CONSENSUS_MSG_VOTE, .from = 2, .to = 1, .term = 2,
+	    .type = CONSENSUS_MSG_VOTE,
+	    .from = 2,
+	    .to = 1,
+	    .term = 2,
 	};
 	assert_int_equal(fx_step(cl, &vote), CARELOG_OK);
 	assert_int_equal(fx_node(cl, 1)->hs.vote, 0);
@@ -115,7 +126,8 @@ static void test_stale_leader_told_new_term_when_check_quorum(void **state)
 	(void)state;
 	struct fx_cluster *cl = cluster(3, false, true);
 	fx_set_log(cl, 1, NULL, 0, 3, 0, 0);
-	struct consensus_message hb = {.type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 2};
+	struct consensus_message hb = {
+	    .type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 2};
 	assert_int_equal(fx_step(cl, &hb), CARELOG_OK);
 	const struct consensus_message *r = fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 1, 2);
 	assert_non_null(r);
@@ -165,24 +177,24 @@ static void test_vote_refused_to_candidate_whose_log_is_behind(void **state)
 		uint64_t last_index;
 		bool granted;
 	} cases[] = {
-		{1, 5, false}, /* lower last term loses even with a longer log */
-		{2, 2, false}, /* same term, shorter */
-		{2, 3, true},  /* same term, same length */
-		{2, 9, true},
-		{3, 1, true}, /* higher last term wins */
+	    {1, 5, false},               /* lower last term loses even with a longer log */
+	    {2, 2, false},               /* same term, shorter */
+	    {2, 3, true},                /* same term, same length */
+	    {2, 9, true},  {3, 1, true}, /* higher last term wins */
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		fx_drop_pending(cl);
 		struct consensus_message v = {
-			.type = CONSENSUS_MSG_VOTE,
-			.from = 2,
-			.to = 1,
-			.term = 3 + i,
-			.log_term = cases[i].last_term,
-			.index = cases[i].last_index,
+		    .type = CONSENSUS_MSG_VOTE,
+		    .from = 2,
+		    .to = 1,
+		    .term = 3 + i,
+		    .log_term = cases[i].last_term,
+		    .index = cases[i].last_index,
 		};
 		assert_int_equal(fx_step(cl, &v), CARELOG_OK);
-		const struct consensus_message *r = fx_find_pending(cl, CONSENSUS_MSG_VOTE_RESP, 1, 2);
+		const struct consensus_message *r =
+		    fx_find_pending(cl, CONSENSUS_MSG_VOTE_RESP, 1, 2);
 		assert_non_null(r);
 		assert_int_equal(r->reject, !cases[i].granted);
 		assert_int_equal(fx_node(cl, 1)->hs.vote, cases[i].granted ? 2 : 0);
@@ -352,7 +364,10 @@ static void test_stuck_candidate_freed_after_heal(void **state)
 	fx_heal(cl);
 	/* The leader's heartbeat reaches 3, whose answer carries the higher term: the leader
 	 * steps down and a new election at a higher term follows. */
-	for (int t = 0; t < 60 && fx_find_leader(cl) == 0 ? true : fx_term(cl, fx_find_leader(cl)) <= stuck_term; t++) {
+	for (int t = 0;
+	     t < 60 && fx_find_leader(cl) == 0 ? true
+	                                       : fx_term(cl, fx_find_leader(cl)) <= stuck_term;
+	     t++) {
 		fx_tick_all(cl, 1);
 	}
 	consensus_node_id leader = fx_find_leader(cl);
@@ -371,7 +386,12 @@ static void test_follower_in_lease_ignores_vote_requests(void **state)
 	struct fx_cluster *cl = cluster(3, false, true);
 	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
 	struct consensus_message v = {
-		.type = CONSENSUS_MSG_VOTE, .from = 3, .to = 2, .term = 5, .log_term = 9, .index = 9,
+	    .type = CONSENSUS_MSG_VOTE,
+	    .from = 3,
+	    .to = 2,
+	    .term = 5,
+	    .log_term = 9,
+	    .index = 9,
 	};
 	assert_int_equal(fx_step(cl, &v), CARELOG_OK);
 	assert_int_equal(fx_term(cl, 2), 1);
@@ -395,7 +415,8 @@ static void test_learner_never_campaigns(void **state)
 	assert_int_equal(cl->pending_count, 0);
 	assert_int_equal(consensus_campaign(fx_core(cl, 3)), CARELOG_OK);
 	assert_int_equal(fx_term(cl, 3), 0);
-	struct consensus_message tn = {.type = CONSENSUS_MSG_TIMEOUT_NOW, .from = 1, .to = 3, .term = 0};
+	struct consensus_message tn = {
+	    .type = CONSENSUS_MSG_TIMEOUT_NOW, .from = 1, .to = 3, .term = 0};
 	assert_int_equal(fx_step(cl, &tn), CARELOG_OK);
 	assert_int_equal(fx_role(cl, 3), CONSENSUS_ROLE_FOLLOWER);
 	/* The learner still replicates. */
@@ -411,8 +432,8 @@ static void test_randomised_timeouts_elect_one_leader(void **state)
 {
 	(void)state;
 	for (uint64_t seed = 1; seed <= 20; seed++) {
-		struct fx_options o = {.voters = 5, .pre_vote = seed % 2 == 0, .check_quorum = true,
-				       .seed = seed};
+		struct fx_options o = {
+		    .voters = 5, .pre_vote = seed % 2 == 0, .check_quorum = true, .seed = seed};
 		struct fx_cluster *cl = fx_new(&o);
 		fx_tick_all(cl, 60);
 		consensus_node_id leader = fx_find_leader(cl);
@@ -430,24 +451,24 @@ static void test_randomised_timeouts_elect_one_leader(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single_voter_elects_itself_and_commits_its_noop),
-		cmocka_unit_test(test_election_outcome_by_cluster_size_and_reachable_voters),
-		cmocka_unit_test(test_higher_term_message_updates_term_and_deposes_leader),
-		cmocka_unit_test(test_stale_term_message_is_dropped),
-		cmocka_unit_test(test_stale_leader_told_new_term_when_check_quorum),
-		cmocka_unit_test(test_one_vote_per_term),
-		cmocka_unit_test(test_vote_refused_to_candidate_whose_log_is_behind),
-		cmocka_unit_test(test_vote_answer_waits_for_durable_vote),
-		cmocka_unit_test(test_vote_overtaken_by_a_higher_term_before_persisting_is_not_sent),
-		cmocka_unit_test(test_dueling_candidates_without_pre_vote),
-		cmocka_unit_test(test_dueling_candidates_with_pre_vote),
-		cmocka_unit_test(test_rejoining_partitioned_node_does_not_depose_leader_with_pre_vote),
-		cmocka_unit_test(test_leader_steps_down_without_quorum),
-		cmocka_unit_test(test_leader_with_quorum_keeps_leading_under_check_quorum),
-		cmocka_unit_test(test_stuck_candidate_freed_after_heal),
-		cmocka_unit_test(test_follower_in_lease_ignores_vote_requests),
-		cmocka_unit_test(test_learner_never_campaigns),
-		cmocka_unit_test(test_randomised_timeouts_elect_one_leader),
+	    cmocka_unit_test(test_single_voter_elects_itself_and_commits_its_noop),
+	    cmocka_unit_test(test_election_outcome_by_cluster_size_and_reachable_voters),
+	    cmocka_unit_test(test_higher_term_message_updates_term_and_deposes_leader),
+	    cmocka_unit_test(test_stale_term_message_is_dropped),
+	    cmocka_unit_test(test_stale_leader_told_new_term_when_check_quorum),
+	    cmocka_unit_test(test_one_vote_per_term),
+	    cmocka_unit_test(test_vote_refused_to_candidate_whose_log_is_behind),
+	    cmocka_unit_test(test_vote_answer_waits_for_durable_vote),
+	    cmocka_unit_test(test_vote_overtaken_by_a_higher_term_before_persisting_is_not_sent),
+	    cmocka_unit_test(test_dueling_candidates_without_pre_vote),
+	    cmocka_unit_test(test_dueling_candidates_with_pre_vote),
+	    cmocka_unit_test(test_rejoining_partitioned_node_does_not_depose_leader_with_pre_vote),
+	    cmocka_unit_test(test_leader_steps_down_without_quorum),
+	    cmocka_unit_test(test_leader_with_quorum_keeps_leading_under_check_quorum),
+	    cmocka_unit_test(test_stuck_candidate_freed_after_heal),
+	    cmocka_unit_test(test_follower_in_lease_ignores_vote_requests),
+	    cmocka_unit_test(test_learner_never_campaigns),
+	    cmocka_unit_test(test_randomised_timeouts_elect_one_leader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

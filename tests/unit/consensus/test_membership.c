@@ -93,7 +93,7 @@ static void test_joint_configuration_needs_both_majorities(void **state)
 	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
 	/* {1,2,3} -> {1,4,5}: two voters out, two in. */
 	struct consensus_conf_change cc = {.transition = CONSENSUS_CONF_TRANSITION_EXPLICIT,
-					   .count = 4};
+	                                   .count = 4};
 	cc.changes[0].op = CONSENSUS_CONF_REMOVE;
 	cc.changes[0].node_id = 2;
 	cc.changes[1].op = CONSENSUS_CONF_REMOVE;
@@ -103,7 +103,7 @@ static void test_joint_configuration_needs_both_majorities(void **state)
 	cc.changes[3].op = CONSENSUS_CONF_ADD_VOTER;
 	cc.changes[3].node_id = 5;
 	assert_int_equal(consensus_propose_conf_change(fx_core(cl, 1), &cc, NULL, 0, NULL),
-			 CARELOG_OK);
+	                 CARELOG_OK);
 	fx_deliver(cl);
 	struct fx_node *n = fx_node(cl, 1);
 	assert_int_equal(n->voters_count, 3);
@@ -184,13 +184,13 @@ static void test_demoting_a_voter_through_joint_keeps_it_voting_until_leave(void
 	struct fx_cluster *cl = fx_new(&o);
 	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
 	struct consensus_conf_change cc = {.transition = CONSENSUS_CONF_TRANSITION_EXPLICIT,
-					   .count = 2};
+	                                   .count = 2};
 	cc.changes[0].op = CONSENSUS_CONF_ADD_LEARNER;
 	cc.changes[0].node_id = 3;
 	cc.changes[1].op = CONSENSUS_CONF_ADD_VOTER;
 	cc.changes[1].node_id = 4;
 	assert_int_equal(consensus_propose_conf_change(fx_core(cl, 1), &cc, NULL, 0, NULL),
-			 CARELOG_OK);
+	                 CARELOG_OK);
 	fx_deliver(cl);
 	struct fx_node *n = fx_node(cl, 1);
 	assert_int_equal(n->learners_next_count, 1);
@@ -312,7 +312,7 @@ static void test_invalid_conf_changes_are_refused(void **state)
 	assert_int_equal(consensus_propose_conf_change(c, NULL, NULL, 0, NULL), CARELOG_EINVAL);
 	/* More members than members_max. */
 	struct consensus_conf_change many = {.transition = CONSENSUS_CONF_TRANSITION_AUTO,
-					     .count = CONSENSUS_CONF_CHANGES_MAX};
+	                                     .count = CONSENSUS_CONF_CHANGES_MAX};
 	for (uint32_t i = 0; i < many.count; i++) {
 		many.changes[i].op = CONSENSUS_CONF_ADD_LEARNER;
 		many.changes[i].node_id = 100 + i;
@@ -327,16 +327,16 @@ static void test_conf_codec_round_trips_and_rejects_bad_input(void **state)
 {
 	(void)state;
 	struct consensus_conf_change cc = {.transition = CONSENSUS_CONF_TRANSITION_IMPLICIT,
-					   .count = 2};
+	                                   .count = 2};
 	cc.changes[0].op = CONSENSUS_CONF_ADD_VOTER;
 	cc.changes[0].node_id = 0x0102030405060708ull;
 	cc.changes[1].op = CONSENSUS_CONF_REMOVE;
 	cc.changes[1].node_id = 9;
 	uint8_t buf[CONSENSUS_CONF_HEADER_BYTES_MAX + 8];
 	size_t len = 0;
-	assert_int_equal(consensus_conf_encode(&cc, (const uint8_t *)"meta", 4, buf, sizeof(buf),
-					       &len),
-			 CARELOG_OK);
+	assert_int_equal(
+	    consensus_conf_encode(&cc, (const uint8_t *)"meta", 4, buf, sizeof(buf), &len),
+	    CARELOG_OK);
 	assert_int_equal(len, 3 + 18 + 4 + 4);
 	assert_int_equal(buf[0], 1);
 	assert_int_equal(buf[4], 1);
@@ -352,12 +352,14 @@ static void test_conf_codec_round_trips_and_rejects_bad_input(void **state)
 	assert_memory_equal(ctx, "meta", 4);
 	/* Too small an output buffer. */
 	assert_int_equal(consensus_conf_encode(&cc, NULL, 0, buf, 10, &len), CARELOG_ETOOBIG);
-	assert_int_equal(consensus_conf_encode(&cc, NULL, 5, buf, sizeof(buf), &len), CARELOG_EINVAL);
-	assert_int_equal(consensus_conf_encode(NULL, NULL, 0, buf, sizeof(buf), &len), CARELOG_EINVAL);
+	assert_int_equal(consensus_conf_encode(&cc, NULL, 5, buf, sizeof(buf), &len),
+	                 CARELOG_EINVAL);
+	assert_int_equal(consensus_conf_encode(NULL, NULL, 0, buf, sizeof(buf), &len),
+	                 CARELOG_EINVAL);
 	/* Truncated, wrong version, trailing bytes, bad op, too many changes. */
-	assert_int_equal(consensus_conf_encode(&cc, (const uint8_t *)"meta", 4, buf, sizeof(buf),
-					       &len),
-			 CARELOG_OK);
+	assert_int_equal(
+	    consensus_conf_encode(&cc, (const uint8_t *)"meta", 4, buf, sizeof(buf), &len),
+	    CARELOG_OK);
 	assert_int_equal(consensus_conf_decode(buf, 2, &out, NULL, NULL), CARELOG_EPROTO);
 	assert_int_equal(consensus_conf_decode(buf, len - 1, &out, NULL, NULL), CARELOG_EPROTO);
 	assert_int_equal(consensus_conf_decode(buf, 10, &out, NULL, NULL), CARELOG_EPROTO);
@@ -374,7 +376,8 @@ static void test_conf_codec_round_trips_and_rejects_bad_input(void **state)
 	assert_int_equal(consensus_conf_decode(NULL, 4, &out, NULL, NULL), CARELOG_EINVAL);
 	/* The empty leave change, no context. */
 	struct consensus_conf_change leave = {0};
-	assert_int_equal(consensus_conf_encode(&leave, NULL, 0, buf, sizeof(buf), &len), CARELOG_OK);
+	assert_int_equal(consensus_conf_encode(&leave, NULL, 0, buf, sizeof(buf), &len),
+	                 CARELOG_OK);
 	assert_int_equal(len, 7);
 	assert_int_equal(consensus_conf_decode(buf, len, &out, &ctx, &ctx_len), CARELOG_OK);
 	assert_int_equal(out.count, 0);
@@ -385,16 +388,16 @@ static void test_conf_codec_round_trips_and_rejects_bad_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_removing_a_node_lowers_the_quorum_only_when_applied),
-		cmocka_unit_test(test_removed_leader_steps_down_after_the_removal_applies),
-		cmocka_unit_test(test_joint_configuration_needs_both_majorities),
-		cmocka_unit_test(test_joint_configuration_is_left_automatically),
-		cmocka_unit_test(test_demoting_a_voter_through_joint_keeps_it_voting_until_leave),
-		cmocka_unit_test(test_learner_added_catches_up_then_promoted_votes),
-		cmocka_unit_test(test_at_most_one_pending_conf_change),
-		cmocka_unit_test(test_new_leader_waits_for_unapplied_conf_before_more_changes),
-		cmocka_unit_test(test_invalid_conf_changes_are_refused),
-		cmocka_unit_test(test_conf_codec_round_trips_and_rejects_bad_input),
+	    cmocka_unit_test(test_removing_a_node_lowers_the_quorum_only_when_applied),
+	    cmocka_unit_test(test_removed_leader_steps_down_after_the_removal_applies),
+	    cmocka_unit_test(test_joint_configuration_needs_both_majorities),
+	    cmocka_unit_test(test_joint_configuration_is_left_automatically),
+	    cmocka_unit_test(test_demoting_a_voter_through_joint_keeps_it_voting_until_leave),
+	    cmocka_unit_test(test_learner_added_catches_up_then_promoted_votes),
+	    cmocka_unit_test(test_at_most_one_pending_conf_change),
+	    cmocka_unit_test(test_new_leader_waits_for_unapplied_conf_before_more_changes),
+	    cmocka_unit_test(test_invalid_conf_changes_are_refused),
+	    cmocka_unit_test(test_conf_codec_round_trips_and_rejects_bad_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -169,12 +169,18 @@ static void test_allocation_failure_returns_enomem_and_core_stays_consistent(voi
 	f->alloc.fail_all = false;
 	/* The second entry's copy fails: the first copy is released, nothing is appended. */
 	struct consensus_entry two[2] = {
-		{.term = 1, .index = 2, .data_len = 1, .data = (const uint8_t *)"a"},
-		{.term = 1, .index = 3, .data_len = 1, .data = (const uint8_t *)"b"},
+	    {.term = 1, .index = 2, .data_len = 1, .data = (const uint8_t *)"a"},
+	    {.term = 1, .index = 3, .data_len = 1, .data = (const uint8_t *)"b"},
 	};
 	struct consensus_message app2 = {
-		.type = CONSENSUS_MSG_APPEND, .from = 1, .to = 2, .term = 1, .index = 1, .log_term = 1,
-		.entries = two, .entries_count = 2,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 1,
+	    .to = 2,
+	    .term = 1,
+	    .index = 1,
+	    .log_term = 1,
+	    .entries = two,
+	    .entries_count = 2,
 	};
 	f->alloc.fail_at = f->alloc.allocs + 2;
 	assert_int_equal(consensus_step(f->c, &app2), CARELOG_ENOMEM);
@@ -228,11 +234,21 @@ static void test_storage_errors_are_returned(void **state)
 	struct fx_node *f = fx_node(cl, 2);
 	f->log.fail_term = CARELOG_EIO;
 	struct consensus_message v = {
-		.type = CONSENSUS_MSG_VOTE, .from = 3, .to = 2, .term = 9, .index = 1, .log_term = 1,
+	    .type = CONSENSUS_MSG_VOTE,
+	    .from = 3,
+	    .to = 2,
+	    .term = 9,
+	    .index = 1,
+	    .log_term = 1,
 	};
 	assert_int_equal(consensus_step(f->c, &v), CARELOG_EIO);
 	struct consensus_message app = {
-		.type = CONSENSUS_MSG_APPEND, .from = 3, .to = 2, .term = 9, .index = 1, .log_term = 1,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 3,
+	    .to = 2,
+	    .term = 9,
+	    .index = 1,
+	    .log_term = 1,
 	};
 	assert_int_equal(consensus_step(f->c, &app), CARELOG_EIO);
 	f->log.fail_term = 0;
@@ -311,12 +327,13 @@ static void test_invalid_configuration_and_arguments_are_refused(void **state)
 	consensus_node_id dup[] = {1, 1};
 	struct consensus_conf_state bad_cs = {.voters = dup, .voters_count = 2};
 	assert_int_equal(consensus_create(&n->config, &n->hs, &bad_cs, &c), CARELOG_EINVAL);
-	bad_cs = (struct consensus_conf_state){.voters = voters, .voters_count = 1,
-					       .learners = voters, .learners_count = 1};
+	bad_cs = (struct consensus_conf_state){
+	    .voters = voters, .voters_count = 1, .learners = voters, .learners_count = 1};
 	assert_int_equal(consensus_create(&n->config, &n->hs, &bad_cs, &c), CARELOG_EINVAL);
 	bad_cs = (struct consensus_conf_state){.voters = NULL, .voters_count = 1};
 	assert_int_equal(consensus_create(&n->config, &n->hs, &bad_cs, &c), CARELOG_EINVAL);
-	bad_cs = (struct consensus_conf_state){.voters = voters, .voters_count = 1, .auto_leave = true};
+	bad_cs =
+	    (struct consensus_conf_state){.voters = voters, .voters_count = 1, .auto_leave = true};
 	assert_int_equal(consensus_create(&n->config, &n->hs, &bad_cs, &c), CARELOG_EINVAL);
 	/* Bad arguments on a live core. */
 	assert_int_equal(consensus_propose(n->c, NULL, 3, NULL), CARELOG_EINVAL);
@@ -330,12 +347,17 @@ static void test_invalid_configuration_and_arguments_are_refused(void **state)
 	m.entries = &e;
 	assert_int_equal(consensus_step(n->c, &m), CARELOG_EPROTO);
 	/* Messages for another node or from ourselves are dropped. */
-	m = (struct consensus_message){.type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 5, .term = 9};
+	m = (struct consensus_message){
+	    .type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 5, .term = 9};
 	assert_int_equal(consensus_step(n->c, &m), CARELOG_OK);
 	assert_int_equal(fx_term(cl, 1), 0);
 	/* Malformed appends: entries out of sequence or with a future term. */
-	m = (struct consensus_message){.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 1,
-				       .entries = &e, .entries_count = 1};
+	m = (struct consensus_message){.type = CONSENSUS_MSG_APPEND,
+	                               .from = 2,
+	                               .to = 1,
+	                               .term = 1,
+	                               .entries = &e,
+	                               .entries_count = 1};
 	e.index = 3;
 	assert_int_equal(consensus_step(n->c, &m), CARELOG_EPROTO);
 	e.index = 1;
@@ -402,7 +424,8 @@ static void test_full_outbox_drops_messages_as_lost(void **state)
 	struct fx_cluster *cl = fx_new(&o);
 	struct fx_node *n = fx_node(cl, 1);
 	/* members_max 8 * (1 + 8) + 16 + 64 = 152 messages fit in one batch. */
-	struct consensus_message hb = {.type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
+	struct consensus_message hb = {
+	    .type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 1};
 	for (int i = 0; i < 200; i++) {
 		assert_int_equal(consensus_step(n->c, &hb), CARELOG_OK);
 	}
@@ -417,7 +440,8 @@ static void test_full_outbox_drops_messages_as_lost(void **state)
 	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
 	n->hold_ready = true;
 	for (int i = 0; i < 200; i++) {
-		assert_int_equal(consensus_propose(n->c, (const uint8_t *)"d", 1, NULL), CARELOG_OK);
+		assert_int_equal(consensus_propose(n->c, (const uint8_t *)"d", 1, NULL),
+		                 CARELOG_OK);
 		assert_int_equal(consensus_tick(n->c), CARELOG_OK);
 	}
 	n->hold_ready = false;
@@ -465,9 +489,14 @@ static void test_follower_with_full_unstable_log_drops_appends(void **state)
 			ents[i] = (struct consensus_entry){.term = 1, .index = index + 1 + i};
 		}
 		struct consensus_message app = {
-			.type = CONSENSUS_MSG_APPEND, .from = 1, .to = 2, .term = 1, .index = index,
-			.log_term = index ? 1 : 0, .entries = ents,
-			.entries_count = CONSENSUS_APPEND_ENTRIES_MAX,
+		    .type = CONSENSUS_MSG_APPEND,
+		    .from = 1,
+		    .to = 2,
+		    .term = 1,
+		    .index = index,
+		    .log_term = index ? 1 : 0,
+		    .entries = ents,
+		    .entries_count = CONSENSUS_APPEND_ENTRIES_MAX,
 		};
 		assert_int_equal(consensus_step(f->c, &app), CARELOG_OK);
 		uint64_t last = 0;
@@ -482,8 +511,13 @@ static void test_follower_with_full_unstable_log_drops_appends(void **state)
 	assert_true(fx_ready_once(cl, 2, NULL));
 	assert_int_equal(fx_log_last(cl, 2), 15 * CONSENSUS_APPEND_ENTRIES_MAX);
 	struct consensus_message too_many = {
-		.type = CONSENSUS_MSG_APPEND, .from = 1, .to = 2, .term = 1, .index = 0,
-		.entries = ents, .entries_count = CONSENSUS_APPEND_ENTRIES_MAX + 1,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 1,
+	    .to = 2,
+	    .term = 1,
+	    .index = 0,
+	    .entries = ents,
+	    .entries_count = CONSENSUS_APPEND_ENTRIES_MAX + 1,
 	};
 	assert_int_equal(consensus_step(f->c, &too_many), CARELOG_EPROTO);
 	fx_drop_pending(cl);
@@ -496,7 +530,8 @@ static void test_pre_vote_from_a_lower_term_is_told_the_term(void **state)
 	struct fx_options o = {.voters = 3, .pre_vote = true};
 	struct fx_cluster *cl = fx_new(&o);
 	fx_set_log(cl, 1, NULL, 0, 5, 0, 0);
-	struct consensus_message pv = {.type = CONSENSUS_MSG_PRE_VOTE, .from = 2, .to = 1, .term = 3};
+	struct consensus_message pv = {
+	    .type = CONSENSUS_MSG_PRE_VOTE, .from = 2, .to = 1, .term = 3};
 	assert_int_equal(fx_step(cl, &pv), CARELOG_OK);
 	const struct consensus_message *r = fx_find_pending(cl, CONSENSUS_MSG_PRE_VOTE_RESP, 1, 2);
 	assert_non_null(r);
@@ -520,7 +555,7 @@ static void test_no_campaign_while_a_committed_conf_change_is_unapplied(void **s
 	cc.changes[0].op = CONSENSUS_CONF_ADD_LEARNER;
 	cc.changes[0].node_id = 4;
 	assert_int_equal(consensus_propose_conf_change(fx_core(cl, 1), &cc, NULL, 0, &index),
-			 CARELOG_OK);
+	                 CARELOG_OK);
 	assert_int_equal(index, 5);
 	struct fx_node *f = fx_node(cl, 2);
 	/* Node 2 persists and acks but does not apply (its apply is slow). */
@@ -559,8 +594,14 @@ static void test_leader_storage_failure_while_replicating(void **state)
 	struct fx_node *l = fx_node(cl, 1);
 	/* The follower rejects; reading terms for backtracking fails at the leader. */
 	struct consensus_message rej = {
-		.type = CONSENSUS_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1, .reject = true,
-		.index = 4, .reject_hint = 3, .log_term = 1,
+	    .type = CONSENSUS_MSG_APPEND_RESP,
+	    .from = 2,
+	    .to = 1,
+	    .term = 1,
+	    .reject = true,
+	    .index = 4,
+	    .reject_hint = 3,
+	    .log_term = 1,
 	};
 	l->log.fail_term = CARELOG_EIO;
 	assert_int_equal(consensus_step(l->c, &rej), CARELOG_EIO);
@@ -576,22 +617,22 @@ static void test_leader_storage_failure_while_replicating(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_transfer_to_slow_follower_catches_it_up_first),
-		cmocka_unit_test(test_transfer_times_out_and_proposals_resume),
-		cmocka_unit_test(test_transfer_request_validation),
-		cmocka_unit_test(test_removing_the_transfer_target_aborts_the_transfer),
-		cmocka_unit_test(test_create_fails_cleanly_at_every_allocation),
-		cmocka_unit_test(test_allocation_failure_returns_enomem_and_core_stays_consistent),
-		cmocka_unit_test(test_storage_errors_are_returned),
-		cmocka_unit_test(test_invalid_configuration_and_arguments_are_refused),
-		cmocka_unit_test(test_restart_keeps_term_vote_commit_and_log),
-		cmocka_unit_test(test_status_reports_progress_on_leader_only),
-		cmocka_unit_test(test_full_outbox_drops_messages_as_lost),
-		cmocka_unit_test(test_unstable_log_bound_refuses_proposals_until_persisted),
-		cmocka_unit_test(test_follower_with_full_unstable_log_drops_appends),
-		cmocka_unit_test(test_pre_vote_from_a_lower_term_is_told_the_term),
-		cmocka_unit_test(test_no_campaign_while_a_committed_conf_change_is_unapplied),
-		cmocka_unit_test(test_leader_storage_failure_while_replicating),
+	    cmocka_unit_test(test_transfer_to_slow_follower_catches_it_up_first),
+	    cmocka_unit_test(test_transfer_times_out_and_proposals_resume),
+	    cmocka_unit_test(test_transfer_request_validation),
+	    cmocka_unit_test(test_removing_the_transfer_target_aborts_the_transfer),
+	    cmocka_unit_test(test_create_fails_cleanly_at_every_allocation),
+	    cmocka_unit_test(test_allocation_failure_returns_enomem_and_core_stays_consistent),
+	    cmocka_unit_test(test_storage_errors_are_returned),
+	    cmocka_unit_test(test_invalid_configuration_and_arguments_are_refused),
+	    cmocka_unit_test(test_restart_keeps_term_vote_commit_and_log),
+	    cmocka_unit_test(test_status_reports_progress_on_leader_only),
+	    cmocka_unit_test(test_full_outbox_drops_messages_as_lost),
+	    cmocka_unit_test(test_unstable_log_bound_refuses_proposals_until_persisted),
+	    cmocka_unit_test(test_follower_with_full_unstable_log_drops_appends),
+	    cmocka_unit_test(test_pre_vote_from_a_lower_term_is_told_the_term),
+	    cmocka_unit_test(test_no_campaign_while_a_committed_conf_change_is_unapplied),
+	    cmocka_unit_test(test_leader_storage_failure_while_replicating),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,22 +46,26 @@ struct checker {
 
 static struct fx_cluster *current;
 
-
 static void dump(struct fx_cluster *cl)
 {
 	for (consensus_node_id id = 1; id <= cl->count; id++) {
 		struct fx_node *n = fx_node(cl, id);
 		struct consensus_status st;
 		consensus_get_status(n->c, &st);
-		fprintf(stderr, "  node %llu role %u term %llu vote %llu lead %llu commit %llu applied %llu last %llu voters",
-			(unsigned long long)id, st.soft_state.role,
-			(unsigned long long)st.hard_state.term, (unsigned long long)st.hard_state.vote,
-			(unsigned long long)st.soft_state.leader, (unsigned long long)st.hard_state.commit,
-			(unsigned long long)st.applied, (unsigned long long)n->log.count);
+		fprintf(stderr,
+		        "  node %llu role %u term %llu vote %llu lead %llu commit %llu applied "
+		        "%llu last %llu voters",
+		        (unsigned long long)id, st.soft_state.role,
+		        (unsigned long long)st.hard_state.term,
+		        (unsigned long long)st.hard_state.vote,
+		        (unsigned long long)st.soft_state.leader,
+		        (unsigned long long)st.hard_state.commit, (unsigned long long)st.applied,
+		        (unsigned long long)n->log.count);
 		for (uint32_t i = 0; i < n->voters_count; i++) {
 			fprintf(stderr, " %llu", (unsigned long long)n->voters[i]);
 		}
-		fprintf(stderr, " lastterm %llu out", (unsigned long long)fx_log_term(cl, id, n->log.count));
+		fprintf(stderr, " lastterm %llu out",
+		        (unsigned long long)fx_log_term(cl, id, n->log.count));
 		for (uint32_t i = 0; i < n->voters_out_count; i++) {
 			fprintf(stderr, " %llu", (unsigned long long)n->voters_out[i]);
 		}
@@ -125,10 +129,11 @@ static void check(struct fx_cluster *cl, struct checker *k)
 				}
 			}
 			uint32_t n = na->applied_count < nb->applied_count ? na->applied_count
-									   : nb->applied_count;
+			                                                   : nb->applied_count;
 			for (uint32_t i = 0; i < n; i++) {
 				if (na->applied_entries[i].term != nb->applied_entries[i].term ||
-				    strcmp(na->applied_entries[i].data, nb->applied_entries[i].data) != 0) {
+				    strcmp(na->applied_entries[i].data,
+				           nb->applied_entries[i].data) != 0) {
 					violation(k, "applied sequences differ");
 				}
 			}
@@ -137,7 +142,7 @@ static void check(struct fx_cluster *cl, struct checker *k)
 }
 
 static bool member_is(struct fx_node *n, const consensus_node_id *ids, uint32_t count,
-		      consensus_node_id id)
+                      consensus_node_id id)
 {
 	(void)n;
 	for (uint32_t i = 0; i < count; i++) {
@@ -175,7 +180,7 @@ static void membership_step(struct fx_cluster *cl, consensus_node_id leader, uin
 	}
 	int rc = consensus_propose_conf_change(n->c, &cc, NULL, 0, NULL);
 	assert_true(rc == CARELOG_OK || rc == CARELOG_EBUSY || rc == CARELOG_ECLOSED ||
-		    rc == CARELOG_EINVAL);
+	            rc == CARELOG_EINVAL);
 	fx_process(cl, leader);
 }
 
@@ -192,13 +197,13 @@ static void run_seed(uint64_t seed)
 	uint64_t s = seed;
 	uint32_t voters = 3 + rnd(&s, 2);
 	struct fx_options o = {
-		.voters = voters,
-		.extra = RND_NODES - voters,
-		.pre_vote = rnd(&s, 2) == 1,
-		.check_quorum = rnd(&s, 2) == 1,
-		.inflight_msgs_max = 1 + rnd(&s, 4),
-		.append_bytes_max = 8 + rnd(&s, 64),
-		.seed = seed,
+	    .voters = voters,
+	    .extra = RND_NODES - voters,
+	    .pre_vote = rnd(&s, 2) == 1,
+	    .check_quorum = rnd(&s, 2) == 1,
+	    .inflight_msgs_max = 1 + rnd(&s, 4),
+	    .append_bytes_max = 8 + rnd(&s, 64),
+	    .seed = seed,
 	};
 	struct fx_cluster *cl = fx_new(&o);
 	current = cl;
@@ -223,10 +228,11 @@ static void run_seed(uint64_t seed)
 		} else if (a < 900) {
 			if (leader != 0) {
 				char text[32];
-				snprintf(text, sizeof(text), "p%llu", (unsigned long long)proposals++);
+				snprintf(text, sizeof(text), "p%llu",
+				         (unsigned long long)proposals++);
 				int rc = fx_propose(cl, leader, text);
 				assert_true(rc == CARELOG_OK || rc == CARELOG_ECLOSED ||
-					    rc == CARELOG_EBUSY);
+				            rc == CARELOG_EBUSY);
 			}
 		} else if (a < 920) {
 			fx_heal(cl);
@@ -245,7 +251,8 @@ static void run_seed(uint64_t seed)
 			}
 			k.read_floor[step] = floor;
 			int rc = consensus_read_index(fx_core(cl, id), step);
-			assert_true(rc == CARELOG_OK || rc == CARELOG_ENOTLEADER || rc == CARELOG_EBUSY);
+			assert_true(rc == CARELOG_OK || rc == CARELOG_ENOTLEADER ||
+			            rc == CARELOG_EBUSY);
 			fx_process(cl, id);
 		} else if (a < 970) {
 			if (leader != 0) {
@@ -253,7 +260,8 @@ static void run_seed(uint64_t seed)
 			}
 		} else if (a < 980) {
 			if (leader != 0) {
-				int rc = consensus_transfer_leader(fx_core(cl, leader), 1 + rnd(&s, cl->count));
+				int rc = consensus_transfer_leader(fx_core(cl, leader),
+				                                   1 + rnd(&s, cl->count));
 				(void)rc;
 				fx_process(cl, leader);
 			}
@@ -285,7 +293,8 @@ static void run_seed(uint64_t seed)
 		for (consensus_node_id id = 1; id <= cl->count && !committed; id++) {
 			struct fx_node *n = fx_node(cl, id);
 			for (uint32_t i = 0; i < n->applied_count; i++) {
-				committed = committed || strcmp(n->applied_entries[i].data, "final") == 0;
+				committed =
+				    committed || strcmp(n->applied_entries[i].data, "final") == 0;
 			}
 		}
 	}
@@ -300,7 +309,8 @@ static void run_seed(uint64_t seed)
 			totals.applied += n->applied_count;
 			totals.terms += fx_term(cl, id);
 			for (uint32_t i = 0; i < n->applied_count; i++) {
-				totals.conf_applied += n->applied_entries[i].type == CONSENSUS_ENTRY_CONF;
+				totals.conf_applied +=
+				    n->applied_entries[i].type == CONSENSUS_ENTRY_CONF;
 			}
 		}
 	}
@@ -325,7 +335,7 @@ static void test_random_faults_keep_raft_safety_and_liveness(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_random_faults_keep_raft_safety_and_liveness),
+	    cmocka_unit_test(test_random_faults_keep_raft_safety_and_liveness),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,10 +116,15 @@ static void test_pending_reads_are_bounded_and_dropped_on_step_down(void **state
 	assert_int_equal(consensus_read_index(c, 99), CARELOG_EBUSY);
 	/* A forwarded request beyond the bound is dropped silently. */
 	struct consensus_message m = {
-		.type = CONSENSUS_MSG_READ_INDEX, .from = 2, .to = 1, .term = 1, .ctx = 5,
+	    .type = CONSENSUS_MSG_READ_INDEX,
+	    .from = 2,
+	    .to = 1,
+	    .term = 1,
+	    .ctx = 5,
 	};
 	assert_int_equal(consensus_step(c, &m), CARELOG_OK);
-	struct consensus_message hb = {.type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 2};
+	struct consensus_message hb = {
+	    .type = CONSENSUS_MSG_HEARTBEAT, .from = 2, .to = 1, .term = 2};
 	assert_int_equal(fx_step(cl, &hb), CARELOG_OK);
 	fx_heal(cl);
 	fx_tick_all(cl, 3);
@@ -132,11 +137,11 @@ static void test_pending_reads_are_bounded_and_dropped_on_step_down(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_read_index_on_new_leader_waits_for_its_first_commit),
-		cmocka_unit_test(test_read_index_needs_a_heartbeat_quorum),
-		cmocka_unit_test(test_read_index_from_follower_and_learner_goes_through_leader),
-		cmocka_unit_test(test_single_voter_answers_read_index_directly),
-		cmocka_unit_test(test_pending_reads_are_bounded_and_dropped_on_step_down),
+	    cmocka_unit_test(test_read_index_on_new_leader_waits_for_its_first_commit),
+	    cmocka_unit_test(test_read_index_needs_a_heartbeat_quorum),
+	    cmocka_unit_test(test_read_index_from_follower_and_learner_goes_through_leader),
+	    cmocka_unit_test(test_single_voter_answers_read_index_directly),
+	    cmocka_unit_test(test_pending_reads_are_bounded_and_dropped_on_step_down),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,7 +75,11 @@ static void test_figure8_earlier_term_entry_not_committed_by_replica_count(void 
 	/* Index 2 (term 2) reaches a majority: S1, S2, S3. */
 	for (consensus_node_id id = 2; id <= 3; id++) {
 		struct consensus_message ack = {
-			.type = CONSENSUS_MSG_APPEND_RESP, .from = id, .to = 1, .term = 4, .index = 2,
+		    .type = CONSENSUS_MSG_APPEND_RESP,
+		    .from = id,
+		    .to = 1,
+		    .term = 4,
+		    .index = 2,
 		};
 		assert_int_equal(fx_step(cl, &ack), CARELOG_OK);
 	}
@@ -84,7 +88,11 @@ static void test_figure8_earlier_term_entry_not_committed_by_replica_count(void 
 	/* Once the term-4 no-op at index 3 reaches a majority, both commit. */
 	for (consensus_node_id id = 2; id <= 3; id++) {
 		struct consensus_message ack = {
-			.type = CONSENSUS_MSG_APPEND_RESP, .from = id, .to = 1, .term = 4, .index = 3,
+		    .type = CONSENSUS_MSG_APPEND_RESP,
+		    .from = id,
+		    .to = 1,
+		    .term = 4,
+		    .index = 3,
 		};
 		assert_int_equal(fx_step(cl, &ack), CARELOG_OK);
 	}
@@ -102,9 +110,14 @@ static void test_follower_rejects_mismatched_append_and_truncates_only_on_confli
 	fx_set_log(cl, 1, log, 4, 2, 0, 1);
 	struct consensus_entry e3 = {.term = 2, .index = 3};
 	struct consensus_message app = {
-		.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 2,
-		.index = 2, .log_term = 2, /* we have term 1 at index 2 */
-		.entries = &e3, .entries_count = 1,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 2,
+	    .to = 1,
+	    .term = 2,
+	    .index = 2,
+	    .log_term = 2, /* we have term 1 at index 2 */
+	    .entries = &e3,
+	    .entries_count = 1,
 	};
 	assert_int_equal(fx_step(cl, &app), CARELOG_OK);
 	const struct consensus_message *r = fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 1, 2);
@@ -132,7 +145,12 @@ static void test_follower_rejects_mismatched_append_and_truncates_only_on_confli
 	/* An append below our commit is answered with the commit. */
 	fx_drop_pending(cl);
 	struct consensus_message old = {
-		.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 3, .index = 0, .log_term = 0,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 2,
+	    .to = 1,
+	    .term = 3,
+	    .index = 0,
+	    .log_term = 0,
 	};
 	assert_int_equal(fx_step(cl, &old), CARELOG_OK);
 	r = fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 1, 2);
@@ -153,11 +171,11 @@ static void test_fast_backtracking_lands_where_expected(void **state)
 		uint64_t hint_index, hint_term;
 		uint64_t next_prev_index, next_prev_term;
 	} cases[] = {
-		{{1, 2, 2, 4, 4, 4, 4}, 7, {1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3}, 11, 7, 3, 3, 2},
-		{{1, 2, 2, 3, 3, 3, 3}, 7, {1, 2, 2, 4, 4, 4, 4, 4, 4, 4}, 10, 3, 2, 3, 2},
-		{{1, 2, 2, 4, 4, 4, 4}, 7, {1, 2, 2}, 3, 3, 2, 3, 2},
-		{{1, 1, 1, 1, 1, 1, 1}, 7, {1, 1}, 2, 2, 1, 2, 1},
-		{{1, 2, 4, 4, 5, 5}, 6, {1, 2, 3, 3, 3}, 5, 5, 3, 2, 2},
+	    {{1, 2, 2, 4, 4, 4, 4}, 7, {1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3}, 11, 7, 3, 3, 2},
+	    {{1, 2, 2, 3, 3, 3, 3}, 7, {1, 2, 2, 4, 4, 4, 4, 4, 4, 4}, 10, 3, 2, 3, 2},
+	    {{1, 2, 2, 4, 4, 4, 4}, 7, {1, 2, 2}, 3, 3, 2, 3, 2},
+	    {{1, 1, 1, 1, 1, 1, 1}, 7, {1, 1}, 2, 2, 1, 2, 1},
+	    {{1, 2, 4, 4, 5, 5}, 6, {1, 2, 3, 3, 3}, 5, 5, 3, 2, 2},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct fx_options o = {.voters = 2};
@@ -177,15 +195,20 @@ static void test_fast_backtracking_lands_where_expected(void **state)
 		fx_process(cl, 1);
 		fx_drop_pending(cl);
 		struct consensus_message grant = {
-			.type = CONSENSUS_MSG_VOTE_RESP, .from = 2, .to = 1, .term = top + 1,
+		    .type = CONSENSUS_MSG_VOTE_RESP,
+		    .from = 2,
+		    .to = 1,
+		    .term = top + 1,
 		};
 		assert_int_equal(fx_step(cl, &grant), CARELOG_OK);
 		assert_int_equal(fx_role(cl, 1), CONSENSUS_ROLE_LEADER);
-		const struct consensus_message *app = fx_find_pending(cl, CONSENSUS_MSG_APPEND, 1, 2);
+		const struct consensus_message *app =
+		    fx_find_pending(cl, CONSENSUS_MSG_APPEND, 1, 2);
 		assert_non_null(app);
 		assert_int_equal(app->index, cases[i].leader_n);
 		assert_int_equal(fx_deliver_only(cl, CONSENSUS_MSG_APPEND, 1, 2), 1);
-		const struct consensus_message *rej = fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 2, 1);
+		const struct consensus_message *rej =
+		    fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 2, 1);
 		assert_non_null(rej);
 		assert_true(rej->reject);
 		assert_int_equal(rej->reject_hint, cases[i].hint_index);
@@ -216,8 +239,14 @@ static void test_stale_rejection_never_moves_next_below_match(void **state)
 	assert_int_equal(p->state, CONSENSUS_PROGRESS_REPLICATE);
 	/* A rejection of an old probe arrives late. */
 	struct consensus_message rej = {
-		.type = CONSENSUS_MSG_APPEND_RESP, .from = 2, .to = 1, .term = 1,
-		.reject = true, .index = 3, .reject_hint = 0, .log_term = 0,
+	    .type = CONSENSUS_MSG_APPEND_RESP,
+	    .from = 2,
+	    .to = 1,
+	    .term = 1,
+	    .reject = true,
+	    .index = 3,
+	    .reject_hint = 0,
+	    .log_term = 0,
 	};
 	assert_int_equal(fx_step(cl, &rej), CARELOG_OK);
 	p = fx_progress(cl, 1, 2);
@@ -257,7 +286,11 @@ static void test_ack_from_an_older_term_is_not_counted(void **state)
 	fx_drop_pending(cl);
 	/* Node 3 once acked index 3 to the term-2 leader; that answer arrives now. */
 	struct consensus_message old = {
-		.type = CONSENSUS_MSG_APPEND_RESP, .from = 3, .to = 2, .term = 2, .index = 3,
+	    .type = CONSENSUS_MSG_APPEND_RESP,
+	    .from = 3,
+	    .to = 2,
+	    .term = 2,
+	    .index = 3,
 	};
 	assert_int_equal(fx_step(cl, &old), CARELOG_OK);
 	assert_int_equal(fx_progress(cl, 2, 3)->match, 0);
@@ -285,17 +318,27 @@ static void test_ack_for_entries_overwritten_before_persisting_is_not_sent(void 
 	struct fx_node *f = fx_node(cl, 1);
 	f->hold_ready = true;
 	struct consensus_entry old[3] = {
-		{.term = 1, .index = 1}, {.term = 1, .index = 2}, {.term = 1, .index = 3},
+	    {.term = 1, .index = 1},
+	    {.term = 1, .index = 2},
+	    {.term = 1, .index = 3},
 	};
 	struct consensus_message a1 = {
-		.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 1,
-		.entries = old, .entries_count = 3,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 2,
+	    .to = 1,
+	    .term = 1,
+	    .entries = old,
+	    .entries_count = 3,
 	};
 	assert_int_equal(consensus_step(f->c, &a1), CARELOG_OK);
 	struct consensus_entry fresh = {.term = 2, .index = 1};
 	struct consensus_message a2 = {
-		.type = CONSENSUS_MSG_APPEND, .from = 3, .to = 1, .term = 2,
-		.entries = &fresh, .entries_count = 1,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 3,
+	    .to = 1,
+	    .term = 2,
+	    .entries = &fresh,
+	    .entries_count = 1,
 	};
 	assert_int_equal(consensus_step(f->c, &a2), CARELOG_OK);
 	struct consensus_ready rd;
@@ -319,8 +362,15 @@ static void test_follower_ack_covers_only_the_matched_prefix(void **state)
 	fx_set_log(cl, 1, stale, 4, 1, 0, 1);
 	struct consensus_entry e = {.term = 1, .index = 2};
 	struct consensus_message app = {
-		.type = CONSENSUS_MSG_APPEND, .from = 2, .to = 1, .term = 2,
-		.index = 1, .log_term = 1, .commit = 9, .entries = &e, .entries_count = 1,
+	    .type = CONSENSUS_MSG_APPEND,
+	    .from = 2,
+	    .to = 1,
+	    .term = 2,
+	    .index = 1,
+	    .log_term = 1,
+	    .commit = 9,
+	    .entries = &e,
+	    .entries_count = 1,
 	};
 	assert_int_equal(fx_step(cl, &app), CARELOG_OK);
 	const struct consensus_message *r = fx_find_pending(cl, CONSENSUS_MSG_APPEND_RESP, 1, 2);
@@ -473,20 +523,21 @@ static void test_large_backlog_is_sent_in_bounded_appends(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_figure7_follower_logs_converge_to_the_leader),
-		cmocka_unit_test(test_figure8_earlier_term_entry_not_committed_by_replica_count),
-		cmocka_unit_test(test_follower_rejects_mismatched_append_and_truncates_only_on_conflict),
-		cmocka_unit_test(test_fast_backtracking_lands_where_expected),
-		cmocka_unit_test(test_stale_rejection_never_moves_next_below_match),
-		cmocka_unit_test(test_ack_from_an_older_term_is_not_counted),
-		cmocka_unit_test(test_ack_for_entries_overwritten_before_persisting_is_not_sent),
-		cmocka_unit_test(test_follower_ack_covers_only_the_matched_prefix),
-		cmocka_unit_test(test_flow_control_pauses_and_resumes),
-		cmocka_unit_test(test_full_window_of_lost_appends_recovers_on_heartbeat),
-		cmocka_unit_test(test_uncommitted_size_cap),
-		cmocka_unit_test(test_single_voter_commits_on_local_persistence),
-		cmocka_unit_test(test_leader_appends_leave_before_persistence),
-		cmocka_unit_test(test_large_backlog_is_sent_in_bounded_appends),
+	    cmocka_unit_test(test_figure7_follower_logs_converge_to_the_leader),
+	    cmocka_unit_test(test_figure8_earlier_term_entry_not_committed_by_replica_count),
+	    cmocka_unit_test(
+	        test_follower_rejects_mismatched_append_and_truncates_only_on_conflict),
+	    cmocka_unit_test(test_fast_backtracking_lands_where_expected),
+	    cmocka_unit_test(test_stale_rejection_never_moves_next_below_match),
+	    cmocka_unit_test(test_ack_from_an_older_term_is_not_counted),
+	    cmocka_unit_test(test_ack_for_entries_overwritten_before_persisting_is_not_sent),
+	    cmocka_unit_test(test_follower_ack_covers_only_the_matched_prefix),
+	    cmocka_unit_test(test_flow_control_pauses_and_resumes),
+	    cmocka_unit_test(test_full_window_of_lost_appends_recovers_on_heartbeat),
+	    cmocka_unit_test(test_uncommitted_size_cap),
+	    cmocka_unit_test(test_single_voter_commits_on_local_persistence),
+	    cmocka_unit_test(test_leader_appends_leave_before_persistence),
+	    cmocka_unit_test(test_large_backlog_is_sent_in_bounded_appends),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,7 +31,7 @@ extern "C" {
  * is documented there). Destructors accept NULL.
  *
  * Timeouts: `timeout_ms` bounds the whole call (connect, send, node work, reply); 0 means
- * CARELOG_TIMEOUT_MS_DEFAULT. The node is asked to answer a little earlier than that, so a
+ * CARELOG_TIMEOUT_MS_DEFAULT; more than 24 hours counts as 24 hours. The node is asked to answer a little earlier than that, so a
  * slow commit comes back as a "pending" answer rather than a client-side timeout.
  */
 

@@ -29,7 +29,7 @@ int ctl_run_keygen(const struct ctl_options *o)
 	uint8_t public_key[CL_SIGN_PUBLIC_BYTES];
 	int rc = cl_keyfile_generate(o->out, public_key);
 	if (rc == CARELOG_EEXIST) {
-		return ctl_fail(o, rc, "%s exists; a key is never overwritten", key_file);
+		return ctl_fail(o, rc, "%s (a key is never overwritten)", key_file);
 	}
 	if (rc != CARELOG_OK) {
 		return ctl_fail(o, rc, "cannot write %s", key_file);
@@ -71,7 +71,7 @@ int ctl_run_cluster_init(const struct ctl_options *o)
 	struct stat st;
 	if (stat(o->out, &st) == 0) {
 		/* membership_genesis_write refuses too; saying it first avoids reading keys */
-		return ctl_fail(o, CARELOG_EEXIST, "%s exists; a genesis file is never overwritten",
+		return ctl_fail(o, CARELOG_EEXIST, "%s (a genesis file is never overwritten)",
 				o->out);
 	}
 	struct membership *m = calloc(1, sizeof(*m));

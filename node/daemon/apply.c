@@ -10,9 +10,8 @@
 
 static const char meta_membership[] = "membership";
 
-int node_request_key(const char *org, size_t org_len, const char *request_id,
-		     size_t request_id_len, uint8_t out[NODE_REQUEST_KEY_BYTES_MAX],
-		     size_t *out_len)
+int node_request_key(const char *org, size_t org_len, const char *request_id, size_t request_id_len,
+                     uint8_t out[NODE_REQUEST_KEY_BYTES_MAX], size_t *out_len)
 {
 	if (org_len == 0 || org_len > JOURNAL_ORG_BYTES_MAX || request_id_len == 0 ||
 	    request_id_len > JOURNAL_REQUEST_ID_BYTES_MAX) {
@@ -24,7 +23,7 @@ int node_request_key(const char *org, size_t org_len, const char *request_id,
 	*out_len = org_len + 1 + request_id_len;
 	CL_ASSERT(*out_len <= NODE_REQUEST_KEY_BYTES_MAX);
 	CL_STATIC_ASSERT((int)NODE_REQUEST_KEY_BYTES_MAX <= (int)STORAGE_REQUEST_KEY_BYTES_MAX,
-			 "request keys fit the storage index");
+	                 "request keys fit the storage index");
 	return CARELOG_OK;
 }
 
@@ -87,15 +86,15 @@ static void membership_merge(const struct node_apply_state *st, struct membershi
 	if (!next->has_params) {
 		next->has_params = true;
 		next->params = (st->has_membership && st->membership.has_params)
-				       ? st->membership.params
-				       : (struct membership_params){
-						 .body_max_bytes = MEMBERSHIP_BODY_MAX_BYTES_DEFAULT};
+		                   ? st->membership.params
+		                   : (struct membership_params){
+		                         .body_max_bytes = MEMBERSHIP_BODY_MAX_BYTES_DEFAULT};
 	}
 }
 
 static int classify_conf(const struct node_apply_state *st, const struct consensus_entry *e,
-			 struct membership *conf_buf, struct node_apply_class *out,
-			 const char **out_reason)
+                         struct membership *conf_buf, struct node_apply_class *out,
+                         const char **out_reason)
 {
 	struct consensus_conf_change cc;
 	const uint8_t *context = NULL;
@@ -107,9 +106,10 @@ static int classify_conf(const struct node_apply_state *st, const struct consens
 	}
 	rc = membership_decode(context, context_len, conf_buf);
 	if (rc != CARELOG_OK) {
-		*out_reason = rc == CARELOG_EVERSION ? "configuration entry has an unknown membership "
-						       "version (upgrade this node)"
-						     : "configuration entry's membership does not decode";
+		*out_reason = rc == CARELOG_EVERSION
+		                  ? "configuration entry has an unknown membership "
+		                    "version (upgrade this node)"
+		                  : "configuration entry's membership does not decode";
 		return rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
 	}
 	membership_merge(st, conf_buf);
@@ -121,7 +121,7 @@ static int classify_conf(const struct node_apply_state *st, const struct consens
 static void classify_record_trust(const struct node_apply_state *st, struct node_apply_class *out)
 {
 	const struct membership_member *m =
-		st->has_membership ? membership_find(&st->membership, out->header.node_id) : NULL;
+	    st->has_membership ? membership_find(&st->membership, out->header.node_id) : NULL;
 	if (m == NULL) {
 		out->verdict = CARELOG_EMISMATCH;
 		out->reason = "signing node is not a member of the configuration";
@@ -132,9 +132,10 @@ static void classify_record_trust(const struct node_apply_state *st, struct node
 	int rc = journal_verify(&out->record, m->public_key, &verified, id);
 	if (rc != CARELOG_OK) {
 		out->verdict = rc;
-		out->reason = rc == CARELOG_EBADSIG    ? "signature does not verify with the pinned key"
-			      : rc == CARELOG_ECORRUPT ? "body does not match the signed body hash"
-						       : "record fails verification";
+		out->reason = rc == CARELOG_EBADSIG
+		                  ? "signature does not verify with the pinned key"
+		              : rc == CARELOG_ECORRUPT ? "body does not match the signed body hash"
+		                                       : "record fails verification";
 		return;
 	}
 	CL_ASSERT(memcmp(id, out->id, sizeof(id)) == 0);
@@ -147,8 +148,8 @@ static void classify_record_trust(const struct node_apply_state *st, struct node
 }
 
 int node_apply_classify(const struct node_apply_state *st, const struct consensus_entry *e,
-			struct membership *conf_buf, struct node_apply_class *out,
-			const char **out_reason)
+                        struct membership *conf_buf, struct node_apply_class *out,
+                        const char **out_reason)
 {
 	memset(out, 0, sizeof(*out));
 	*out_reason = NULL;
@@ -196,7 +197,8 @@ int node_apply_classify(const struct node_apply_state *st, const struct consensu
 	}
 	if (rc != CARELOG_OK) {
 		out->verdict = CARELOG_EINVAL;
-		out->reason = check_reason != NULL ? check_reason : "header fails the format's rules";
+		out->reason =
+		    check_reason != NULL ? check_reason : "header fails the format's rules";
 		return CARELOG_OK;
 	}
 	classify_record_trust(st, out);
@@ -204,7 +206,7 @@ int node_apply_classify(const struct node_apply_state *st, const struct consensu
 }
 
 void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_class *c,
-		     uint8_t out[CL_SHA256_BYTES])
+                     uint8_t out[CL_SHA256_BYTES])
 {
 	switch (c->kind) {
 	case NODE_APPLY_KIND_NOOP:
@@ -227,12 +229,12 @@ static void log_rejected(const struct consensus_entry *e, const struct node_appl
 	}
 	/* Index, entry id and error only: never patient data. */
 	cl_log_warn("apply.rejected", "index=%llu id=%s err=%s reason=\"%s\"",
-		    (unsigned long long)e->index, id_hex, carelog_errname(c->verdict), c->reason);
+	            (unsigned long long)e->index, id_hex, carelog_errname(c->verdict), c->reason);
 }
 
 /* Applies a classified record or opaque entry; fills the outcome. */
 static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
-			const struct node_apply_class *c, struct node_apply_outcome *out)
+                        const struct node_apply_class *c, struct node_apply_outcome *out)
 {
 	out->has_id = c->has_id;
 	if (c->has_id) {
@@ -246,7 +248,7 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 			out->answer_index = first_index;
 			memcpy(out->answer_id, c->id, sizeof(out->answer_id));
 			cl_log_warn("apply.replayed", "index=%llu first_index=%llu",
-				    (unsigned long long)e->index, (unsigned long long)first_index);
+			            (unsigned long long)e->index, (unsigned long long)first_index);
 			return CARELOG_OK;
 		}
 		if (rc != CARELOG_ENOTFOUND) {
@@ -259,12 +261,12 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 		out->reason = c->reason;
 		log_rejected(e, c);
 		return c->has_id ? storage_index_entry_put(t, c->id, e->index, NODE_APPLY_REJECTED)
-				 : CARELOG_OK;
+		                 : CARELOG_OK;
 	}
 	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
 	size_t key_len = 0;
 	int rc = node_request_key(c->header.org, strlen(c->header.org), c->header.request_id,
-				  strlen(c->header.request_id), key, &key_len);
+	                          strlen(c->header.request_id), key, &key_len);
 	CL_ASSERT(rc == CARELOG_OK); /* journal_header_check passed: both non-empty, bounded */
 	uint64_t first_index = 0;
 	uint8_t first_id[JOURNAL_ID_BYTES];
@@ -294,8 +296,8 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 }
 
 static int apply_one(struct storage_txn *t, struct node_apply_state *st,
-		     const struct consensus_entry *e, struct membership *conf_buf,
-		     struct node_apply_class *c, struct node_apply_outcome *out)
+                     const struct consensus_entry *e, struct membership *conf_buf,
+                     struct node_apply_class *c, struct node_apply_outcome *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->index = e->index;
@@ -316,7 +318,7 @@ static int apply_one(struct storage_txn *t, struct node_apply_state *st,
 			st->membership = *c->conf;
 			st->has_membership = true;
 			cl_log_info("apply.membership", "index=%llu members=%u",
-				    (unsigned long long)e->index, c->conf->count);
+			            (unsigned long long)e->index, c->conf->count);
 		}
 		break;
 	default:
@@ -334,8 +336,8 @@ static int apply_one(struct storage_txn *t, struct node_apply_state *st,
 }
 
 int node_apply_entries(struct storage_txn *t, struct node_apply_state *st,
-		       const struct consensus_entry *entries, size_t count,
-		       struct node_apply_outcome *outcomes)
+                       const struct consensus_entry *entries, size_t count,
+                       struct node_apply_outcome *outcomes)
 {
 	if (count == 0) {
 		return CARELOG_OK;

@@ -62,9 +62,9 @@ struct node_apply_state {
 /* What applying one entry decided (for the waiting client and for logs). */
 struct node_apply_outcome {
 	uint64_t index;
-	uint8_t kind;   /* enum node_apply_kind */
-	uint8_t status; /* enum node_apply_status (records and opaque entries) */
-	int reject_err; /* rejected: CARELOG_EBADSIG, CARELOG_EMISMATCH, CARELOG_EPROTO, ... */
+	uint8_t kind;       /* enum node_apply_kind */
+	uint8_t status;     /* enum node_apply_status (records and opaque entries) */
+	int reject_err;     /* rejected: CARELOG_EBADSIG, CARELOG_EMISMATCH, CARELOG_EPROTO, ... */
 	const char *reason; /* rejected: static text */
 	bool has_id;
 	uint8_t id[JOURNAL_ID_BYTES]; /* this entry's id */
@@ -85,9 +85,8 @@ struct node_apply_class {
 };
 
 /* Request index key: org || 0x00 || request id. *out_len <= NODE_REQUEST_KEY_BYTES_MAX. */
-int node_request_key(const char *org, size_t org_len, const char *request_id,
-		     size_t request_id_len, uint8_t out[NODE_REQUEST_KEY_BYTES_MAX],
-		     size_t *out_len);
+int node_request_key(const char *org, size_t org_len, const char *request_id, size_t request_id_len,
+                     uint8_t out[NODE_REQUEST_KEY_BYTES_MAX], size_t *out_len);
 
 /* Loads applied index, chain head and membership from storage (fresh store: zeroes, none). */
 int node_apply_load(struct storage_txn *t, struct node_apply_state *out);
@@ -98,12 +97,12 @@ int node_apply_load(struct storage_txn *t, struct node_apply_state *out);
  * (a CONF that does not decode) meaning: stop apply; *out_reason then says why.
  */
 int node_apply_classify(const struct node_apply_state *st, const struct consensus_entry *e,
-			struct membership *conf_buf, struct node_apply_class *out,
-			const char **out_reason);
+                        struct membership *conf_buf, struct node_apply_class *out,
+                        const char **out_reason);
 
 /* The chain leaf of a classified entry. */
 void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_class *c,
-		     uint8_t out[CL_SHA256_BYTES]);
+                     uint8_t out[CL_SHA256_BYTES]);
 
 /*
  * Applies `count` committed entries (contiguous, starting at st->applied_index + 1) in the
@@ -113,8 +112,8 @@ void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_cl
  * to stop apply (logged as event=apply.stopped with the index and reason).
  */
 int node_apply_entries(struct storage_txn *t, struct node_apply_state *st,
-		       const struct consensus_entry *entries, size_t count,
-		       struct node_apply_outcome *outcomes);
+                       const struct consensus_entry *entries, size_t count,
+                       struct node_apply_outcome *outcomes);
 
 /* Stores a membership in meta "membership" (also used at genesis). */
 int node_apply_store_membership(struct storage_txn *t, const struct membership *m);

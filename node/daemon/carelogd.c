@@ -17,11 +17,12 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, ERR_BYTES = 1024 };
 
 static void usage(FILE *to)
 {
-	fprintf(to, "usage: carelogd --config FILE\n"
-		    "       carelogd --help | --version\n"
-		    "Runs a carelog node in the foreground; SIGTERM or SIGINT stops it cleanly.\n"
-		    "Logs key=value lines to stderr.\n\n%s",
-		node_config_help);
+	fprintf(to,
+	        "usage: carelogd --config FILE\n"
+	        "       carelogd --help | --version\n"
+	        "Runs a carelog node in the foreground; SIGTERM or SIGINT stops it cleanly.\n"
+	        "Logs key=value lines to stderr.\n\n%s",
+	        node_config_help);
 }
 
 /* Refuses to start: the message goes to stderr both plainly and as a log line. */
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
 		return fail("node.start_failed", err);
 	}
 	cl_log_info("node.ready", "endpoint=%s applied_index=%llu", node_endpoint(n),
-		    (unsigned long long)node_applied_index(n));
+	            (unsigned long long)node_applied_index(n));
 
 	int sig = 0;
 	while (sigwait(&stop_signals, &sig) != 0) {

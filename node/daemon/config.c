@@ -13,28 +13,28 @@
 #include <string.h>
 
 const char node_config_help[] =
-	"Configuration file (INI). Unknown sections or keys refuse to start.\n"
-	"  [node]\n"
-	"  id             = N          this node's id (u64 > 0), required\n"
-	"  cluster_id     = HEX32      the cluster id (32 hex digits), required\n"
-	"  data_dir       = DIR        LMDB data directory, required\n"
-	"  key_file       = FILE       node.key made by `carelogctl keygen`, required\n"
-	"  genesis_file   = FILE       genesis from `carelogctl cluster init`; first start only\n"
-	"  log_level      = info       debug | info | warn | error\n"
-	"  actor_default  = system     practitioner id when a request names none\n"
-	"  unit           =            unit stamped into entries this node signs\n"
-	"  [client]\n"
-	"  endpoint          = ipc://<data_dir>/client.sock\n"
-	"  requests_max      = 256     client requests in flight\n"
-	"  request_bytes_max = 0       0 = body_max_bytes + 64 KiB, at least 1 MiB\n"
-	"  timeout_ms        = 5000    default wait for commit or --min-index\n"
-	"  stale_lag_max     = 1000    reads lagging more entries are marked stale\n"
-	"  [storage]\n"
-	"  map_size_bytes = 16GiB      LMDB map size (sparse file)\n"
-	"  [batch]\n"
-	"  entries_max = 1024          appends per write transaction (group commit)\n"
-	"  bytes_max   = 8MiB          entry bytes per write transaction\n"
-	"Sizes take K/KiB/M/MiB/G/GiB/T/TiB (1024s), KB/MB/GB/TB (1000s) or bytes.\n";
+    "Configuration file (INI). Unknown sections or keys refuse to start.\n"
+    "  [node]\n"
+    "  id             = N          this node's id (u64 > 0), required\n"
+    "  cluster_id     = HEX32      the cluster id (32 hex digits), required\n"
+    "  data_dir       = DIR        LMDB data directory, required\n"
+    "  key_file       = FILE       node.key made by `carelogctl keygen`, required\n"
+    "  genesis_file   = FILE       genesis from `carelogctl cluster init`; first start only\n"
+    "  log_level      = info       debug | info | warn | error\n"
+    "  actor_default  = system     practitioner id when a request names none\n"
+    "  unit           =            unit stamped into entries this node signs\n"
+    "  [client]\n"
+    "  endpoint          = ipc://<data_dir>/client.sock\n"
+    "  requests_max      = 256     client requests in flight\n"
+    "  request_bytes_max = 0       0 = body_max_bytes + 64 KiB, at least 1 MiB\n"
+    "  timeout_ms        = 5000    default wait for commit or --min-index\n"
+    "  stale_lag_max     = 1000    reads lagging more entries are marked stale\n"
+    "  [storage]\n"
+    "  map_size_bytes = 16GiB      LMDB map size (sparse file)\n"
+    "  [batch]\n"
+    "  entries_max = 1024          appends per write transaction (group commit)\n"
+    "  bytes_max   = 8MiB          entry bytes per write transaction\n"
+    "Sizes take K/KiB/M/MiB/G/GiB/T/TiB (1024s), KB/MB/GB/TB (1000s) or bytes.\n";
 
 enum {
 	CONFIG_REQUESTS_MAX_DEFAULT = 256,
@@ -91,20 +91,20 @@ int node_config_parse_size(const char *text, uint64_t *out_bytes)
 		const char *suffix;
 		uint64_t factor;
 	} suffixes[] = {
-		{"", 1},
-		{"B", 1},
-		{"K", 1ULL << 10},
-		{"KiB", 1ULL << 10},
-		{"M", 1ULL << 20},
-		{"MiB", 1ULL << 20},
-		{"G", 1ULL << 30},
-		{"GiB", 1ULL << 30},
-		{"T", 1ULL << 40},
-		{"TiB", 1ULL << 40},
-		{"KB", 1000ULL},
-		{"MB", 1000ULL * 1000},
-		{"GB", 1000ULL * 1000 * 1000},
-		{"TB", 1000ULL * 1000 * 1000 * 1000},
+	    {"", 1},
+	    {"B", 1},
+	    {"K", 1ULL << 10},
+	    {"KiB", 1ULL << 10},
+	    {"M", 1ULL << 20},
+	    {"MiB", 1ULL << 20},
+	    {"G", 1ULL << 30},
+	    {"GiB", 1ULL << 30},
+	    {"T", 1ULL << 40},
+	    {"TiB", 1ULL << 40},
+	    {"KB", 1000ULL},
+	    {"MB", 1000ULL * 1000},
+	    {"GB", 1000ULL * 1000 * 1000},
+	    {"TB", 1000ULL * 1000 * 1000 * 1000},
 	};
 	if (text[0] < '0' || text[0] > '9') {
 		return CARELOG_EINVAL;
@@ -147,7 +147,7 @@ struct config_parse {
 };
 
 static void config_fail(struct config_parse *p, const char *key, const char *fmt, ...)
-	CL_PRINTF(3, 4);
+    CL_PRINTF(3, 4);
 
 static void config_fail(struct config_parse *p, const char *key, const char *fmt, ...)
 {
@@ -212,7 +212,7 @@ static char *config_read_line(char *str, int num, void *stream)
 }
 
 static int set_string(struct config_parse *p, const char *key, const char *value, char *dst,
-		      size_t dst_size)
+                      size_t dst_size)
 {
 	size_t len = strlen(value);
 	if (len >= dst_size) {
@@ -226,7 +226,7 @@ static int set_string(struct config_parse *p, const char *key, const char *value
 }
 
 static int set_u64(struct config_parse *p, const char *key, const char *value, uint64_t min,
-		   uint64_t max, uint64_t *dst)
+                   uint64_t max, uint64_t *dst)
 {
 	uint64_t v = 0;
 	if (parse_u64(value, &v) != CARELOG_OK) {
@@ -236,7 +236,7 @@ static int set_u64(struct config_parse *p, const char *key, const char *value, u
 	if (v < min || v > max) {
 		char range[80];
 		snprintf(range, sizeof(range), "must be in [%llu, %llu]", (unsigned long long)min,
-			 (unsigned long long)max);
+		         (unsigned long long)max);
 		config_fail(p, key, "%s", range);
 		return 0;
 	}
@@ -245,7 +245,7 @@ static int set_u64(struct config_parse *p, const char *key, const char *value, u
 }
 
 static int set_u32(struct config_parse *p, const char *key, const char *value, uint32_t min,
-		   uint32_t max, uint32_t *dst)
+                   uint32_t max, uint32_t *dst)
 {
 	uint64_t v = 0;
 	if (!set_u64(p, key, value, min, max, &v)) {
@@ -256,7 +256,7 @@ static int set_u32(struct config_parse *p, const char *key, const char *value, u
 }
 
 static int set_size(struct config_parse *p, const char *key, const char *value, uint64_t min,
-		    uint64_t *dst)
+                    uint64_t *dst)
 {
 	uint64_t v = 0;
 	if (node_config_parse_size(value, &v) != CARELOG_OK) {
@@ -326,14 +326,15 @@ static int handle_client(struct config_parse *p, const char *key, const char *va
 	struct node_config *c = &p->config;
 	if (strcmp(key, "endpoint") == 0) {
 		if (strstr(value, "://") == NULL) {
-			config_fail(p, key, "'%s' is not a URL (ipc://PATH or tcp://HOST:PORT)", value);
+			config_fail(p, key, "'%s' is not a URL (ipc://PATH or tcp://HOST:PORT)",
+			            value);
 			return 0;
 		}
 		return set_string(p, key, value, c->client_endpoint, sizeof(c->client_endpoint));
 	}
 	if (strcmp(key, "requests_max") == 0) {
 		return set_u32(p, key, value, 1, NODE_CONFIG_REQUESTS_MAX_LIMIT,
-			       &c->client_requests_max);
+		               &c->client_requests_max);
 	}
 	if (strcmp(key, "request_bytes_max") == 0) {
 		if (strcmp(value, "0") == 0) {
@@ -372,7 +373,7 @@ static int config_handle(void *user, const char *section, const char *key, const
 	if (strcmp(section, "batch") == 0) {
 		if (strcmp(key, "entries_max") == 0) {
 			return set_u32(p, key, value, 1, NODE_CONFIG_BATCH_ENTRIES_LIMIT,
-				       &c->batch_entries_max);
+			               &c->batch_entries_max);
 		}
 		if (strcmp(key, "bytes_max") == 0) {
 			return set_size(p, key, value, 4096, &c->batch_bytes_max);
@@ -381,7 +382,8 @@ static int config_handle(void *user, const char *section, const char *key, const
 		return 0;
 	}
 	if (section[0] == '\0') {
-		config_fail(p, key, "%s", "key outside any section (expected [node], [client], ...)");
+		config_fail(p, key, "%s",
+		            "key outside any section (expected [node], [client], ...)");
 		return 0;
 	}
 	char what[96];
@@ -391,7 +393,7 @@ static int config_handle(void *user, const char *section, const char *key, const
 }
 
 static int config_finish(struct config_parse *p, int ini_rc, struct node_config *out, char *err,
-			 size_t err_len)
+                         size_t err_len)
 {
 	if (p->line_too_long != 0 && !p->failed) {
 		p->line = p->line_too_long;
@@ -405,13 +407,13 @@ static int config_finish(struct config_parse *p, int ini_rc, struct node_config 
 	}
 	if (!p->failed) {
 		const char *missing = !p->seen_id           ? "id"
-				      : !p->seen_cluster_id ? "cluster_id"
-				      : !p->seen_data_dir   ? "data_dir"
-				      : !p->seen_key_file   ? "key_file"
-							    : NULL;
+		                      : !p->seen_cluster_id ? "cluster_id"
+		                      : !p->seen_data_dir   ? "data_dir"
+		                      : !p->seen_key_file   ? "key_file"
+		                                            : NULL;
 		if (missing != NULL) {
-			snprintf(p->err, sizeof(p->err), "config %s: [node] %s is required", p->name,
-				 missing);
+			snprintf(p->err, sizeof(p->err), "config %s: [node] %s is required",
+			         p->name, missing);
 			p->failed = true;
 		}
 	}
@@ -421,15 +423,14 @@ static int config_finish(struct config_parse *p, int ini_rc, struct node_config 
 	}
 	if (p->config.client_endpoint[0] == '\0') {
 		int n = snprintf(p->config.client_endpoint, sizeof(p->config.client_endpoint),
-				 "ipc://%s/client.sock", p->config.data_dir);
+		                 "ipc://%s/client.sock", p->config.data_dir);
 		CL_ASSERT(n > 0 && (size_t)n < sizeof(p->config.client_endpoint));
 	}
 	*out = p->config;
 	return CARELOG_OK;
 }
 
-static int config_parse(struct config_parse *p, struct node_config *out, char *err,
-			size_t err_len)
+static int config_parse(struct config_parse *p, struct node_config *out, char *err, size_t err_len)
 {
 	node_config_defaults(&p->config);
 	int rc = ini_parse_stream(config_read_line, p, config_handle, p);
@@ -440,8 +441,8 @@ static int config_parse(struct config_parse *p, struct node_config *out, char *e
 	return config_finish(p, rc, out, err, err_len);
 }
 
-int node_config_parse_string(const char *text, const char *name, struct node_config *out,
-			     char *err, size_t err_len)
+int node_config_parse_string(const char *text, const char *name, struct node_config *out, char *err,
+                             size_t err_len)
 {
 	struct config_parse *p = calloc(1, sizeof(*p));
 	if (p == NULL) {

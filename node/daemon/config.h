@@ -85,8 +85,8 @@ void node_config_defaults(struct node_config *out);
 int node_config_load(const char *path, struct node_config *out, char *err, size_t err_len);
 
 /* The same, from text in memory; `name` stands for the file name in messages. */
-int node_config_parse_string(const char *text, const char *name, struct node_config *out,
-			     char *err, size_t err_len);
+int node_config_parse_string(const char *text, const char *name, struct node_config *out, char *err,
+                             size_t err_len);
 
 /* Parses "64GiB", "8MiB", "1000" ... into bytes. CARELOG_EINVAL on junk or overflow. */
 int node_config_parse_size(const char *text, uint64_t *out_bytes);

@@ -51,11 +51,11 @@ struct node_loop {
 	struct node_append_item **batch; /* drained items, capacity batch_entries_max */
 	struct loop_proposal *proposals; /* capacity = solo entries_max */
 	uint32_t proposals_cap;
-	struct loop_proposal **buckets;  /* 2 * proposals_cap heads */
+	struct loop_proposal **buckets; /* 2 * proposals_cap heads */
 	uint32_t buckets_count;
-	struct storage_entry *persist;   /* conversion buffer for storage_log_append */
+	struct storage_entry *persist; /* conversion buffer for storage_log_append */
 	struct node_apply_outcome *outcomes;
-	uint8_t *record_buf;             /* one encoded record */
+	uint8_t *record_buf; /* one encoded record */
 	size_t record_buf_cap;
 
 	_Atomic uint64_t applied_index;
@@ -71,7 +71,7 @@ uint64_t node_clock_wall_ms(void *ctx)
 }
 
 int node_append_item_create(const uint8_t *message, size_t len, struct node_waiter waiter,
-			    struct node_append_item **out)
+                            struct node_append_item **out)
 {
 	struct node_append_item *item = malloc(sizeof(*item) + len);
 	if (item == NULL) {
@@ -119,7 +119,7 @@ static void reply_error(struct node_loop *l, struct node_waiter w, int err, cons
 }
 
 static void reply_committed(struct node_loop *l, struct node_waiter w, uint64_t index,
-			    const uint8_t id[JOURNAL_ID_BYTES], bool duplicate)
+                            const uint8_t id[JOURNAL_ID_BYTES], bool duplicate)
 {
 	struct node_append_result r;
 	memset(&r, 0, sizeof(r));
@@ -141,8 +141,7 @@ static uint32_t key_hash(const uint8_t *key, size_t len)
 	return h;
 }
 
-static struct loop_proposal *proposal_find_key(struct node_loop *l, const uint8_t *key,
-					       size_t len)
+static struct loop_proposal *proposal_find_key(struct node_loop *l, const uint8_t *key, size_t len)
 {
 	uint32_t h = key_hash(key, len);
 	for (struct loop_proposal *p = l->buckets[h % l->buckets_count]; p != NULL;
@@ -161,7 +160,7 @@ static struct loop_proposal *proposal_at(struct node_loop *l, uint64_t index)
 }
 
 static void proposal_insert(struct node_loop *l, uint64_t index, const uint8_t *key, size_t len,
-			    struct node_waiter w)
+                            struct node_waiter w)
 {
 	struct loop_proposal *p = &l->proposals[index % l->proposals_cap];
 	CL_ASSERT(!p->used); /* the solo window never exceeds proposals_cap */
@@ -219,7 +218,7 @@ struct loop_append_text {
 
 /* Fills `text` from the request; on a field that does not fit returns its name. */
 static const char *append_text(const struct proto_append_req *req, const char *actor_default,
-			       struct loop_append_text *text)
+                               struct loop_append_text *text)
 {
 	const struct {
 		const struct proto_str *v;
@@ -227,14 +226,14 @@ static const char *append_text(const struct proto_append_req *req, const char *a
 		size_t cap;
 		const char *name;
 	} fields[] = {
-		{&req->kind, text->kind, sizeof(text->kind), "kind"},
-		{&req->patient, text->patient, sizeof(text->patient), "patient"},
-		{&req->actor.id, text->author, sizeof(text->author), "actor"},
-		{&req->actor.role, text->role, sizeof(text->role), "actor role"},
-		{&req->status, text->status, sizeof(text->status), "status"},
-		{&req->sensitivity, text->sensitivity, sizeof(text->sensitivity), "sensitivity"},
-		{&req->request_id, text->request_id, sizeof(text->request_id), "request_id"},
-		{&req->media_type, text->media_type, sizeof(text->media_type), "media_type"},
+	    {&req->kind, text->kind, sizeof(text->kind), "kind"},
+	    {&req->patient, text->patient, sizeof(text->patient), "patient"},
+	    {&req->actor.id, text->author, sizeof(text->author), "actor"},
+	    {&req->actor.role, text->role, sizeof(text->role), "actor role"},
+	    {&req->status, text->status, sizeof(text->status), "status"},
+	    {&req->sensitivity, text->sensitivity, sizeof(text->sensitivity), "sensitivity"},
+	    {&req->request_id, text->request_id, sizeof(text->request_id), "request_id"},
+	    {&req->media_type, text->media_type, sizeof(text->media_type), "media_type"},
 	};
 	for (size_t i = 0; i < CL_ARRAY_LEN(fields); i++) {
 		if (!view_copy(fields[i].v, fields[i].dst, fields[i].cap)) {
@@ -253,8 +252,8 @@ static const char *append_text(const struct proto_append_req *req, const char *a
 
 /* Signs, encodes and proposes one new append; answers its waiter on any refusal. */
 static void loop_propose_new(struct node_loop *l, const struct node_append_item *item,
-			     const struct membership_member *self, const uint8_t *key,
-			     size_t key_len)
+                             const struct membership_member *self, const uint8_t *key,
+                             size_t key_len)
 {
 	struct loop_append_text text;
 	const char *bad = append_text(&item->req, l->config.actor_default, &text);
@@ -266,37 +265,38 @@ static void loop_propose_new(struct node_loop *l, const struct node_append_item 
 	}
 	const struct proto_append_req *req = &item->req;
 	struct journal_append in = {
-		.kind = text.kind,
-		.patient = text.patient,
-		.author = text.author,
-		.role = text.role,
-		.unit = l->config.unit,
-		.status = text.status,
-		.sensitivity = text.sensitivity,
-		.request_id = text.request_id,
-		.media_type = text.media_type,
-		.clinical_time_ms = req->clinical_time_ms,
-		.has_corrects = req->has_corrects,
-		.body = (const uint8_t *)req->body.ptr,
-		.body_len = req->body.len,
+	    .kind = text.kind,
+	    .patient = text.patient,
+	    .author = text.author,
+	    .role = text.role,
+	    .unit = l->config.unit,
+	    .status = text.status,
+	    .sensitivity = text.sensitivity,
+	    .request_id = text.request_id,
+	    .media_type = text.media_type,
+	    .clinical_time_ms = req->clinical_time_ms,
+	    .has_corrects = req->has_corrects,
+	    .body = (const uint8_t *)req->body.ptr,
+	    .body_len = req->body.len,
 	};
 	if (req->has_corrects) {
 		memcpy(in.corrects, req->corrects, sizeof(in.corrects));
 	}
 	struct journal_signer signer = {
-		.node_id = l->config.node_id,
-		.org = self->org,
-		.secret_key = l->config.secret_key,
+	    .node_id = l->config.node_id,
+	    .org = self->org,
+	    .secret_key = l->config.secret_key,
 	};
 	uint64_t body_max = l->state.membership.has_params
-				    ? l->state.membership.params.body_max_bytes
-				    : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
+	                        ? l->state.membership.params.body_max_bytes
+	                        : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
 	if (req->body.len > body_max) {
 		struct node_append_result r;
 		memset(&r, 0, sizeof(r));
 		r.err = CARELOG_ETOOBIG;
-		snprintf(r.msg, sizeof(r.msg), "body is %zu bytes; the cluster's body_max_bytes is %llu",
-			 req->body.len, (unsigned long long)body_max);
+		snprintf(r.msg, sizeof(r.msg),
+		         "body is %zu bytes; the cluster's body_max_bytes is %llu", req->body.len,
+		         (unsigned long long)body_max);
 		l->config.reply(l->config.reply_ctx, item->waiter, &r);
 		return;
 	}
@@ -308,30 +308,33 @@ static void loop_propose_new(struct node_loop *l, const struct node_append_item 
 		char what[NODE_LOOP_MESSAGE_BYTES_MAX];
 		if (reason != NULL && strcmp(reason, "unknown kind") == 0) {
 			/* Name the kind and the known ones: kinds are not patient data. */
-			int n = snprintf(what, sizeof(what), "unknown kind '%s'; known:", text.kind);
-			for (size_t i = 0; journal_kinds[i] != NULL && n > 0 &&
-					   (size_t)n < sizeof(what);
-			     i++) {
-				n += snprintf(what + n, sizeof(what) - (size_t)n, " %s", journal_kinds[i]);
+			int n =
+			    snprintf(what, sizeof(what), "unknown kind '%s'; known:", text.kind);
+			for (size_t i = 0;
+			     journal_kinds[i] != NULL && n > 0 && (size_t)n < sizeof(what); i++) {
+				n += snprintf(what + n, sizeof(what) - (size_t)n, " %s",
+				              journal_kinds[i]);
 			}
 		} else {
-			snprintf(what, sizeof(what), "%s", reason != NULL ? reason : carelog_strerror(rc));
+			snprintf(what, sizeof(what), "%s",
+			         reason != NULL ? reason : carelog_strerror(rc));
 		}
 		reply_error(l, item->waiter, rc, what);
 		return;
 	}
 	struct journal_record record = {
-		.leader_time_ms = now_ms,
-		.header = signed_entry.header_buf,
-		.header_len = signed_entry.header_len,
-		.signature = signed_entry.signature,
-		.salt = signed_entry.salt,
-		.body = in.body,
-		.body_len = in.body_len,
+	    .leader_time_ms = now_ms,
+	    .header = signed_entry.header_buf,
+	    .header_len = signed_entry.header_len,
+	    .signature = signed_entry.signature,
+	    .salt = signed_entry.salt,
+	    .body = in.body,
+	    .body_len = in.body_len,
 	};
 	size_t need = journal_record_size(record.header_len, record.body_len);
 	if (need > l->record_buf_cap) {
-		reply_error(l, item->waiter, CARELOG_ETOOBIG, "record exceeds the node's request_bytes_max");
+		reply_error(l, item->waiter, CARELOG_ETOOBIG,
+		            "record exceeds the node's request_bytes_max");
 		return;
 	}
 	size_t record_len = 0;
@@ -343,7 +346,9 @@ static void loop_propose_new(struct node_loop *l, const struct node_append_item 
 	uint64_t index = 0;
 	rc = solo_propose(l->solo, l->record_buf, (uint32_t)record_len, &index);
 	if (rc != CARELOG_OK) {
-		reply_error(l, item->waiter, rc, rc == CARELOG_EBUSY ? "too many appends in flight: retry" : "cannot propose");
+		reply_error(l, item->waiter, rc,
+		            rc == CARELOG_EBUSY ? "too many appends in flight: retry"
+		                                : "cannot propose");
 		return;
 	}
 	proposal_insert(l, index, key, key_len, item->waiter);
@@ -351,13 +356,14 @@ static void loop_propose_new(struct node_loop *l, const struct node_append_item 
 
 /* Exactly once, then sign and propose. `rt` is a read transaction over committed state. */
 static void loop_handle_append(struct node_loop *l, struct storage_txn *rt,
-			       const struct node_append_item *item)
+                               const struct node_append_item *item)
 {
 	const struct membership_member *self =
-		l->state.has_membership ? membership_find(&l->state.membership, l->config.node_id)
-					: NULL;
+	    l->state.has_membership ? membership_find(&l->state.membership, l->config.node_id)
+	                            : NULL;
 	if (self == NULL) {
-		reply_error(l, item->waiter, CARELOG_EDENIED, "this node is not in the applied cluster configuration");
+		reply_error(l, item->waiter, CARELOG_EDENIED,
+		            "this node is not in the applied cluster configuration");
 		return;
 	}
 	if (item->req.request_id.len == 0) {
@@ -367,14 +373,15 @@ static void loop_handle_append(struct node_loop *l, struct storage_txn *rt,
 	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
 	size_t key_len = 0;
 	if (node_request_key(self->org, strlen(self->org), item->req.request_id.ptr,
-			     item->req.request_id.len, key, &key_len) != CARELOG_OK) {
+	                     item->req.request_id.len, key, &key_len) != CARELOG_OK) {
 		reply_error(l, item->waiter, CARELOG_EINVAL, "request_id is longer than 64 bytes");
 		return;
 	}
 	struct loop_proposal *p = proposal_find_key(l, key, key_len);
 	if (p != NULL) {
 		if (p->waiters_count == NODE_LOOP_WAITERS_PER_PROPOSAL_MAX) {
-			reply_error(l, item->waiter, CARELOG_EBUSY, "too many retries of this request id in flight");
+			reply_error(l, item->waiter, CARELOG_EBUSY,
+			            "too many retries of this request id in flight");
 			return;
 		}
 		p->waiters[p->waiters_count++] = item->waiter;
@@ -383,7 +390,7 @@ static void loop_handle_append(struct node_loop *l, struct storage_txn *rt,
 	uint64_t first_index = 0;
 	uint8_t first_id[JOURNAL_ID_BYTES];
 	int rc = rt == NULL ? CARELOG_EIO
-			    : storage_index_request_get(rt, key, key_len, &first_index, first_id);
+	                    : storage_index_request_get(rt, key, key_len, &first_index, first_id);
 	if (rc == CARELOG_OK) {
 		reply_committed(l, item->waiter, first_index, first_id, true);
 		return;
@@ -412,10 +419,11 @@ static void answer_outcome(struct node_loop *l, const struct node_apply_outcome 
 		} else {
 			char what[NODE_LOOP_MESSAGE_BYTES_MAX];
 			snprintf(what, sizeof(what), "entry %llu was rejected when applied: %s",
-				 (unsigned long long)o->index,
-				 o->reason != NULL ? o->reason : "not a record");
+			         (unsigned long long)o->index,
+			         o->reason != NULL ? o->reason : "not a record");
 			reply_error(l, p->waiters[i],
-				    o->reject_err != CARELOG_OK ? o->reject_err : CARELOG_EPROTO, what);
+			            o->reject_err != CARELOG_OK ? o->reject_err : CARELOG_EPROTO,
+			            what);
 		}
 	}
 	proposal_remove(l, p);
@@ -429,10 +437,11 @@ static void refuse_entries(struct node_loop *l, const struct consensus_ready *rd
 			continue;
 		}
 		for (uint32_t w = 0; w < p->waiters_count; w++) {
-			reply_error(l, p->waiters[w], err, err == CARELOG_EMAPFULL
-					    ? "storage map is full: raise [storage] map_size_bytes and "
-					      "restart; the append was not stored"
-					    : "the append could not be stored");
+			reply_error(l, p->waiters[w], err,
+			            err == CARELOG_EMAPFULL
+			                ? "storage map is full: raise [storage] map_size_bytes and "
+			                  "restart; the append was not stored"
+			                : "the append could not be stored");
 		}
 		proposal_remove(l, p);
 	}
@@ -450,7 +459,7 @@ static int loop_run_ready(struct node_loop *l)
 	rc = storage_txn_begin_write(l->storage, &t);
 	if (rc == CARELOG_OK) {
 		rc = node_apply_entries(t, &l->scratch, rd.committed, rd.committed_count,
-					l->outcomes);
+		                        l->outcomes);
 	}
 	if (rc == CARELOG_EVERSION || rc == CARELOG_EUNKNOWN ||
 	    (rc == CARELOG_EPROTO && rd.committed_count > 0)) {
@@ -461,18 +470,18 @@ static int loop_run_ready(struct node_loop *l)
 	for (size_t i = 0; i < rd.entries_count && rc == CARELOG_OK; i++) {
 		const struct consensus_entry *e = &rd.entries[i];
 		l->persist[i] = (struct storage_entry){.index = e->index,
-						       .term = e->term,
-						       .type = e->type,
-						       .data_len = e->data_len,
-						       .data = e->data};
+		                                       .term = e->term,
+		                                       .type = e->type,
+		                                       .data_len = e->data_len,
+		                                       .data = e->data};
 	}
 	if (rc == CARELOG_OK && rd.entries_count > 0) {
 		rc = storage_log_append(t, l->persist, rd.entries_count);
 	}
 	if (rc == CARELOG_OK && rd.hard_state_changed) {
 		struct storage_hard_state hs = {.term = rd.hard_state.term,
-						.vote = rd.hard_state.vote,
-						.commit = rd.hard_state.commit};
+		                                .vote = rd.hard_state.vote,
+		                                .commit = rd.hard_state.commit};
 		rc = storage_hard_state_put(t, &hs);
 	}
 	uint64_t sync_us = 0;
@@ -483,13 +492,13 @@ static int loop_run_ready(struct node_loop *l)
 		t = NULL;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		sync_us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000L +
-				     (t1.tv_nsec - t0.tv_nsec) / 1000L);
+		                     (t1.tv_nsec - t0.tv_nsec) / 1000L);
 	}
 	if (rc != CARELOG_OK) {
 		storage_txn_abort(t);
 		if (rc == CARELOG_EMAPFULL || rc == CARELOG_ENOMEM || rc == CARELOG_EBUSY) {
-			cl_log_error("loop.batch_refused", "err=%s entries=%zu", carelog_errname(rc),
-				     rd.entries_count);
+			cl_log_error("loop.batch_refused", "err=%s entries=%zu",
+			             carelog_errname(rc), rd.entries_count);
 			refuse_entries(l, &rd, rc);
 			solo_discard(l->solo, &rd);
 			return rc;
@@ -500,15 +509,15 @@ static int loop_run_ready(struct node_loop *l)
 	l->state = l->scratch;
 	/* Group commit at work: entries per synced transaction (log_level = debug). */
 	cl_log_debug("loop.batch", "persisted=%zu applied=%zu commit_index=%llu commit_us=%llu",
-		     rd.entries_count, rd.committed_count,
-		     (unsigned long long)rd.hard_state.commit, (unsigned long long)sync_us);
+	             rd.entries_count, rd.committed_count, (unsigned long long)rd.hard_state.commit,
+	             (unsigned long long)sync_us);
 	solo_advance(l->solo, &rd);
 	atomic_store(&l->commit_index, solo_commit_index(l->solo));
 	atomic_store(&l->applied_index, l->state.applied_index);
 	CL_ASSERT(l->state.applied_index == solo_applied_index(l->solo));
 	if (l->config.applied != NULL) {
 		l->config.applied(l->config.applied_ctx, l->state.applied_index,
-				  solo_commit_index(l->solo));
+		                  solo_commit_index(l->solo));
 	}
 	for (size_t i = 0; i < rd.committed_count; i++) {
 		answer_outcome(l, &l->outcomes[i]);
@@ -599,8 +608,8 @@ static void *loop_thread(void *arg)
 			pthread_cond_wait(&l->cond, &l->mu);
 		}
 		uint32_t n = queue_drain(l);
-		bool done = n == 0 && l->stopping &&
-			    (!solo_has_ready(l->solo) || last_rc != CARELOG_OK);
+		bool done =
+		    n == 0 && l->stopping && (!solo_has_ready(l->solo) || last_rc != CARELOG_OK);
 		pthread_mutex_unlock(&l->mu);
 		if (done) {
 			return NULL;
@@ -610,7 +619,7 @@ static void *loop_thread(void *arg)
 }
 
 int node_loop_create(const struct node_loop_config *config, struct storage *s,
-		     const struct node_apply_state *state, struct node_loop **out)
+                     const struct node_apply_state *state, struct node_loop **out)
 {
 	if (config->queue_max == 0 || config->batch_entries_max == 0 ||
 	    config->batch_bytes_max == 0 || config->reply == NULL || config->secret_key == NULL) {
@@ -630,15 +639,15 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 	uint32_t held_max = 2 * config->batch_entries_max;
 	l->proposals_cap = held_max;
 	l->buckets_count = 2 * held_max;
-	l->record_buf_cap = config->request_bytes_max + JOURNAL_HEADER_BYTES_MAX +
-			    LOOP_RECORD_OVERHEAD_BYTES;
+	l->record_buf_cap =
+	    config->request_bytes_max + JOURNAL_HEADER_BYTES_MAX + LOOP_RECORD_OVERHEAD_BYTES;
 	struct solo_config sc = {
-		.node_id = config->node_id,
-		.entries_max = held_max,
-		/* A record is its request's body plus a signed header: bound both batches. */
-		.bytes_max = 2 * (config->batch_bytes_max + l->record_buf_cap +
-				  (uint64_t)config->batch_entries_max *
-					  (JOURNAL_HEADER_BYTES_MAX + LOOP_RECORD_OVERHEAD_BYTES)),
+	    .node_id = config->node_id,
+	    .entries_max = held_max,
+	    /* A record is its request's body plus a signed header: bound both batches. */
+	    .bytes_max = 2 * (config->batch_bytes_max + l->record_buf_cap +
+	                      (uint64_t)config->batch_entries_max *
+	                          (JOURNAL_HEADER_BYTES_MAX + LOOP_RECORD_OVERHEAD_BYTES)),
 	};
 	int rc = CARELOG_ENOMEM;
 	l->queue = calloc(config->queue_max, sizeof(*l->queue));
@@ -663,7 +672,7 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 		storage_txn_abort(t);
 		if (rc == CARELOG_OK) {
 			struct consensus_hard_state chs = {
-				.term = hs.term, .vote = hs.vote, .commit = hs.commit};
+			    .term = hs.term, .vote = hs.vote, .commit = hs.commit};
 			rc = solo_create(&sc, &chs, last_index, state->applied_index, &l->solo);
 		}
 		if (rc == CARELOG_OK) {
@@ -671,8 +680,8 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 			atomic_store(&l->applied_index, state->applied_index);
 		}
 	}
-	if (rc == CARELOG_OK && (pthread_mutex_init(&l->mu, NULL) != 0 ||
-				 pthread_cond_init(&l->cond, NULL) != 0)) {
+	if (rc == CARELOG_OK &&
+	    (pthread_mutex_init(&l->mu, NULL) != 0 || pthread_cond_init(&l->cond, NULL) != 0)) {
 		rc = CARELOG_ENOMEM;
 	}
 	if (rc != CARELOG_OK) {
@@ -748,7 +757,8 @@ void node_loop_destroy(struct node_loop *l)
 	for (uint32_t i = 0; i < l->proposals_cap; i++) {
 		struct loop_proposal *p = &l->proposals[i];
 		for (uint32_t w = 0; p->used && w < p->waiters_count; w++) {
-			reply_error(l, p->waiters[w], CARELOG_EPENDING, "node stopped before the append was applied");
+			reply_error(l, p->waiters[w], CARELOG_EPENDING,
+			            "node stopped before the append was applied");
 		}
 	}
 	solo_destroy(l->solo);

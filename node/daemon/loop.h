@@ -44,7 +44,7 @@ struct node_waiter {
 
 /* The answer to one append. */
 struct node_append_result {
-	int err;   /* CARELOG_OK: committed */
+	int err; /* CARELOG_OK: committed */
 	char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
 	uint64_t index;
 	uint8_t id[JOURNAL_ID_BYTES];
@@ -62,11 +62,11 @@ struct node_append_item {
 
 /* Copies `message` and decodes it; CARELOG_ENOMEM, or the decoder's error (then NULL). */
 int node_append_item_create(const uint8_t *message, size_t len, struct node_waiter waiter,
-			    struct node_append_item **out);
+                            struct node_append_item **out);
 void node_append_item_free(struct node_append_item *item); /* accepts NULL */
 
 typedef void (*node_loop_reply_fn)(void *ctx, struct node_waiter waiter,
-				   const struct node_append_result *result);
+                                   const struct node_append_result *result);
 typedef void (*node_loop_applied_fn)(void *ctx, uint64_t applied_index, uint64_t commit_index);
 typedef uint64_t (*node_clock_ms_fn)(void *ctx);
 typedef void (*node_fatal_fn)(void *ctx, int err);
@@ -76,17 +76,17 @@ struct node_loop_config {
 	const uint8_t *secret_key; /* CL_SIGN_SECRET_BYTES, borrowed for the loop's lifetime */
 	const char *actor_default;
 	const char *unit;
-	uint32_t queue_max;          /* appends waiting for the loop */
-	uint32_t batch_entries_max;  /* appends per write transaction */
-	uint64_t batch_bytes_max;    /* request bytes per write transaction */
-	uint64_t request_bytes_max;  /* largest single request (bounds one record) */
-	node_clock_ms_fn clock_ms;   /* NULL = wall clock */
+	uint32_t queue_max;         /* appends waiting for the loop */
+	uint32_t batch_entries_max; /* appends per write transaction */
+	uint64_t batch_bytes_max;   /* request bytes per write transaction */
+	uint64_t request_bytes_max; /* largest single request (bounds one record) */
+	node_clock_ms_fn clock_ms;  /* NULL = wall clock */
 	void *clock_ctx;
-	node_loop_reply_fn reply;    /* called on the loop thread */
+	node_loop_reply_fn reply; /* called on the loop thread */
 	void *reply_ctx;
 	node_loop_applied_fn applied; /* called after each committed transaction; may be NULL */
 	void *applied_ctx;
-	node_fatal_fn fatal;          /* NULL = log and _exit(1) */
+	node_fatal_fn fatal; /* NULL = log and _exit(1) */
 	void *fatal_ctx;
 };
 
@@ -94,7 +94,7 @@ struct node_loop;
 
 /* `state` is what storage holds after recovery (applied == commit); copied. `s` borrowed. */
 int node_loop_create(const struct node_loop_config *config, struct storage *s,
-		     const struct node_apply_state *state, struct node_loop **out);
+                     const struct node_apply_state *state, struct node_loop **out);
 /* Stops first if running. Accepts NULL. Unanswered waiters get CARELOG_ECLOSED. */
 void node_loop_destroy(struct node_loop *l);
 

@@ -13,9 +13,10 @@
 #include <string.h>
 
 enum {
-	NODE_READERS_EXTRA = 16,       /* read transactions beyond one per client context */
+	NODE_READERS_EXTRA = 16,        /* read transactions beyond one per client context */
 	NODE_STOP_REPLY_WAIT_MS = 2000, /* a clean stop waits this long for replies to leave */
-	NODE_GENESIS_ENTRY_BYTES_MAX = MEMBERSHIP_CONTEXT_BYTES_MAX + CONSENSUS_CONF_HEADER_BYTES_MAX,
+	NODE_GENESIS_ENTRY_BYTES_MAX =
+	    MEMBERSHIP_CONTEXT_BYTES_MAX + CONSENSUS_CONF_HEADER_BYTES_MAX,
 };
 
 struct node {
@@ -43,9 +44,9 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 	const struct node_config *c = &n->config;
 	if (c->genesis_file[0] == '\0') {
 		snprintf(err, err_len,
-			 "data dir %s is new and [node] genesis_file is not set: give the genesis "
-			 "file made by `carelogctl cluster init`",
-			 c->data_dir);
+		         "data dir %s is new and [node] genesis_file is not set: give the genesis "
+		         "file made by `carelogctl cluster init`",
+		         c->data_dir);
 		return CARELOG_ECONFIG;
 	}
 	struct membership *m = malloc(sizeof(*m));
@@ -65,23 +66,24 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 	} else if (!m->has_cluster_id || memcmp(m->cluster_id, c->cluster_id, 16) != 0) {
 		hex_id(have, m->cluster_id);
 		snprintf(err, err_len, "genesis_file %s is for cluster %s, config says cluster %s",
-			 c->genesis_file, m->has_cluster_id ? have : "(none)", want);
+		         c->genesis_file, m->has_cluster_id ? have : "(none)", want);
 		rc = CARELOG_EMISMATCH;
 	} else if (membership_find(m, c->node_id) == NULL) {
 		snprintf(err, err_len, "genesis_file %s does not list node %llu (config [node] id)",
-			 c->genesis_file, (unsigned long long)c->node_id);
+		         c->genesis_file, (unsigned long long)c->node_id);
 		rc = CARELOG_EMISMATCH;
 	} else if (memcmp(membership_find(m, c->node_id)->public_key, n->public_key,
-			  CL_SIGN_PUBLIC_BYTES) != 0) {
+	                  CL_SIGN_PUBLIC_BYTES) != 0) {
 		snprintf(err, err_len,
-			 "key in %s is not the key pinned for node %llu in genesis_file %s",
-			 c->key_file, (unsigned long long)c->node_id, c->genesis_file);
+		         "key in %s is not the key pinned for node %llu in genesis_file %s",
+		         c->key_file, (unsigned long long)c->node_id, c->genesis_file);
 		rc = CARELOG_EMISMATCH;
 	} else {
 		rc = membership_genesis_entry(m, entry, NODE_GENESIS_ENTRY_BYTES_MAX, &entry_len);
 		if (rc != CARELOG_OK) {
-			snprintf(err, err_len, "genesis_file %s: cannot encode the genesis entry: %s",
-				 c->genesis_file, carelog_strerror(rc));
+			snprintf(err, err_len,
+			         "genesis_file %s: cannot encode the genesis entry: %s",
+			         c->genesis_file, carelog_strerror(rc));
 		}
 	}
 	struct storage_txn *t = NULL;
@@ -95,10 +97,10 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 	}
 	if (rc == CARELOG_OK) {
 		struct storage_entry genesis = {.index = 1,
-						.term = 1,
-						.type = CONSENSUS_ENTRY_CONF,
-						.data_len = (uint32_t)entry_len,
-						.data = entry};
+		                                .term = 1,
+		                                .type = CONSENSUS_ENTRY_CONF,
+		                                .data_len = (uint32_t)entry_len,
+		                                .data = entry};
 		rc = storage_log_append(t, &genesis, 1);
 	}
 	if (rc == CARELOG_OK) {
@@ -112,8 +114,8 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 			storage_txn_abort(t);
 		}
 		if (rc != CARELOG_OK) {
-			snprintf(err, err_len, "data dir %s: cannot write the genesis: %s", c->data_dir,
-				 carelog_strerror(rc));
+			snprintf(err, err_len, "data dir %s: cannot write the genesis: %s",
+			         c->data_dir, carelog_strerror(rc));
 		} else {
 			cl_log_info("node.genesis", "cluster=%s members=%u", want, m->count);
 		}
@@ -125,7 +127,7 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 
 /* Existing data dir: it must belong to config's cluster and node. */
 static int node_check_identity(struct node *n, const struct storage_identity *id, char *err,
-			       size_t err_len)
+                               size_t err_len)
 {
 	const struct node_config *c = &n->config;
 	if (memcmp(id->cluster_id, c->cluster_id, sizeof(id->cluster_id)) == 0 &&
@@ -135,10 +137,11 @@ static int node_check_identity(struct node *n, const struct storage_identity *id
 	char have[33], want[33];
 	hex_id(have, id->cluster_id);
 	hex_id(want, c->cluster_id);
-	snprintf(err, err_len, "data dir %s belongs to cluster %s node %llu, config says cluster %s "
-		 "node %llu",
-		 c->data_dir, have, (unsigned long long)id->node_id, want,
-		 (unsigned long long)c->node_id);
+	snprintf(err, err_len,
+	         "data dir %s belongs to cluster %s node %llu, config says cluster %s "
+	         "node %llu",
+	         c->data_dir, have, (unsigned long long)id->node_id, want,
+	         (unsigned long long)c->node_id);
 	return CARELOG_EMISMATCH;
 }
 
@@ -158,18 +161,18 @@ int node_recover(struct storage *s, struct node_apply_state *st, uint32_t batch_
 		}
 		struct node_apply_state next = *st;
 		uint64_t first = next.applied_index + 1;
-		for (uint32_t i = 0; rc == CARELOG_OK && i < batch_entries_max &&
-				     next.applied_index < hs.commit;
+		for (uint32_t i = 0;
+		     rc == CARELOG_OK && i < batch_entries_max && next.applied_index < hs.commit;
 		     i++) {
 			/* One entry at a time: a value read in a write txn is valid only until the
 			 * next write. */
 			struct storage_entry se;
 			rc = storage_log_get(t, next.applied_index + 1, &se);
 			struct consensus_entry e = {.term = se.term,
-						    .index = se.index,
-						    .type = se.type,
-						    .data_len = se.data_len,
-						    .data = se.data};
+			                            .index = se.index,
+			                            .type = se.type,
+			                            .data_len = se.data_len,
+			                            .data = se.data};
 			struct node_apply_outcome outcome;
 			if (rc == CARELOG_OK) {
 				rc = node_apply_entries(t, &next, &e, 1, &outcome);
@@ -184,7 +187,7 @@ int node_recover(struct storage *s, struct node_apply_state *st, uint32_t batch_
 			return rc;
 		}
 		cl_log_info("node.recovered", "from_index=%llu to_index=%llu",
-			    (unsigned long long)first, (unsigned long long)next.applied_index);
+		            (unsigned long long)first, (unsigned long long)next.applied_index);
 		*st = next;
 	}
 }
@@ -194,18 +197,20 @@ static int node_check_pinned(struct node *n, char *err, size_t err_len)
 {
 	const struct node_config *c = &n->config;
 	const struct membership_member *self =
-		n->state.has_membership ? membership_find(&n->state.membership, c->node_id) : NULL;
+	    n->state.has_membership ? membership_find(&n->state.membership, c->node_id) : NULL;
 	if (self == NULL) {
 		snprintf(err, err_len,
-			 "node %llu is not a member of the cluster configuration applied at index "
-			 "%llu",
-			 (unsigned long long)c->node_id, (unsigned long long)n->state.applied_index);
+		         "node %llu is not a member of the cluster configuration applied at index "
+		         "%llu",
+		         (unsigned long long)c->node_id,
+		         (unsigned long long)n->state.applied_index);
 		return CARELOG_EMISMATCH;
 	}
 	if (memcmp(self->public_key, n->public_key, CL_SIGN_PUBLIC_BYTES) != 0) {
-		snprintf(err, err_len,
-			 "key in %s is not the key pinned for node %llu in the cluster configuration",
-			 c->key_file, (unsigned long long)c->node_id);
+		snprintf(
+		    err, err_len,
+		    "key in %s is not the key pinned for node %llu in the cluster configuration",
+		    c->key_file, (unsigned long long)c->node_id);
 		return CARELOG_EMISMATCH;
 	}
 	return CARELOG_OK;
@@ -215,19 +220,20 @@ static int node_open_storage(struct node *n, char *err, size_t err_len)
 {
 	const struct node_config *c = &n->config;
 	struct storage_options options = {
-		.dir = c->data_dir,
-		.map_size_bytes = c->storage_map_size_bytes,
-		.readers_max = c->client_requests_max + NODE_READERS_EXTRA,
+	    .dir = c->data_dir,
+	    .map_size_bytes = c->storage_map_size_bytes,
+	    .readers_max = c->client_requests_max + NODE_READERS_EXTRA,
 	};
 	int rc = storage_open(&options, &n->storage);
 	if (rc == CARELOG_EBUSY) {
-		snprintf(err, err_len, "data dir %s is in use by another process (another carelogd?)",
-			 c->data_dir);
+		snprintf(err, err_len,
+		         "data dir %s is in use by another process (another carelogd?)",
+		         c->data_dir);
 		return rc;
 	}
 	if (rc != CARELOG_OK) {
 		snprintf(err, err_len, "data dir %s: cannot open storage: %s", c->data_dir,
-			 carelog_strerror(rc));
+		         carelog_strerror(rc));
 		return rc;
 	}
 	struct storage_txn *t = NULL;
@@ -242,7 +248,7 @@ static int node_open_storage(struct node *n, char *err, size_t err_len)
 	}
 	if (rc != CARELOG_OK) {
 		snprintf(err, err_len, "data dir %s: cannot read its identity: %s", c->data_dir,
-			 carelog_strerror(rc));
+		         carelog_strerror(rc));
 		return rc;
 	}
 	return node_check_identity(n, &id, err, err_len);
@@ -262,14 +268,14 @@ int node_open(const struct node_config *config, struct node **out, char *err, si
 	n->config = *config;
 	n->clock_ms = node_clock_wall_ms;
 	char why[NODE_CONFIG_ERR_BYTES] = "";
-	int rc = cl_keyfile_load_secret(config->key_file, n->secret, n->public_key, why,
-					sizeof(why));
+	int rc =
+	    cl_keyfile_load_secret(config->key_file, n->secret, n->public_key, why, sizeof(why));
 	if (rc != CARELOG_OK) {
 		if (why[0] != '\0') {
 			snprintf(err, err_len, "%s", why); /* names the file and the problem */
 		} else {
 			snprintf(err, err_len, "key_file %s: %s", config->key_file,
-				 carelog_strerror(rc));
+			         carelog_strerror(rc));
 		}
 	}
 	if (rc == CARELOG_OK) {
@@ -286,8 +292,10 @@ int node_open(const struct node_config *config, struct node **out, char *err, si
 			rc = node_recover(n->storage, &n->state, config->batch_entries_max);
 		}
 		if (rc != CARELOG_OK) {
-			snprintf(err, err_len, "data dir %s: cannot apply committed entries: %s (see "
-				 "event=apply.stopped)", config->data_dir, carelog_strerror(rc));
+			snprintf(err, err_len,
+			         "data dir %s: cannot apply committed entries: %s (see "
+			         "event=apply.stopped)",
+			         config->data_dir, carelog_strerror(rc));
 		}
 	}
 	if (rc == CARELOG_OK) {
@@ -311,34 +319,34 @@ int node_start(struct node *n, char *err, size_t err_len)
 {
 	const struct node_config *c = &n->config;
 	uint64_t body_max = n->state.membership.has_params
-				    ? n->state.membership.params.body_max_bytes
-				    : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
+	                        ? n->state.membership.params.body_max_bytes
+	                        : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
 	uint64_t request_bytes_max = node_config_request_bytes_max(c, body_max);
 	struct node_server_config sc = {
-		.node_id = c->node_id,
-		.endpoint = c->client_endpoint,
-		.requests_max = c->client_requests_max,
-		.request_bytes_max = request_bytes_max,
-		.timeout_ms = c->client_timeout_ms,
-		.stale_lag_max = c->client_stale_lag_max,
+	    .node_id = c->node_id,
+	    .endpoint = c->client_endpoint,
+	    .requests_max = c->client_requests_max,
+	    .request_bytes_max = request_bytes_max,
+	    .timeout_ms = c->client_timeout_ms,
+	    .stale_lag_max = c->client_stale_lag_max,
 	};
 	int rc = node_server_create(&sc, n->storage, &n->server);
 	if (rc == CARELOG_OK) {
 		struct node_loop_config lc = {
-			.node_id = c->node_id,
-			.secret_key = n->secret,
-			.actor_default = c->actor_default,
-			.unit = c->unit,
-			.queue_max = c->client_requests_max,
-			.batch_entries_max = c->batch_entries_max,
-			.batch_bytes_max = c->batch_bytes_max,
-			.request_bytes_max = request_bytes_max,
-			.clock_ms = n->clock_ms,
-			.clock_ctx = n->clock_ctx,
-			.reply = node_server_on_reply,
-			.reply_ctx = n->server,
-			.applied = node_server_on_applied,
-			.applied_ctx = n->server,
+		    .node_id = c->node_id,
+		    .secret_key = n->secret,
+		    .actor_default = c->actor_default,
+		    .unit = c->unit,
+		    .queue_max = c->client_requests_max,
+		    .batch_entries_max = c->batch_entries_max,
+		    .batch_bytes_max = c->batch_bytes_max,
+		    .request_bytes_max = request_bytes_max,
+		    .clock_ms = n->clock_ms,
+		    .clock_ctx = n->clock_ctx,
+		    .reply = node_server_on_reply,
+		    .reply_ctx = n->server,
+		    .applied = node_server_on_applied,
+		    .applied_ctx = n->server,
 		};
 		rc = node_loop_create(&lc, n->storage, &n->state, &n->loop);
 	}
@@ -371,9 +379,9 @@ void node_stop(struct node *n)
 		return;
 	}
 	node_server_stop_accepting(n->server);
-	node_loop_stop(n->loop);     /* finishes the queue and the batch in flight, answers */
+	node_loop_stop(n->loop); /* finishes the queue and the batch in flight, answers */
 	n->stopped_applied_index = node_loop_applied_index(n->loop);
-	node_loop_destroy(n->loop);  /* answers anything left while the server still exists */
+	node_loop_destroy(n->loop); /* answers anything left while the server still exists */
 	n->loop = NULL;
 	node_server_destroy(n->server, NODE_STOP_REPLY_WAIT_MS);
 	n->server = NULL;
@@ -397,7 +405,7 @@ uint64_t node_applied_index(const struct node *n)
 		return node_loop_applied_index(n->loop);
 	}
 	return n->stopped_applied_index > n->state.applied_index ? n->stopped_applied_index
-								 : n->state.applied_index;
+	                                                         : n->state.applied_index;
 }
 
 const char *node_endpoint(const struct node *n)

@@ -81,8 +81,8 @@ static int view_load(struct storage_txn *t, struct serve_view *v)
  * CARELOG_ECORRUPT or a storage error.
  */
 static int load_entry(struct storage_txn *t, const struct serve_view *v, uint64_t index,
-		      struct journal_record *rec, struct journal_header *h,
-		      uint8_t id[JOURNAL_ID_BYTES], char *why, size_t why_len)
+                      struct journal_record *rec, struct journal_header *h,
+                      uint8_t id[JOURNAL_ID_BYTES], char *why, size_t why_len)
 {
 	struct storage_entry e;
 	int rc = storage_log_get(t, index, &e);
@@ -92,22 +92,23 @@ static int load_entry(struct storage_txn *t, const struct serve_view *v, uint64_
 	}
 	if (rc == CARELOG_ENOTFOUND) {
 		snprintf(why, why_len, "index %llu is indexed but missing from the log",
-			 (unsigned long long)index);
+		         (unsigned long long)index);
 		return CARELOG_ECORRUPT;
 	}
 	if (rc != CARELOG_OK) {
 		snprintf(why, why_len, "cannot read log/%llu: %s", (unsigned long long)index,
-			 carelog_errname(rc));
+		         carelog_errname(rc));
 		return rc;
 	}
 	if (e.type != CONSENSUS_ENTRY_NORMAL || e.data_len == 0 ||
 	    journal_record_decode(e.data, e.data_len, rec) != CARELOG_OK ||
 	    journal_header_decode(rec->header, rec->header_len, h) != CARELOG_OK) {
-		snprintf(why, why_len, "log/%llu is not a journal record", (unsigned long long)index);
+		snprintf(why, why_len, "log/%llu is not a journal record",
+		         (unsigned long long)index);
 		return CARELOG_ECORRUPT;
 	}
 	const struct membership_member *m =
-		v->has_membership ? membership_find(v->membership, h->node_id) : NULL;
+	    v->has_membership ? membership_find(v->membership, h->node_id) : NULL;
 	if (m == NULL) {
 		/* The signer left the configuration since; apply verified it with the key pinned
 		 * then. (Verifying against historic keys needs the membership history: later.) */
@@ -117,16 +118,16 @@ static int load_entry(struct storage_txn *t, const struct serve_view *v, uint64_
 	rc = journal_verify(rec, m->public_key, h, id);
 	if (rc != CARELOG_OK) {
 		snprintf(why, why_len, "entry at index %llu failed verification (%s)",
-			 (unsigned long long)index, carelog_errname(rc));
+		         (unsigned long long)index, carelog_errname(rc));
 		cl_log_error("serve.corrupt", "index=%llu err=%s", (unsigned long long)index,
-			     carelog_errname(rc));
+		             carelog_errname(rc));
 		return CARELOG_ECORRUPT;
 	}
 	return CARELOG_OK;
 }
 
 static void entry_fill(struct proto_entry *out, uint64_t index, const uint8_t *id,
-		       const struct journal_header *h, const struct journal_record *r)
+                       const struct journal_header *h, const struct journal_record *r)
 {
 	/* Filled in a local and copied out: GCC 12 with UBSan misjudges memcpy into *out. */
 	struct proto_entry e;
@@ -150,7 +151,7 @@ static void entry_fill(struct proto_entry *out, uint64_t index, const uint8_t *i
 	e.has_corrects = h->has_corrects;
 	memcpy(e.corrects, h->corrects, sizeof(e.corrects));
 	e.body = (struct proto_str){.ptr = (const char *)r->body,
-				      .len = r->body != NULL ? r->body_len : 0};
+	                            .len = r->body != NULL ? r->body_len : 0};
 	*out = e;
 }
 
@@ -170,7 +171,7 @@ int node_serve_status(const struct node_serve *sv, struct proto_buf *out)
 	}
 	if (rc != CARELOG_OK) {
 		rc = node_serve_error(PROTO_OP_STATUS, rc, out, "cannot read the node state: %s",
-				      carelog_strerror(rc));
+		                      carelog_strerror(rc));
 	} else {
 		struct proto_reply rep;
 		reply_init(&rep, PROTO_OP_STATUS);
@@ -183,9 +184,8 @@ int node_serve_status(const struct node_serve *sv, struct proto_buf *out)
 		st->applied_index = v.applied.index;
 		memcpy(st->chain_head, v.applied.chain_head, sizeof(st->chain_head));
 		uint32_t n = 0;
-		for (uint32_t i = 0; v.has_membership && i < v.membership->count &&
-				     n < PROTO_MEMBERS_MAX;
-		     i++) {
+		for (uint32_t i = 0;
+		     v.has_membership && i < v.membership->count && n < PROTO_MEMBERS_MAX; i++) {
 			const struct membership_member *m = &v.membership->members[i];
 			members[n].id = m->id;
 			members[n].role = str_of(m->voter ? "voter" : "learner");
@@ -220,9 +220,10 @@ static void read_scratch_free(struct read_scratch *r)
 /* Scans the patient's index rows and fills rep->u.read; on a problem encodes the error into
  * out and returns CARELOG_ECORRUPT (or a storage error). */
 static int read_collect(const struct node_serve *sv, struct storage_txn *t,
-			const struct proto_read_req *req, const uint8_t patient_key[CL_SHA256_BYTES],
-			const char *kind, uint32_t limit, struct read_scratch *r,
-			struct proto_read_reply *rr, struct proto_buf *out)
+                        const struct proto_read_req *req,
+                        const uint8_t patient_key[CL_SHA256_BYTES], const char *kind,
+                        uint32_t limit, struct read_scratch *r, struct proto_read_reply *rr,
+                        struct proto_buf *out)
 {
 	(void)sv;
 	uint64_t from = req->since_index + 1;
@@ -235,13 +236,14 @@ static int read_collect(const struct node_serve *sv, struct storage_txn *t,
 		size_t n = 0;
 		bool chunk_more = false;
 		int rc = storage_index_patient_scan(t, patient_key, from, indexes, SERVE_SCAN_CHUNK,
-						    &n, &chunk_more);
+		                                    &n, &chunk_more);
 		if (rc != CARELOG_OK) {
 			return node_serve_error(PROTO_OP_READ, rc, out,
-						"patient index failed (%s) at or after index %llu",
-						carelog_errname(rc), (unsigned long long)from) == CARELOG_OK
-				       ? rc
-				       : CARELOG_ENOMEM;
+			                        "patient index failed (%s) at or after index %llu",
+			                        carelog_errname(rc),
+			                        (unsigned long long)from) == CARELOG_OK
+			           ? rc
+			           : CARELOG_ENOMEM;
 		}
 		for (size_t j = 0; j < n; j++) {
 			if (rr->entries_count == limit || scanned == NODE_READ_SCAN_INDEXES_MAX) {
@@ -255,9 +257,10 @@ static int read_collect(const struct node_serve *sv, struct storage_txn *t,
 			char why[SERVE_MESSAGE_BYTES_MAX];
 			rc = load_entry(t, &r->view, indexes[j], &rec, h, id, why, sizeof(why));
 			if (rc != CARELOG_OK) {
-				return node_serve_error(PROTO_OP_READ, rc, out, "%s", why) == CARELOG_OK
-					       ? rc
-					       : CARELOG_ENOMEM;
+				return node_serve_error(PROTO_OP_READ, rc, out, "%s", why) ==
+				               CARELOG_OK
+				           ? rc
+				           : CARELOG_ENOMEM;
 			}
 			if (kind[0] != '\0' && strcmp(h->kind, kind) != 0) {
 				continue;
@@ -273,34 +276,34 @@ static int read_collect(const struct node_serve *sv, struct storage_txn *t,
 }
 
 int node_serve_read(const struct node_serve *sv, const struct proto_read_req *req,
-		    struct proto_buf *out)
+                    struct proto_buf *out)
 {
 	char patient[JOURNAL_PATIENT_BYTES_MAX + 1];
 	char kind[JOURNAL_KIND_BYTES_MAX + 1];
 	if (req->patient.len == 0 || !view_text(&req->patient, patient, sizeof(patient))) {
 		return node_serve_error(PROTO_OP_READ, CARELOG_EINVAL, out,
-					"patient must be 1 to %d bytes without NUL",
-					JOURNAL_PATIENT_BYTES_MAX);
+		                        "patient must be 1 to %d bytes without NUL",
+		                        JOURNAL_PATIENT_BYTES_MAX);
 	}
 	if (!view_text(&req->kind, kind, sizeof(kind))) {
 		return node_serve_error(PROTO_OP_READ, CARELOG_EINVAL, out,
-					"kind is longer than %d bytes", JOURNAL_KIND_BYTES_MAX);
+		                        "kind is longer than %d bytes", JOURNAL_KIND_BYTES_MAX);
 	}
 	uint32_t limit = req->limit == 0 ? NODE_READ_LIMIT_DEFAULT : req->limit;
 	if (limit > PROTO_READ_LIMIT_MAX) {
 		return node_serve_error(PROTO_OP_READ, CARELOG_EINVAL, out,
-					"limit %u exceeds the maximum of %d entries per read", limit,
-					PROTO_READ_LIMIT_MAX);
+		                        "limit %u exceeds the maximum of %d entries per read",
+		                        limit, PROTO_READ_LIMIT_MAX);
 	}
 	struct read_scratch r = {
-		.entries = calloc(limit, sizeof(struct proto_entry)),
-		.headers = calloc(limit, sizeof(struct journal_header)),
-		.view.membership = malloc(sizeof(struct membership)),
+	    .entries = calloc(limit, sizeof(struct proto_entry)),
+	    .headers = calloc(limit, sizeof(struct journal_header)),
+	    .view.membership = malloc(sizeof(struct membership)),
 	};
 	struct storage_txn *t = NULL;
 	int rc = (r.entries == NULL || r.headers == NULL || r.view.membership == NULL)
-			 ? CARELOG_ENOMEM
-			 : CARELOG_OK;
+	             ? CARELOG_ENOMEM
+	             : CARELOG_OK;
 	if (rc == CARELOG_OK) {
 		rc = storage_txn_begin_read(sv->storage, &t);
 	}
@@ -309,7 +312,7 @@ int node_serve_read(const struct node_serve *sv, const struct proto_read_req *re
 	}
 	if (rc != CARELOG_OK) {
 		rc = node_serve_error(PROTO_OP_READ, rc, out, "cannot read the node state: %s",
-				      carelog_strerror(rc));
+		                      carelog_strerror(rc));
 		storage_txn_abort(t);
 		read_scratch_free(&r);
 		return rc;
@@ -318,8 +321,8 @@ int node_serve_read(const struct node_serve *sv, const struct proto_read_req *re
 	reply_init(&rep, PROTO_OP_READ);
 	struct proto_read_reply *rr = &rep.u.read;
 	rr->applied_index = r.view.applied.index;
-	rr->lag = r.view.hs.commit > r.view.applied.index ? r.view.hs.commit - r.view.applied.index
-							    : 0;
+	rr->lag =
+	    r.view.hs.commit > r.view.applied.index ? r.view.hs.commit - r.view.applied.index : 0;
 	rr->stale = rr->lag > sv->stale_lag_max;
 	rr->withheld = 0; /* access rules come later */
 	rr->entries = r.entries;
@@ -327,7 +330,8 @@ int node_serve_read(const struct node_serve *sv, const struct proto_read_req *re
 	journal_patient_key(patient, patient_key);
 	rc = read_collect(sv, t, req, patient_key, kind, limit, &r, rr, out);
 	if (rc == CARELOG_OK) {
-		rc = proto_reply_encode(&rep, out); /* bodies are views into the txn: encode first */
+		rc =
+		    proto_reply_encode(&rep, out); /* bodies are views into the txn: encode first */
 	} else if (rc != CARELOG_ENOMEM) {
 		rc = CARELOG_OK; /* an error reply was encoded */
 	}
@@ -339,7 +343,7 @@ int node_serve_read(const struct node_serve *sv, const struct proto_read_req *re
 /* --- get --- */
 
 int node_serve_get(const struct node_serve *sv, const struct proto_get_req *req,
-		   struct proto_buf *out)
+                   struct proto_buf *out)
 {
 	char id_hex[2 * PROTO_ID_BYTES + 1];
 	cl_hex_encode(id_hex, req->id, PROTO_ID_BYTES);
@@ -362,19 +366,21 @@ int node_serve_get(const struct node_serve *sv, const struct proto_get_req *req,
 		rc = node_serve_error(PROTO_OP_GET, rc, out, "no entry with id %s", id_hex);
 	} else if (rc != CARELOG_OK) {
 		rc = node_serve_error(PROTO_OP_GET, rc, out, "cannot look up entry %s: %s", id_hex,
-				      carelog_strerror(rc));
+		                      carelog_strerror(rc));
 	} else if (status == NODE_APPLY_REJECTED) {
 		rc = node_serve_error(PROTO_OP_GET, CARELOG_EBADSIG, out,
-				      "entry %s at index %llu was rejected when applied", id_hex,
-				      (unsigned long long)index);
+		                      "entry %s at index %llu was rejected when applied", id_hex,
+		                      (unsigned long long)index);
 	} else {
 		struct journal_record rec;
 		uint8_t id[JOURNAL_ID_BYTES];
 		char why[SERVE_MESSAGE_BYTES_MAX];
 		rc = load_entry(t, &v, index, &rec, h, id, why, sizeof(why));
 		if (rc == CARELOG_OK && memcmp(id, req->id, sizeof(id)) != 0) {
-			snprintf(why, sizeof(why), "entry_index/%s points at index %llu, which holds "
-				 "another entry", id_hex, (unsigned long long)index);
+			snprintf(why, sizeof(why),
+			         "entry_index/%s points at index %llu, which holds "
+			         "another entry",
+			         id_hex, (unsigned long long)index);
 			rc = CARELOG_ECORRUPT;
 		}
 		if (rc != CARELOG_OK) {
@@ -408,7 +414,8 @@ struct verify_walk {
 	uint64_t chain_broken_at; /* first log index that could not be read */
 };
 
-static void problem(struct verify_walk *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct verify_walk *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static void problem(struct verify_walk *w, const char *fmt, ...)
 {
@@ -440,8 +447,8 @@ static void verify_record_rows(struct verify_walk *w, uint64_t index)
 	int rc = storage_index_entry_get(w->t, c->id, &ei, &es);
 	if (rc != CARELOG_OK) {
 		problem(w, "entry_index/%s: %s (log/%llu)", id_hex,
-			rc == CARELOG_ENOTFOUND ? "missing" : carelog_errname(rc),
-			(unsigned long long)index);
+		        rc == CARELOG_ENOTFOUND ? "missing" : carelog_errname(rc),
+		        (unsigned long long)index);
 		return;
 	}
 	if (ei < index) {
@@ -449,20 +456,21 @@ static void verify_record_rows(struct verify_walk *w, uint64_t index)
 	}
 	if (ei != index) {
 		problem(w, "entry_index/%s: points at %llu, the log has it at %llu", id_hex,
-			(unsigned long long)ei, (unsigned long long)index);
+		        (unsigned long long)ei, (unsigned long long)index);
 		return;
 	}
 	if (c->verdict != CARELOG_OK) {
 		if (es != NODE_APPLY_REJECTED) {
-			problem(w, "entry_index/%s: status %u, but log/%llu fails verification (%s)",
-				id_hex, es, (unsigned long long)index, carelog_errname(c->verdict));
+			problem(w,
+			        "entry_index/%s: status %u, but log/%llu fails verification (%s)",
+			        id_hex, es, (unsigned long long)index, carelog_errname(c->verdict));
 		}
 		return;
 	}
 	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
 	size_t key_len = 0;
 	rc = node_request_key(c->header.org, strlen(c->header.org), c->header.request_id,
-			      strlen(c->header.request_id), key, &key_len);
+	                      strlen(c->header.request_id), key, &key_len);
 	uint64_t ri = 0;
 	uint8_t rid[JOURNAL_ID_BYTES];
 	if (rc == CARELOG_OK) {
@@ -470,20 +478,21 @@ static void verify_record_rows(struct verify_walk *w, uint64_t index)
 	}
 	if (rc != CARELOG_OK) {
 		problem(w, "request_index: row for log/%llu %s", (unsigned long long)index,
-			rc == CARELOG_ENOTFOUND ? "missing" : carelog_errname(rc));
+		        rc == CARELOG_ENOTFOUND ? "missing" : carelog_errname(rc));
 		return;
 	}
 	if (ri < index) {
 		if (es != NODE_APPLY_DUPLICATE) {
-			problem(w, "entry_index/%s: status %u, but log/%llu repeats the request of "
-				"log/%llu", id_hex, es, (unsigned long long)index,
-				(unsigned long long)ri);
+			problem(w,
+			        "entry_index/%s: status %u, but log/%llu repeats the request of "
+			        "log/%llu",
+			        id_hex, es, (unsigned long long)index, (unsigned long long)ri);
 		}
 		return;
 	}
 	if (ri != index || memcmp(rid, c->id, sizeof(rid)) != 0 || es != NODE_APPLY_ACCEPTED) {
 		problem(w, "request_index: row for log/%llu points at %llu (entry status %u)",
-			(unsigned long long)index, (unsigned long long)ri, es);
+		        (unsigned long long)index, (unsigned long long)ri, es);
 		return;
 	}
 	uint8_t patient_key[CL_SHA256_BYTES];
@@ -494,20 +503,21 @@ static void verify_record_rows(struct verify_walk *w, uint64_t index)
 	rc = storage_index_patient_scan(w->t, patient_key, index, &pi, 1, &n, &more);
 	if (rc != CARELOG_OK || n != 1 || pi != index) {
 		problem(w, "patient_index: row for log/%llu %s", (unsigned long long)index,
-			rc != CARELOG_OK ? carelog_errname(rc) : "missing");
+		        rc != CARELOG_OK ? carelog_errname(rc) : "missing");
 	}
 }
 
 static void verify_visit(struct verify_walk *w, const struct storage_entry *se)
 {
 	struct consensus_entry e = {.term = se->term,
-				    .index = se->index,
-				    .type = se->type,
-				    .data_len = se->data_len,
-				    .data = se->data};
+	                            .index = se->index,
+	                            .type = se->type,
+	                            .data_len = se->data_len,
+	                            .data = se->data};
 	if (e.index != w->state->applied_index + 1) {
 		problem(w, "log/%llu: expected index %llu (a gap in the log)",
-			(unsigned long long)e.index, (unsigned long long)w->state->applied_index + 1);
+		        (unsigned long long)e.index,
+		        (unsigned long long)w->state->applied_index + 1);
 		w->stopped = true;
 		return;
 	}
@@ -515,7 +525,7 @@ static void verify_visit(struct verify_walk *w, const struct storage_entry *se)
 	int rc = node_apply_classify(w->state, &e, w->conf, w->cls, &reason);
 	if (rc != CARELOG_OK) {
 		problem(w, "log/%llu: %s (%s)", (unsigned long long)e.index, reason,
-			carelog_errname(rc));
+		        carelog_errname(rc));
 		w->stopped = true;
 		return;
 	}
@@ -542,7 +552,7 @@ static int verify_walk_log(struct verify_walk *w, uint64_t applied_index)
 		if (rc == CARELOG_ECORRUPT || rc == CARELOG_ENOTFOUND) {
 			if (rc == CARELOG_ENOTFOUND) {
 				problem(w, "log/%llu: missing below the applied index",
-					(unsigned long long)i);
+				        (unsigned long long)i);
 			}
 			if (w->chain_broken_at == 0) {
 				w->chain_broken_at = i;
@@ -561,20 +571,20 @@ static int verify_walk_log(struct verify_walk *w, uint64_t applied_index)
 int node_serve_verify(const struct node_serve *sv, struct proto_buf *out)
 {
 	struct verify_walk w = {
-		.state = calloc(1, sizeof(struct node_apply_state)),
-		.conf = malloc(sizeof(struct membership)),
-		.cls = malloc(sizeof(struct node_apply_class)),
-		.problem_text = calloc(PROTO_PROBLEMS_MAX, NODE_PROBLEM_BYTES_MAX),
-		.problems = calloc(PROTO_PROBLEMS_MAX, sizeof(struct proto_str)),
+	    .state = calloc(1, sizeof(struct node_apply_state)),
+	    .conf = malloc(sizeof(struct membership)),
+	    .cls = malloc(sizeof(struct node_apply_class)),
+	    .problem_text = calloc(PROTO_PROBLEMS_MAX, NODE_PROBLEM_BYTES_MAX),
+	    .problems = calloc(PROTO_PROBLEMS_MAX, sizeof(struct proto_str)),
 	};
 	int rc = (w.state == NULL || w.conf == NULL || w.cls == NULL || w.problem_text == NULL ||
-		  w.problems == NULL)
-			 ? CARELOG_ENOMEM
-			 : CARELOG_OK;
+	          w.problems == NULL)
+	             ? CARELOG_ENOMEM
+	             : CARELOG_OK;
 	uint64_t values_checked = 0, corrupt_count = 0;
 	if (rc == CARELOG_OK) {
 		rc = storage_verify(sv->storage, verify_corrupt, &w, &values_checked,
-				    &corrupt_count);
+		                    &corrupt_count);
 	}
 	struct storage_applied applied;
 	memset(&applied, 0, sizeof(applied));
@@ -590,19 +600,21 @@ int node_serve_verify(const struct node_serve *sv, struct proto_buf *out)
 	if (rc == CARELOG_OK && !w.stopped) {
 		if (w.chain_broken_at != 0) {
 			problem(&w, "applied/chain_head: cannot be recomputed past log/%llu",
-				(unsigned long long)w.chain_broken_at);
+			        (unsigned long long)w.chain_broken_at);
 		} else if (w.state->applied_index != applied.index) {
 			problem(&w, "log: walked to %llu, applied index is %llu",
-				(unsigned long long)w.state->applied_index,
-				(unsigned long long)applied.index);
+			        (unsigned long long)w.state->applied_index,
+			        (unsigned long long)applied.index);
 		} else if (memcmp(w.state->chain_head, applied.chain_head, CL_SHA256_BYTES) != 0) {
-			problem(&w, "applied/chain_head: the recomputed chain head differs from the "
-				    "stored one at index %llu", (unsigned long long)applied.index);
+			problem(&w,
+			        "applied/chain_head: the recomputed chain head differs from the "
+			        "stored one at index %llu",
+			        (unsigned long long)applied.index);
 		}
 	}
 	if (rc != CARELOG_OK) {
 		rc = node_serve_error(PROTO_OP_VERIFY, rc, out, "verify could not run: %s",
-				      carelog_strerror(rc));
+		                      carelog_strerror(rc));
 	} else {
 		struct proto_reply rep;
 		reply_init(&rep, PROTO_OP_VERIFY);
@@ -617,8 +629,9 @@ int node_serve_verify(const struct node_serve *sv, struct proto_buf *out)
 		vr->applied_index = applied.index;
 		rc = proto_reply_encode(&rep, out);
 		cl_log_info("verify.done", "ok=%d entries=%llu values=%llu problems=%llu",
-			    vr->ok ? 1 : 0, (unsigned long long)w.entries_checked,
-			    (unsigned long long)values_checked, (unsigned long long)w.problems_count);
+		            vr->ok ? 1 : 0, (unsigned long long)w.entries_checked,
+		            (unsigned long long)values_checked,
+		            (unsigned long long)w.problems_count);
 	}
 	storage_txn_abort(w.t);
 	free(w.state);

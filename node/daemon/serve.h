@@ -30,13 +30,13 @@ struct node_serve {
 
 int node_serve_status(const struct node_serve *sv, struct proto_buf *out);
 int node_serve_read(const struct node_serve *sv, const struct proto_read_req *req,
-		    struct proto_buf *out);
+                    struct proto_buf *out);
 int node_serve_get(const struct node_serve *sv, const struct proto_get_req *req,
-		   struct proto_buf *out);
+                   struct proto_buf *out);
 int node_serve_verify(const struct node_serve *sv, struct proto_buf *out);
 
 /* An error reply with a formatted message. */
 int node_serve_error(uint8_t op, int err, struct proto_buf *out, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 #endif

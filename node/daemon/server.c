@@ -15,17 +15,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { SERVER_IPC_PATH_BYTES_MAX = sizeof(((struct sockaddr_un *)0)->sun_path) };
+enum {
+	SERVER_IPC_PATH_BYTES_MAX = sizeof(((struct sockaddr_un *)0)->sun_path),
+	SERVER_PROBE_WAIT_MS = 1000, /* for a live node's protocol header */
+	SERVER_WATCHDOG_PERIOD_MS = 5000,
+	SERVER_WATCHDOG_FAILURES_MAX = 2, /* probes missed in a row before a listener restart */
+};
 
 enum server_work_state {
 	WORK_RECV = 0,
-	WORK_HANDLE = 1,     /* a request is being handled on a callback thread */
+	WORK_HANDLE = 1, /* a request is being handled on a callback thread */
 	WORK_WAIT_APPEND = 2,
 	WORK_WAIT_READ = 3,
 	WORK_SEND = 4,
@@ -45,8 +51,8 @@ struct server_work {
 	uint32_t wait_ms;
 	bool result_ready;
 	struct node_append_result result;
-	uint64_t wait_index;         /* WAIT_READ: serve once applied >= this */
-	bool in_wait_list;           /* guarded by srv->wait_mu */
+	uint64_t wait_index; /* WAIT_READ: serve once applied >= this */
+	bool in_wait_list;   /* guarded by srv->wait_mu */
 	struct server_work *wait_next;
 };
 
@@ -56,7 +62,16 @@ struct node_server {
 	struct node_loop *loop;
 	nng_socket sock;
 	bool sock_open;
-	char ipc_path[SERVER_IPC_PATH_BYTES_MAX];
+	nng_listener listener;
+	/* Endpoint watchdog (ipc): see watchdog_thread. */
+	pthread_t watchdog;
+	bool watchdog_running;
+	bool watchdog_stop;   /* guarded by watchdog_mu */
+	uint64_t pipes_added; /* guarded by watchdog_mu: connections the socket took */
+	pthread_mutex_t watchdog_mu;
+	pthread_cond_t watchdog_cond;
+	char ipc_wanted[SERVER_IPC_PATH_BYTES_MAX]; /* the endpoint's socket file */
+	char ipc_path[SERVER_IPC_PATH_BYTES_MAX];   /* set once we listen: ours to remove */
 	struct server_work *works;
 	uint32_t works_count;
 	atomic_bool accepting;
@@ -154,8 +169,10 @@ static void append_reply(struct server_work *w)
 	const struct proto_append_req *req = &w->req.u.append;
 	if (!w->result_ready) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "not committed within %u ms: the outcome is pending; "
-			 "retry with the same request id", w->wait_ms);
+		snprintf(msg, sizeof(msg),
+		         "not committed within %u ms: the outcome is pending; "
+		         "retry with the same request id",
+		         w->wait_ms);
 		struct proto_reply rep;
 		memset(&rep, 0, sizeof(rep));
 		rep.version = PROTO_VERSION;
@@ -195,7 +212,7 @@ static void handle_append(struct server_work *w)
 	struct node_server *srv = w->srv;
 	if (!atomic_load(&srv->accepting) || srv->loop == NULL) {
 		work_send_error(w, PROTO_OP_APPEND, CARELOG_ECLOSED,
-				"node is stopping: not taking appends");
+		                "node is stopping: not taking appends");
 		return;
 	}
 	pthread_mutex_lock(&w->mu);
@@ -207,7 +224,7 @@ static void handle_append(struct server_work *w)
 
 	struct node_append_item *item = NULL;
 	int rc = node_append_item_create(nng_msg_body(w->request), nng_msg_len(w->request), waiter,
-					 &item);
+	                                 &item);
 	if (rc == CARELOG_OK) {
 		rc = node_loop_submit(srv->loop, item);
 		if (rc != CARELOG_OK) {
@@ -216,9 +233,9 @@ static void handle_append(struct server_work *w)
 	}
 	if (rc != CARELOG_OK) {
 		work_send_error(w, PROTO_OP_APPEND, rc,
-				rc == CARELOG_EBUSY ? "too many appends queued: retry later"
-				: rc == CARELOG_ECLOSED ? "node is stopping: not taking appends"
-							: carelog_strerror(rc));
+		                rc == CARELOG_EBUSY     ? "too many appends queued: retry later"
+		                : rc == CARELOG_ECLOSED ? "node is stopping: not taking appends"
+		                                        : carelog_strerror(rc));
 		return;
 	}
 	/* Park on the timer; the loop's answer cancels it (or already arrived). */
@@ -231,7 +248,7 @@ static void handle_append(struct server_work *w)
 }
 
 void node_server_on_reply(void *ctx, struct node_waiter waiter,
-			  const struct node_append_result *result)
+                          const struct node_append_result *result)
 {
 	(void)ctx;
 	struct server_work *w = waiter.owner;
@@ -347,9 +364,10 @@ static void timer_callback(void *arg)
 			serve_read_now(w);
 		} else {
 			char msg[160];
-			snprintf(msg, sizeof(msg), "applied index %llu did not reach %llu within %u ms",
-				 (unsigned long long)applied, (unsigned long long)w->wait_index,
-				 w->wait_ms);
+			snprintf(msg, sizeof(msg),
+			         "applied index %llu did not reach %llu within %u ms",
+			         (unsigned long long)applied, (unsigned long long)w->wait_index,
+			         w->wait_ms);
 			work_send_error(w, PROTO_OP_READ, CARELOG_ETIMEDOUT, msg);
 		}
 	}
@@ -364,9 +382,9 @@ static void handle_request(struct server_work *w)
 	size_t len = nng_msg_len(w->request);
 	int rc = proto_request_decode(body, len, &w->req);
 	if (rc != CARELOG_OK) {
-		const char *what = rc == CARELOG_EVERSION ? "unsupported protocol version"
-				   : rc == CARELOG_ETOOBIG ? "request exceeds a protocol limit"
-							   : "malformed request";
+		const char *what = rc == CARELOG_EVERSION  ? "unsupported protocol version"
+		                   : rc == CARELOG_ETOOBIG ? "request exceeds a protocol limit"
+		                                           : "malformed request";
 		char msg[160];
 		snprintf(msg, sizeof(msg), "%s (%zu bytes): %s", what, len, carelog_errname(rc));
 		work_send_error(w, 0, rc, msg);
@@ -442,7 +460,7 @@ static void io_callback(void *arg)
 /* --- lifecycle --- */
 
 int node_server_create(const struct node_server_config *config, struct storage *s,
-		       struct node_server **out)
+                       struct node_server **out)
 {
 	if (config->requests_max == 0 || config->endpoint == NULL) {
 		return CARELOG_EINVAL;
@@ -453,13 +471,15 @@ int node_server_create(const struct node_server_config *config, struct storage *
 	}
 	srv->config = *config;
 	srv->serve = (struct node_serve){
-		.storage = s, .node_id = config->node_id, .stale_lag_max = config->stale_lag_max};
+	    .storage = s, .node_id = config->node_id, .stale_lag_max = config->stale_lag_max};
 	srv->works = calloc(config->requests_max, sizeof(*srv->works));
 	if (srv->works == NULL) {
 		free(srv);
 		return CARELOG_ENOMEM;
 	}
 	pthread_mutex_init(&srv->wait_mu, NULL);
+	pthread_mutex_init(&srv->watchdog_mu, NULL);
+	pthread_cond_init(&srv->watchdog_cond, NULL);
 	pthread_mutex_init(&srv->busy_mu, NULL);
 	pthread_cond_init(&srv->busy_cond, NULL);
 	atomic_store(&srv->accepting, true);
@@ -484,6 +504,52 @@ void node_server_set_loop(struct node_server *srv, struct node_loop *loop)
 	srv->loop = loop;
 }
 
+/*
+ * Completes the SP protocol header exchange on a probe connection before it is closed: nng
+ * 1.5.2's listener stops accepting after a peer disconnects during negotiation
+ * (nanomsg/nng#1518), so a bare connect-and-close would break the live node it found. We
+ * speak as a req0 peer (rep0's partner), wait briefly for the 8-byte reply header, then close.
+ */
+static bool ipc_probe_handshake(int fd)
+{
+	static const uint8_t req0_header[8] = {0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00};
+	if (write(fd, req0_header, sizeof(req0_header)) != (ssize_t)sizeof(req0_header)) {
+		return false;
+	}
+	uint8_t reply[8];
+	size_t got = 0;
+	while (got < sizeof(reply)) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		if (poll(&pfd, 1, SERVER_PROBE_WAIT_MS) <= 0) {
+			return false;
+		}
+		ssize_t n = read(fd, reply + got, sizeof(reply) - got);
+		if (n <= 0) {
+			return false;
+		}
+		got += (size_t)n;
+	}
+	return reply[0] == 0x00 && reply[1] == 'S' && reply[2] == 'P';
+}
+
+/* Connects to an ipc socket and completes the header exchange; false if nothing answers. */
+static bool ipc_self_probe(const char *path)
+{
+	struct sockaddr_un addr;
+	memset(&addr, 0, sizeof(addr));
+	addr.sun_family = AF_UNIX;
+	CL_ASSERT(strlen(path) < sizeof(addr.sun_path));
+	memcpy(addr.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return true; /* cannot tell: do not disturb the listener */
+	}
+	bool ok = connect(fd, (const struct sockaddr *)&addr, sizeof(addr)) == 0 &&
+	          ipc_probe_handshake(fd);
+	close(fd);
+	return ok;
+}
+
 /* For ipc:// endpoints: refuses a socket a live process answers on, removes a stale one. */
 static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
 {
@@ -493,12 +559,12 @@ static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
 	}
 	const char *path = url + 6;
 	struct sockaddr_un addr;
-	if (strlen(path) >= sizeof(addr.sun_path) || strlen(path) >= sizeof(srv->ipc_path)) {
+	if (strlen(path) >= sizeof(addr.sun_path) || strlen(path) >= sizeof(srv->ipc_wanted)) {
 		snprintf(err, err_len, "endpoint %s: socket path longer than %zu bytes", url,
-			 sizeof(addr.sun_path) - 1);
+		         sizeof(addr.sun_path) - 1);
 		return CARELOG_EINVAL;
 	}
-	snprintf(srv->ipc_path, sizeof(srv->ipc_path), "%s", path);
+	snprintf(srv->ipc_wanted, sizeof(srv->ipc_wanted), "%s", path);
 	struct stat st;
 	if (lstat(path, &st) != 0) {
 		return CARELOG_OK;
@@ -510,7 +576,7 @@ static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		snprintf(err, err_len, "endpoint %s: cannot probe the socket: %s", url,
-			 strerror(errno));
+		         strerror(errno));
 		return CARELOG_EIO;
 	}
 	memset(&addr, 0, sizeof(addr));
@@ -518,24 +584,128 @@ static int ipc_prepare(struct node_server *srv, char *err, size_t err_len)
 	memcpy(addr.sun_path, path, strlen(path) + 1);
 	int connected = connect(fd, (const struct sockaddr *)&addr, sizeof(addr));
 	int e = errno;
+	if (connected == 0) {
+		(void)ipc_probe_handshake(fd);
+	}
 	close(fd);
 	if (connected == 0) {
 		snprintf(err, err_len,
-			 "endpoint %s is in use by a running process (another carelogd?)",
-			 url);
+		         "endpoint %s is in use by a running process (another carelogd?)", url);
 		return CARELOG_EEXIST;
 	}
 	if (e != ECONNREFUSED) {
-		snprintf(err, err_len, "endpoint %s: cannot probe the socket: %s", url, strerror(e));
+		snprintf(err, err_len, "endpoint %s: cannot probe the socket: %s", url,
+		         strerror(e));
 		return CARELOG_EIO;
 	}
 	if (unlink(path) != 0) {
 		snprintf(err, err_len, "endpoint %s: cannot remove the stale socket: %s", url,
-			 strerror(errno));
+		         strerror(errno));
 		return CARELOG_EIO;
 	}
 	cl_log_info("server.stale_socket_removed", "endpoint=%s", url);
 	return CARELOG_OK;
+}
+
+/* Listens on the endpoint; for ipc the socket file becomes ours and mode 0600. */
+static int server_listen(struct node_server *srv, char *err, size_t err_len)
+{
+	/* The socket must never be reachable by others, not even between listen and chmod. */
+	mode_t old_mask = umask(0077);
+	int rv = nng_listen(srv->sock, srv->config.endpoint, &srv->listener, 0);
+	umask(old_mask);
+	if (rv != 0) {
+		snprintf(err, err_len, "cannot listen on %s: %s", srv->config.endpoint,
+		         nng_strerror(rv));
+		return nng_to_carelog(rv);
+	}
+	/* Only now is the socket file ours: a refused start must never remove another
+	 * process's socket. */
+	memcpy(srv->ipc_path, srv->ipc_wanted, sizeof(srv->ipc_path));
+	if (srv->ipc_path[0] != '\0' && chmod(srv->ipc_path, 0600) != 0) {
+		snprintf(err, err_len, "cannot make %s mode 0600: %s", srv->ipc_path,
+		         strerror(errno));
+		return CARELOG_EIO;
+	}
+	return CARELOG_OK;
+}
+
+/* Counts connections the socket took over from its listener (nng pipe add). */
+static void pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	(void)ev;
+	struct node_server *srv = arg;
+	pthread_mutex_lock(&srv->watchdog_mu);
+	srv->pipes_added++;
+	pthread_cond_broadcast(&srv->watchdog_cond);
+	pthread_mutex_unlock(&srv->watchdog_mu);
+}
+
+/* Waits up to SERVER_PROBE_WAIT_MS for a connection added after `before`. */
+static bool pipe_added_since(struct node_server *srv, uint64_t before)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SERVER_PROBE_WAIT_MS / 1000;
+	pthread_mutex_lock(&srv->watchdog_mu);
+	while (srv->pipes_added == before && !srv->watchdog_stop) {
+		if (pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) != 0) {
+			break;
+		}
+	}
+	bool added = srv->pipes_added != before;
+	pthread_mutex_unlock(&srv->watchdog_mu);
+	return added;
+}
+
+/*
+ * nng 1.5.2's listener stops handing new connections to the socket for good once a peer
+ * disconnects during the protocol header exchange (nanomsg/nng#1518): one `nc -U` or one
+ * client killed at the wrong moment would cut the node off from every new client, while the
+ * header exchange itself still succeeds. Every SERVER_WATCHDOG_PERIOD_MS the watchdog
+ * connects to its own ipc socket, completes the exchange and waits for the socket to report
+ * the new pipe; after SERVER_WATCHDOG_FAILURES_MAX misses in a row it re-creates the listener
+ * (connections it had accepted are dropped; clients reconnect, and retry appends with the
+ * same request id).
+ */
+static void *watchdog_thread(void *arg)
+{
+	struct node_server *srv = arg;
+	uint32_t misses = 0;
+	pthread_mutex_lock(&srv->watchdog_mu);
+	while (!srv->watchdog_stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += SERVER_WATCHDOG_PERIOD_MS / 1000;
+		while (!srv->watchdog_stop &&
+		       pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) ==
+		           0) {
+			/* woken by a new connection or a stop: sleep out the period */
+		}
+		if (srv->watchdog_stop) {
+			break;
+		}
+		uint64_t before = srv->pipes_added;
+		pthread_mutex_unlock(&srv->watchdog_mu);
+		bool healthy = ipc_self_probe(srv->ipc_path) && pipe_added_since(srv, before);
+		misses = healthy ? 0 : misses + 1;
+		if (misses >= SERVER_WATCHDOG_FAILURES_MAX) {
+			misses = 0;
+			cl_log_warn("server.listener_restarted",
+			            "endpoint=%s reason=new_connections_not_taken",
+			            srv->config.endpoint);
+			nng_listener_close(srv->listener);
+			unlink(srv->ipc_path);
+			char err[256];
+			if (server_listen(srv, err, sizeof(err)) != CARELOG_OK) {
+				cl_log_error("server.listen_failed", "msg=\"%s\"", err);
+			}
+		}
+		pthread_mutex_lock(&srv->watchdog_mu);
+	}
+	pthread_mutex_unlock(&srv->watchdog_mu);
+	return NULL;
 }
 
 int node_server_start(struct node_server *srv, char *err, size_t err_len)
@@ -550,7 +720,13 @@ int node_server_start(struct node_server *srv, char *err, size_t err_len)
 		return nng_to_carelog(rv);
 	}
 	srv->sock_open = true;
-	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, (size_t)srv->config.request_bytes_max);
+	rv = nng_pipe_notify(srv->sock, NNG_PIPE_EV_ADD_POST, pipe_added, srv);
+	if (rv != 0) {
+		snprintf(err, err_len, "cannot watch client connections: %s", nng_strerror(rv));
+		return nng_to_carelog(rv);
+	}
+	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
+	                         (size_t)srv->config.request_bytes_max);
 	for (uint32_t i = 0; i < srv->config.requests_max && rv == 0; i++) {
 		struct server_work *w = &srv->works[i];
 		w->srv = srv;
@@ -566,25 +742,22 @@ int node_server_start(struct node_server *srv, char *err, size_t err_len)
 	}
 	if (rv != 0) {
 		snprintf(err, err_len, "cannot set up %u client contexts: %s",
-			 srv->config.requests_max, nng_strerror(rv));
+		         srv->config.requests_max, nng_strerror(rv));
 		return nng_to_carelog(rv);
 	}
-	/* The socket must never be reachable by others, not even between listen and chmod. */
-	mode_t old_mask = umask(0077);
-	rv = nng_listen(srv->sock, srv->config.endpoint, NULL, 0);
-	umask(old_mask);
-	if (rv != 0) {
-		snprintf(err, err_len, "cannot listen on %s: %s", srv->config.endpoint,
-			 nng_strerror(rv));
-		return nng_to_carelog(rv);
-	}
-	if (srv->ipc_path[0] != '\0' && chmod(srv->ipc_path, 0600) != 0) {
-		snprintf(err, err_len, "cannot make %s mode 0600: %s", srv->ipc_path,
-			 strerror(errno));
-		return CARELOG_EIO;
+	rc = server_listen(srv, err, err_len);
+	if (rc != CARELOG_OK) {
+		return rc;
 	}
 	for (uint32_t i = 0; i < srv->works_count; i++) {
 		nng_ctx_recv(srv->works[i].ctx, srv->works[i].io);
+	}
+	if (srv->ipc_path[0] != '\0') {
+		if (pthread_create(&srv->watchdog, NULL, watchdog_thread, srv) != 0) {
+			snprintf(err, err_len, "cannot start the endpoint watchdog");
+			return CARELOG_ENOMEM;
+		}
+		srv->watchdog_running = true;
 	}
 	return CARELOG_OK;
 }
@@ -600,6 +773,13 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		return;
 	}
 	atomic_store(&srv->accepting, false);
+	if (srv->watchdog_running) {
+		pthread_mutex_lock(&srv->watchdog_mu);
+		srv->watchdog_stop = true;
+		pthread_cond_signal(&srv->watchdog_cond);
+		pthread_mutex_unlock(&srv->watchdog_mu);
+		pthread_join(srv->watchdog, NULL);
+	}
 	/* Let replies in flight leave (bounded): a clean stop answers what it took. */
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
@@ -649,6 +829,8 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		unlink(srv->ipc_path);
 	}
 	pthread_mutex_destroy(&srv->wait_mu);
+	pthread_mutex_destroy(&srv->watchdog_mu);
+	pthread_cond_destroy(&srv->watchdog_cond);
 	pthread_mutex_destroy(&srv->busy_mu);
 	pthread_cond_destroy(&srv->busy_cond);
 	free(srv->works);

@@ -14,7 +14,8 @@
  * applied index arrives.
  *
  * For ipc:// endpoints a stale socket file is removed only if no process answers on it, and
- * the socket is made 0600 (file permissions guard the local endpoint).
+ * the socket is made 0600 (file permissions guard the local endpoint). A watchdog re-creates
+ * the ipc listener if nng 1.5.2 stops taking new connections (nanomsg/nng#1518).
  */
 
 #include "node/daemon/loop.h"
@@ -35,7 +36,7 @@ struct node_server;
 
 /* Allocates the contexts; does not listen yet. `s` borrowed. */
 int node_server_create(const struct node_server_config *config, struct storage *s,
-		       struct node_server **out);
+                       struct node_server **out);
 /* The loop that takes appends (set before node_server_start). */
 void node_server_set_loop(struct node_server *srv, struct node_loop *loop);
 /* Listens and starts receiving. On failure writes a message naming the endpoint into err. */
@@ -47,7 +48,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms);
 
 /* Loop callbacks (node_loop_config.reply / .applied with ctx = the server). */
 void node_server_on_reply(void *ctx, struct node_waiter waiter,
-			  const struct node_append_result *result);
+                          const struct node_append_result *result);
 void node_server_on_applied(void *ctx, uint64_t applied_index, uint64_t commit_index);
 
 #endif

@@ -14,16 +14,16 @@ struct solo {
 	struct consensus_entry *held; /* capacity entries_max, never reallocated: rd borrows it */
 	uint32_t held_count;
 	uint64_t held_bytes;
-	uint64_t applied;  /* last index applied (acknowledged by advance) */
-	uint64_t stable;   /* last index persisted (acknowledged by advance) */
-	uint64_t last;     /* last index proposed */
-	bool ready_out;    /* a ready batch is outstanding */
+	uint64_t applied;         /* last index applied (acknowledged by advance) */
+	uint64_t stable;          /* last index persisted (acknowledged by advance) */
+	uint64_t last;            /* last index proposed */
+	bool ready_out;           /* a ready batch is outstanding */
 	uint64_t ready_last;      /* last index of the outstanding batch's entries */
 	uint64_t ready_committed; /* last index of the outstanding batch's committed entries */
 };
 
 int solo_create(const struct solo_config *config, const struct consensus_hard_state *hard_state,
-		uint64_t last_index, uint64_t applied, struct solo **out)
+                uint64_t last_index, uint64_t applied, struct solo **out)
 {
 	if (config->entries_max == 0 || config->bytes_max == 0 || hard_state->term == 0 ||
 	    applied > last_index || hard_state->commit != last_index || applied != last_index) {

@@ -1,4 +1,5 @@
-/* The single-voter seam: a consensus-shaped ready/advance cycle for a node that is its own quorum. */
+/* The single-voter seam: a consensus-shaped ready/advance cycle for a node that is its own quorum.
+ */
 #ifndef CARELOG_NODE_DAEMON_SOLO_H
 #define CARELOG_NODE_DAEMON_SOLO_H
 
@@ -44,7 +45,7 @@ struct solo;
  * seam, so applied == commit here).
  */
 int solo_create(const struct solo_config *config, const struct consensus_hard_state *hard_state,
-		uint64_t last_index, uint64_t applied, struct solo **out);
+                uint64_t last_index, uint64_t applied, struct solo **out);
 /* Accepts NULL. */
 void solo_destroy(struct solo *s);
 

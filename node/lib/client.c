@@ -25,6 +25,7 @@ enum {
 	CLIENT_RECONNECT_MS_MIN = 100,
 	CLIENT_RECONNECT_MS_MAX = 2000,
 	CLIENT_REPLY_MARGIN_MS_MAX = 1000, /* the node answers this much before the caller gives up */
+	CLIENT_TIMEOUT_MS_MAX = 24 * 3600 * 1000, /* longer timeouts are clamped (nng durations are int32) */
 };
 
 struct carelog_client {
@@ -297,6 +298,9 @@ static int client_call(struct carelog_client *client, struct proto_request *req,
 	bool is_append = req->op == PROTO_OP_APPEND;
 	if (timeout_ms == 0) {
 		timeout_ms = CARELOG_TIMEOUT_MS_DEFAULT;
+	}
+	if (timeout_ms > CLIENT_TIMEOUT_MS_MAX) {
+		timeout_ms = CLIENT_TIMEOUT_MS_MAX;
 	}
 	req->version = PROTO_VERSION;
 	req->timeout_ms = client_node_timeout_ms(timeout_ms);

@@ -8,6 +8,7 @@ print one Markdown table row, delete the copy. The edits match the consensus cod
 
     tests/sim/inject_bugs.py [--tree /work/main] [--work /tmp/carelog-inject]
                              [--seeds 1..1000] [--bug NAME]... [--ignore-seed S]...
+                             [--checks all|outcome|both] [--keep]
 """
 import argparse
 import os
@@ -118,6 +119,8 @@ def parse_args():
     p.add_argument("--ignore-seed", action="append", type=int, default=[],
                    help="seeds that fail without any injected bug (not counted)")
     p.add_argument("--keep", action="store_true", help="keep the scratch copies")
+    p.add_argument("--checks", choices=["all", "outcome", "both"], default="both",
+                   help="run with all checks, with --outcome-only, or both")
     return p.parse_args()
 
 
@@ -192,7 +195,12 @@ def main():
             print("| %s | | - | %s | | | |" % (bug["what"], err))
             failed = True
         else:
-            for label, extra in (("all", []), ("outcome only", ["--outcome-only"])):
+            modes = [("all", []), ("outcome only", ["--outcome-only"])]
+            if args.checks == "all":
+                modes = modes[:1]
+            elif args.checks == "outcome":
+                modes = modes[1:]
+            for label, extra in modes:
                 seed, inv, detail, n, secs = first_violation(root, build, args.seeds,
                                                              set(args.ignore_seed), extra)
                 if seed is None:

@@ -26,6 +26,7 @@
  */
 
 enum {
+	FAKE_STOP_ID_BYTE = 0xee, /* a get of an id starting with this byte stops the fake */
 	FAKE_REQUEST_IDS_MAX = 4096,
 	FAKE_ENTRIES = 3,
 };
@@ -40,6 +41,7 @@ struct fake_node {
 	char last_request_id[PROTO_REQUEST_ID_BYTES_MAX + 1];
 	char last_actor[PROTO_ACTOR_BYTES_MAX + 1];
 	uint32_t appends_committed;
+	bool stop; /* set by the fake's own thread when it gets the stop request */
 	char request_ids[FAKE_REQUEST_IDS_MAX][PROTO_REQUEST_ID_BYTES_MAX + 1];
 };
 
@@ -160,6 +162,9 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 						       .entries = entries};
 		break;
 	case PROTO_OP_GET:
+		if (req->u.get.id[0] == FAKE_STOP_ID_BYTE) {
+			fake.stop = true; /* answer, then leave the loop: see fake_stop */
+		}
 		if (req->u.get.id[0] != 5) {
 			FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_ENOTFOUND,
 								  "no such entry", out)) == CARELOG_OK);
@@ -182,9 +187,7 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 	return true;
 }
 
-/* One context served in turn. (Not the cooked nng_recvmsg/nng_sendmsg API: in nng 1.5.2 a
- * cooked rep0 socket on ipc:// stops receiving for good after a client connects and closes at
- * once, which test_invalid_arguments_are_refused_before_sending does.) */
+/* One context served in turn, as carelogd's server does with many. */
 static void *fake_run(void *arg)
 {
 	(void)arg;
@@ -231,30 +234,56 @@ static void *fake_run(void *arg)
 		if (nng_aio_result(aio) != 0) {
 			nng_msg_free(nng_aio_get_msg(aio));
 		}
+		if (fake.stop) {
+			break;
+		}
 	}
 	nng_aio_free(aio);
+	nng_ctx_close(ctx);
 	return NULL;
 }
 
+/*
+ * The fake listens on tcp://127.0.0.1 (an ephemeral port), not ipc://: nng 1.5.2's ipc listener
+ * stops accepting for good after a client disconnects during the connection handshake
+ * (nanomsg/nng#1518, fixed upstream by #1519), which
+ * test_invalid_arguments_are_refused_before_sending does on purpose.
+ */
 static int fake_start(void **state)
 {
 	(void)state;
-	static unsigned counter;
 	memset(&fake, 0, sizeof(fake));
-	snprintf(fake.url, sizeof(fake.url), "ipc:///tmp/carelog-test-client-%ld-%u.sock",
-		 (long)getpid(), counter++);
 	pthread_mutex_init(&fake.lock, NULL);
-	if (nng_rep0_open(&fake.socket) != 0 || nng_listen(fake.socket, fake.url, NULL, 0) != 0) {
+	nng_listener listener;
+	int port = 0;
+	if (nng_rep0_open(&fake.socket) != 0 ||
+	    nng_listen(fake.socket, "tcp://127.0.0.1:0", &listener, 0) != 0 ||
+	    nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port) != 0) {
 		return -1;
 	}
+	snprintf(fake.url, sizeof(fake.url), "tcp://127.0.0.1:%d", port);
 	return pthread_create(&fake.thread, NULL, fake_run, NULL) == 0 ? 0 : -1;
 }
 
+/* Stops the fake from its own thread before closing the socket: closing an nng socket while
+ * another thread is inside nng_ctx_send on it can panic nng 1.5.2. */
 static int fake_stop(void **state)
 {
 	(void)state;
-	nng_close(fake.socket);
+	struct carelog_client *c = NULL;
+	if (carelog_client_open(fake.url, &c) != CARELOG_OK) {
+		return -1;
+	}
+	struct carelog_get_args g = {0};
+	memset(g.id, FAKE_STOP_ID_BYTE, sizeof(g.id));
+	struct carelog_entry *e = NULL;
+	int rc = carelog_get(c, &g, 5000, &e);
+	carelog_client_close(c);
+	if (rc != CARELOG_ENOTFOUND) {
+		return -1;
+	}
 	pthread_join(fake.thread, NULL);
+	nng_close(fake.socket);
 	pthread_mutex_destroy(&fake.lock);
 	return 0;
 }
@@ -427,6 +456,11 @@ static void test_invalid_arguments_are_refused_before_sending(void **state)
 {
 	(void)state;
 	struct carelog_client *c = client_for_fake();
+	/* one call first, so closing does not abort a connection handshake: nng 1.5.2 leaks the
+	 * half-made pipe then, which LeakSanitizer reports */
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(c, 2000, &s), CARELOG_OK);
+	carelog_status_free(s);
 	uint32_t seen = fake.requests_seen;
 	struct carelog_append_args a = {.patient = "", .kind = "note"};
 	struct carelog_append_result r;
@@ -558,5 +592,7 @@ int main(void)
 	if (skip != NULL) {
 		cmocka_set_skip_filter(skip);
 	}
-	return cmocka_run_group_tests_name("client", tests, fake_start, fake_stop);
+	int failed = cmocka_run_group_tests_name("client", tests, fake_start, fake_stop);
+	nng_fini(); /* nng reaps closed sockets on its own threads: let it finish for LeakSanitizer */
+	return failed;
 }

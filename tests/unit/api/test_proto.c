@@ -1,6 +1,7 @@
 /* Unit tests for node/api/proto: round trips of every op, strict decoding, hostile inputs. */
 #include "carelog/errors.h"
 #include "node/api/proto.h"
+#include "node/journal/journal.h"
 
 #include <msgpack.h>
 
@@ -13,6 +14,21 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+/* The protocol's field limits are the journal's header limits: a value the protocol carries
+ * never fails the journal for length alone, and the reverse. */
+_Static_assert((int)PROTO_PATIENT_BYTES_MAX == (int)JOURNAL_PATIENT_BYTES_MAX, "patient");
+_Static_assert((int)PROTO_ACTOR_BYTES_MAX == (int)JOURNAL_ACTOR_BYTES_MAX, "actor");
+_Static_assert((int)PROTO_ROLE_BYTES_MAX == (int)JOURNAL_ROLE_BYTES_MAX, "role");
+_Static_assert((int)PROTO_KIND_BYTES_MAX == (int)JOURNAL_KIND_BYTES_MAX, "kind");
+_Static_assert((int)PROTO_ORG_BYTES_MAX == (int)JOURNAL_ORG_BYTES_MAX, "org");
+_Static_assert((int)PROTO_UNIT_BYTES_MAX == (int)JOURNAL_UNIT_BYTES_MAX, "unit");
+_Static_assert((int)PROTO_STATUS_BYTES_MAX == (int)JOURNAL_STATUS_BYTES_MAX, "status");
+_Static_assert((int)PROTO_SENSITIVITY_BYTES_MAX == (int)JOURNAL_SENSITIVITY_BYTES_MAX, "sens");
+_Static_assert((int)PROTO_REQUEST_ID_BYTES_MAX == (int)JOURNAL_REQUEST_ID_BYTES_MAX, "rid");
+_Static_assert((int)PROTO_MEDIA_TYPE_BYTES_MAX == (int)JOURNAL_MEDIA_TYPE_BYTES_MAX, "media");
+_Static_assert((int)PROTO_BODY_BYTES_MAX == (int)JOURNAL_BODY_BYTES_LIMIT, "body");
+_Static_assert((int)PROTO_ID_BYTES == (int)JOURNAL_ID_BYTES, "id");
 
 #define S(lit) ((struct proto_str){.ptr = (lit), .len = sizeof(lit) - 1})
 

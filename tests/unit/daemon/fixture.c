@@ -33,13 +33,13 @@ void fixture_init(struct fixture *f)
 	m->members[0].voter = true;
 	m->has_params = true;
 	m->params.body_max_bytes = 4096;
-	assert_int_equal(membership_genesis_entry(m, f->genesis, sizeof(f->genesis),
-						  &f->genesis_len),
-			 CARELOG_OK);
+	assert_int_equal(
+	    membership_genesis_entry(m, f->genesis, sizeof(f->genesis), &f->genesis_len),
+	    CARELOG_OK);
 }
 
 void fixture_open_store(struct fixture *f, const char *sub, struct storage **out_storage,
-			struct node_apply_state *out_state)
+                        struct node_apply_state *out_state)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/%s", f->dir, sub);
@@ -52,10 +52,10 @@ void fixture_open_store(struct fixture *f, const char *sub, struct storage **out
 	memcpy(id.cluster_id, f->membership.cluster_id, sizeof(id.cluster_id));
 	assert_int_equal(storage_identity_put(t, &id), CARELOG_OK);
 	struct storage_entry e = {.index = 1,
-				  .term = 1,
-				  .type = CONSENSUS_ENTRY_CONF,
-				  .data_len = (uint32_t)f->genesis_len,
-				  .data = f->genesis};
+	                          .term = 1,
+	                          .type = CONSENSUS_ENTRY_CONF,
+	                          .data_len = (uint32_t)f->genesis_len,
+	                          .data = f->genesis};
 	assert_int_equal(storage_log_append(t, &e, 1), CARELOG_OK);
 	struct storage_hard_state hs = {.term = 1, .vote = 0, .commit = 1};
 	assert_int_equal(storage_hard_state_put(t, &hs), CARELOG_OK);
@@ -75,31 +75,31 @@ void fixture_cleanup(struct fixture *f)
 }
 
 size_t fixture_record(const struct fixture *f, const char *patient, const char *request_id,
-		      const char *body, uint64_t time_ms, uint8_t *out, size_t cap,
-		      uint8_t out_id[JOURNAL_ID_BYTES])
+                      const char *body, uint64_t time_ms, uint8_t *out, size_t cap,
+                      uint8_t out_id[JOURNAL_ID_BYTES])
 {
 	struct journal_append in = {
-		.kind = "note",
-		.patient = patient,
-		.author = "hpr-1234",
-		.role = "physician",
-		.unit = "cardiology",
-		.request_id = request_id,
-		.body = (const uint8_t *)body,
-		.body_len = strlen(body),
+	    .kind = "note",
+	    .patient = patient,
+	    .author = "hpr-1234",
+	    .role = "physician",
+	    .unit = "cardiology",
+	    .request_id = request_id,
+	    .body = (const uint8_t *)body,
+	    .body_len = strlen(body),
 	};
 	struct journal_signer signer = {
-		.node_id = FIXTURE_NODE_ID, .org = FIXTURE_ORG, .secret_key = f->secret};
+	    .node_id = FIXTURE_NODE_ID, .org = FIXTURE_ORG, .secret_key = f->secret};
 	struct journal_signed sig;
 	const char *reason = NULL;
 	assert_int_equal(journal_sign(&in, &signer, time_ms, 4096, &sig, &reason), CARELOG_OK);
 	struct journal_record r = {.leader_time_ms = time_ms,
-				   .header = sig.header_buf,
-				   .header_len = sig.header_len,
-				   .signature = sig.signature,
-				   .salt = sig.salt,
-				   .body = in.body,
-				   .body_len = in.body_len};
+	                           .header = sig.header_buf,
+	                           .header_len = sig.header_len,
+	                           .signature = sig.signature,
+	                           .salt = sig.salt,
+	                           .body = in.body,
+	                           .body_len = in.body_len};
 	size_t len = 0;
 	assert_int_equal(journal_record_encode(&r, out, cap, &len), CARELOG_OK);
 	if (out_id != NULL) {

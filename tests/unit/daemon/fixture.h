@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define FIXTURE_ORG "st-olavs"
+#define FIXTURE_ORG     "st-olavs"
 #define FIXTURE_NODE_ID 1u
 
 struct fixture {
@@ -25,13 +25,13 @@ struct fixture {
 void fixture_init(struct fixture *f);
 /* Opens storage in dir/sub and writes + applies the genesis (state then at index 1). */
 void fixture_open_store(struct fixture *f, const char *sub, struct storage **out_storage,
-			struct node_apply_state *out_state);
+                        struct node_apply_state *out_state);
 /* Removes the temp dir. */
 void fixture_cleanup(struct fixture *f);
 
 /* Signs one append as node 1 and encodes the record into out (returns its length). */
 size_t fixture_record(const struct fixture *f, const char *patient, const char *request_id,
-		      const char *body, uint64_t time_ms, uint8_t *out, size_t cap,
-		      uint8_t out_id[JOURNAL_ID_BYTES]);
+                      const char *body, uint64_t time_ms, uint8_t *out, size_t cap,
+                      uint8_t out_id[JOURNAL_ID_BYTES]);
 
 #endif

@@ -42,24 +42,24 @@ static int teardown(void **state)
 static struct consensus_entry normal(uint64_t index, const uint8_t *data, size_t len)
 {
 	return (struct consensus_entry){.term = 1,
-					.index = index,
-					.type = CONSENSUS_ENTRY_NORMAL,
-					.data_len = (uint32_t)len,
-					.data = data};
+	                                .index = index,
+	                                .type = CONSENSUS_ENTRY_NORMAL,
+	                                .data_len = (uint32_t)len,
+	                                .data = data};
 }
 
 /* Appends the entries to the log and applies them in one committed write transaction. */
 static int apply_batch(struct storage *s, struct node_apply_state *st,
-		       const struct consensus_entry *e, size_t n, struct node_apply_outcome *out)
+                       const struct consensus_entry *e, size_t n, struct node_apply_outcome *out)
 {
 	struct storage_txn *t = NULL;
 	assert_int_equal(storage_txn_begin_write(s, &t), CARELOG_OK);
 	for (size_t i = 0; i < n; i++) {
 		struct storage_entry se = {.index = e[i].index,
-					   .term = e[i].term,
-					   .type = e[i].type,
-					   .data_len = e[i].data_len,
-					   .data = e[i].data};
+		                           .term = e[i].term,
+		                           .type = e[i].type,
+		                           .data_len = e[i].data_len,
+		                           .data = e[i].data};
 		assert_int_equal(storage_log_append(t, &se, 1), CARELOG_OK);
 	}
 	struct node_apply_state next = *st;
@@ -76,8 +76,8 @@ static int apply_batch(struct storage *s, struct node_apply_state *st,
 static void request_key(const char *request_id, uint8_t *key, size_t *len)
 {
 	assert_int_equal(node_request_key(FIXTURE_ORG, strlen(FIXTURE_ORG), request_id,
-					  strlen(request_id), key, len),
-			 CARELOG_OK);
+	                                  strlen(request_id), key, len),
+	                 CARELOG_OK);
 }
 
 static void test_apply_accepted_record_is_indexed_by_id_request_and_patient(void **state)
@@ -85,8 +85,8 @@ static void test_apply_accepted_record_is_indexed_by_id_request_and_patient(void
 	struct test_ctx *t = *state;
 	static uint8_t rec[RECORD_CAP];
 	uint8_t id[JOURNAL_ID_BYTES];
-	size_t len = fixture_record(&t->f, "01017012345", "req-1", "BP 120/80", 1000, rec,
-				    sizeof(rec), id);
+	size_t len =
+	    fixture_record(&t->f, "01017012345", "req-1", "BP 120/80", 1000, rec, sizeof(rec), id);
 	struct consensus_entry e = normal(2, rec, len);
 	struct node_apply_outcome out;
 	uint8_t chain_before[CL_SHA256_BYTES];
@@ -205,7 +205,7 @@ static void test_apply_bad_signature_is_rejected_identically_on_two_stores(void 
 	request_key("req-sig", key, &key_len);
 	uint8_t rid[JOURNAL_ID_BYTES];
 	assert_int_equal(storage_index_request_get(rt, key, key_len, &index, rid),
-			 CARELOG_ENOTFOUND);
+	                 CARELOG_ENOTFOUND);
 	storage_txn_abort(rt);
 
 	/* The genuine entry with the same request id is then accepted. */
@@ -272,7 +272,7 @@ static void test_apply_chain_is_identical_across_stores_and_batchings(void **sta
 	l[1] = fixture_record(&t->f, "p5", "c-2", "two", 1001, r[1], RECORD_CAP, NULL);
 	l[2] = fixture_record(&t->f, "p6", "c-1", "dup", 1002, r[2], RECORD_CAP, NULL);
 	struct consensus_entry e[4] = {normal(2, r[0], l[0]), normal(3, NULL, 0),
-				       normal(4, r[1], l[1]), normal(5, r[2], l[2])};
+	                               normal(4, r[1], l[1]), normal(5, r[2], l[2])};
 	struct node_apply_outcome out[4];
 	assert_int_equal(apply_batch(t->a, &t->sa, e, 4, out), CARELOG_OK);
 	assert_int_equal(out[1].kind, NODE_APPLY_KIND_NOOP);
@@ -299,21 +299,19 @@ static void test_apply_chain_is_identical_across_stores_and_batchings(void **sta
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_apply_accepted_record_is_indexed_by_id_request_and_patient, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_apply_duplicate_request_id_is_a_recorded_noop_answering_the_first,
-			setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_apply_bad_signature_is_rejected_identically_on_two_stores, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_apply_unknown_record_version_stops_apply,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_apply_foreign_key_and_malformed_record_are_rejected, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_apply_chain_is_identical_across_stores_and_batchings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_accepted_record_is_indexed_by_id_request_and_patient, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_duplicate_request_id_is_a_recorded_noop_answering_the_first, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_bad_signature_is_rejected_identically_on_two_stores, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_unknown_record_version_stops_apply, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_foreign_key_and_malformed_record_are_rejected, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_chain_is_identical_across_stores_and_batchings, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_apply", tests, NULL, NULL);
 }

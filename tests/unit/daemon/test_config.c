@@ -12,11 +12,11 @@
 
 #include <cmocka.h>
 
-#define GOOD_NODE                                                                          \
-	"[node]\n"                                                                         \
-	"id = 3\n"                                                                         \
-	"cluster_id = 00112233445566778899aabbccddeeff\n"                                  \
-	"data_dir = /var/lib/carelog\n"                                                    \
+#define GOOD_NODE                                                                                  \
+	"[node]\n"                                                                                 \
+	"id = 3\n"                                                                                 \
+	"cluster_id = 00112233445566778899aabbccddeeff\n"                                          \
+	"data_dir = /var/lib/carelog\n"                                                            \
 	"key_file = /etc/carelog/node.key\n"
 
 static int parse(const char *text, struct node_config *c, char *err, size_t err_len)
@@ -52,20 +52,20 @@ static void test_config_every_key_is_read(void **state)
 	struct node_config c;
 	char err[512] = "";
 	const char *text = GOOD_NODE "genesis_file = /etc/carelog/genesis.ini\n"
-				     "log_level = debug\n"
-				     "actor_default = hpr-9\n"
-				     "unit = cardiology ward 3 ; a comment\n"
-				     "[client]\n"
-				     "endpoint = tcp://127.0.0.1:7500\n"
-				     "requests_max = 16\n"
-				     "request_bytes_max = 2MiB\n"
-				     "timeout_ms = 250\n"
-				     "stale_lag_max = 7\n"
-				     "[storage]\n"
-				     "map_size_bytes = 64GiB\n"
-				     "[batch]\n"
-				     "entries_max = 10\n"
-				     "bytes_max = 1MB\n";
+	                             "log_level = debug\n"
+	                             "actor_default = hpr-9\n"
+	                             "unit = cardiology ward 3 ; a comment\n"
+	                             "[client]\n"
+	                             "endpoint = tcp://127.0.0.1:7500\n"
+	                             "requests_max = 16\n"
+	                             "request_bytes_max = 2MiB\n"
+	                             "timeout_ms = 250\n"
+	                             "stale_lag_max = 7\n"
+	                             "[storage]\n"
+	                             "map_size_bytes = 64GiB\n"
+	                             "[batch]\n"
+	                             "entries_max = 10\n"
+	                             "bytes_max = 1MB\n";
 	assert_int_equal(parse(text, &c, err, sizeof(err)), CARELOG_OK);
 	assert_string_equal(c.genesis_file, "/etc/carelog/genesis.ini");
 	assert_int_equal(c.log_level, CL_LOG_DEBUG);
@@ -99,7 +99,7 @@ static void test_config_unknown_section_is_refused(void **state)
 	struct node_config c;
 	char err[512] = "";
 	assert_int_equal(parse(GOOD_NODE "[peers]\nseed = x\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 7: seed"));
 	assert_non_null(strstr(err, "unknown section [peers]"));
 }
@@ -110,7 +110,7 @@ static void test_config_missing_required_key_is_named(void **state)
 	struct node_config c;
 	char err[512] = "";
 	const char *text = "[node]\nid = 3\ncluster_id = 00112233445566778899aabbccddeeff\n"
-			   "data_dir = /d\n";
+	                   "data_dir = /d\n";
 	assert_int_equal(parse(text, &c, err, sizeof(err)), CARELOG_ECONFIG);
 	assert_string_equal(err, "config test.ini: [node] key_file is required");
 	assert_int_equal(parse("[node]\n", &c, err, sizeof(err)), CARELOG_ECONFIG);
@@ -123,16 +123,16 @@ static void test_config_bad_numbers_are_refused_with_the_value(void **state)
 	struct node_config c;
 	char err[512] = "";
 	assert_int_equal(parse(GOOD_NODE "[client]\nrequests_max = 12x\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 7: requests_max: '12x' is not a whole number"));
 	assert_int_equal(parse(GOOD_NODE "[client]\nrequests_max = -1\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_int_equal(parse(GOOD_NODE "[client]\nrequests_max = 0\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "must be in [1, 65536]"));
 	assert_int_equal(parse(GOOD_NODE "[client]\ntimeout_ms = 99999999999999999999999\n", &c,
-			       err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                       err, sizeof(err)),
+	                 CARELOG_ECONFIG);
 	const char *bad_id = "[node]\nid = 0\ncluster_id = 00112233445566778899aabbccddeeff\n";
 	assert_int_equal(parse(bad_id, &c, err, sizeof(err)), CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 2: id"));
@@ -140,7 +140,7 @@ static void test_config_bad_numbers_are_refused_with_the_value(void **state)
 	assert_int_equal(parse(bad_cluster, &c, err, sizeof(err)), CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 3: cluster_id: '0011' is not 32 hex digits"));
 	assert_int_equal(parse(GOOD_NODE "log_level = loud\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "log_level: 'loud'"));
 }
 
@@ -170,9 +170,9 @@ static void test_config_size_suffixes(void **state)
 	assert_int_equal(v, 7);
 	struct node_config c;
 	char err[512] = "";
-	assert_int_equal(parse(GOOD_NODE "[storage]\nmap_size_bytes = lots\n", &c, err,
-			       sizeof(err)),
-			 CARELOG_ECONFIG);
+	assert_int_equal(
+	    parse(GOOD_NODE "[storage]\nmap_size_bytes = lots\n", &c, err, sizeof(err)),
+	    CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 7: map_size_bytes: 'lots' is not a size"));
 }
 
@@ -193,7 +193,7 @@ static void test_config_file_errors_name_the_file(void **state)
 	struct node_config c;
 	char err[512] = "";
 	assert_int_equal(node_config_load("/nonexistent/carelogd.ini", &c, err, sizeof(err)),
-			 CARELOG_ENOTFOUND);
+	                 CARELOG_ENOTFOUND);
 	assert_non_null(strstr(err, "config /nonexistent/carelogd.ini: cannot open"));
 	char path[] = "/tmp/carelogd-config-XXXXXX";
 	int fd = mkstemp(path);
@@ -214,7 +214,7 @@ static void test_config_syntax_error_and_long_line_are_refused(void **state)
 	struct node_config c;
 	char err[512] = "";
 	assert_int_equal(parse(GOOD_NODE "this is not ini\n", &c, err, sizeof(err)),
-			 CARELOG_ECONFIG);
+	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 6"));
 	char text[1024];
 	char long_path[400];
@@ -229,16 +229,16 @@ static void test_config_syntax_error_and_long_line_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_config_minimal_file_gets_documented_defaults),
-		cmocka_unit_test(test_config_every_key_is_read),
-		cmocka_unit_test(test_config_unknown_key_is_refused_naming_key_and_line),
-		cmocka_unit_test(test_config_unknown_section_is_refused),
-		cmocka_unit_test(test_config_missing_required_key_is_named),
-		cmocka_unit_test(test_config_bad_numbers_are_refused_with_the_value),
-		cmocka_unit_test(test_config_size_suffixes),
-		cmocka_unit_test(test_config_request_bytes_derived_from_body_max),
-		cmocka_unit_test(test_config_file_errors_name_the_file),
-		cmocka_unit_test(test_config_syntax_error_and_long_line_are_refused),
+	    cmocka_unit_test(test_config_minimal_file_gets_documented_defaults),
+	    cmocka_unit_test(test_config_every_key_is_read),
+	    cmocka_unit_test(test_config_unknown_key_is_refused_naming_key_and_line),
+	    cmocka_unit_test(test_config_unknown_section_is_refused),
+	    cmocka_unit_test(test_config_missing_required_key_is_named),
+	    cmocka_unit_test(test_config_bad_numbers_are_refused_with_the_value),
+	    cmocka_unit_test(test_config_size_suffixes),
+	    cmocka_unit_test(test_config_request_bytes_derived_from_body_max),
+	    cmocka_unit_test(test_config_file_errors_name_the_file),
+	    cmocka_unit_test(test_config_syntax_error_and_long_line_are_refused),
 	};
 	return cmocka_run_group_tests_name("daemon_config", tests, NULL, NULL);
 }

@@ -53,19 +53,19 @@ static int setup(void **state)
 	fixture_open_store(&t->f, "a", &t->s, &t->st);
 	t->now_ms = 1700000000000ULL;
 	struct node_loop_config c = {
-		.node_id = FIXTURE_NODE_ID,
-		.secret_key = t->f.secret,
-		.actor_default = "system",
-		.unit = "ward-7",
-		.queue_max = 64,
-		.batch_entries_max = 8,
-		.batch_bytes_max = 1 << 20,
-		.request_bytes_max = 1 << 20,
-		.clock_ms = test_clock,
-		.clock_ctx = t,
-		.reply = on_reply,
-		.reply_ctx = t,
-		.fatal = on_fatal,
+	    .node_id = FIXTURE_NODE_ID,
+	    .secret_key = t->f.secret,
+	    .actor_default = "system",
+	    .unit = "ward-7",
+	    .queue_max = 64,
+	    .batch_entries_max = 8,
+	    .batch_bytes_max = 1 << 20,
+	    .request_bytes_max = 1 << 20,
+	    .clock_ms = test_clock,
+	    .clock_ctx = t,
+	    .reply = on_reply,
+	    .reply_ctx = t,
+	    .fatal = on_fatal,
 	};
 	assert_int_equal(node_loop_create(&c, t->s, &t->st, &t->loop), CARELOG_OK);
 	*state = t;
@@ -82,8 +82,7 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void submit(struct test_ctx *t, uint64_t waiter_id, const char *request_id,
-		   const char *body)
+static void submit(struct test_ctx *t, uint64_t waiter_id, const char *request_id, const char *body)
 {
 	struct proto_request req;
 	memset(&req, 0, sizeof(req));
@@ -249,9 +248,9 @@ static void test_loop_queue_is_bounded(void **state)
 	struct proto_buf buf = {0};
 	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
 	struct node_append_item *item = NULL;
-	assert_int_equal(node_append_item_create(buf.data, buf.len, (struct node_waiter){t, 999},
-						 &item),
-			 CARELOG_OK);
+	assert_int_equal(
+	    node_append_item_create(buf.data, buf.len, (struct node_waiter){t, 999}, &item),
+	    CARELOG_OK);
 	proto_buf_free(&buf);
 	assert_int_equal(node_loop_submit(t->loop, item), CARELOG_EBUSY);
 	node_append_item_free(item);
@@ -263,18 +262,17 @@ static void test_loop_queue_is_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_loop_append_is_answered_after_it_is_applied_durably, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_loop_same_request_id_twice_in_one_batch_gives_one_entry, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_loop_same_request_id_across_batches_gives_one_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_loop_group_commits_many_appends_in_order,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_loop_refuses_bad_appends_with_reasons, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_loop_queue_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_loop_append_is_answered_after_it_is_applied_durably, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_loop_same_request_id_twice_in_one_batch_gives_one_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_loop_same_request_id_across_batches_gives_one_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_group_commits_many_appends_in_order, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_refuses_bad_appends_with_reasons, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_queue_is_bounded, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_loop", tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ static int setup(void **state)
 	snprintf(c->key_file, sizeof(c->key_file), "%s/node.key", t->key_dir);
 	snprintf(c->genesis_file, sizeof(c->genesis_file), "%s", t->genesis);
 	int n = snprintf(c->client_endpoint, sizeof(c->client_endpoint), "ipc://%s/client.sock",
-			 c->data_dir);
+	                 c->data_dir);
 	assert_true(n > 0 && (size_t)n < sizeof(c->client_endpoint));
 	c->storage_map_size_bytes = 64ULL << 20;
 	*state = t;
@@ -109,7 +109,7 @@ static void test_node_key_not_pinned_in_genesis_is_refused(void **state)
 	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
 	char want[1200];
 	snprintf(want, sizeof(want), "key in %s is not the key pinned for node 1",
-		 t->config.key_file);
+	         t->config.key_file);
 	assert_non_null(strstr(err, want));
 }
 
@@ -128,8 +128,8 @@ static void test_node_key_not_pinned_in_applied_configuration_is_refused(void **
 	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
 	char want[1200];
 	snprintf(want, sizeof(want),
-		 "key in %s is not the key pinned for node 1 in the cluster configuration",
-		 t->config.key_file);
+	         "key in %s is not the key pinned for node 1 in the cluster configuration",
+	         t->config.key_file);
 	assert_string_equal(err, want);
 }
 
@@ -144,9 +144,9 @@ static void test_node_data_dir_of_another_cluster_or_node_is_refused(void **stat
 	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
 	char want[1400];
 	snprintf(want, sizeof(want),
-		 "data dir %s belongs to cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeaf node 1, config "
-		 "says cluster 5fa1a2a3a4a5a6a7a8a9aaabacadaeaf node 1",
-		 t->config.data_dir);
+	         "data dir %s belongs to cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeaf node 1, config "
+	         "says cluster 5fa1a2a3a4a5a6a7a8a9aaabacadaeaf node 1",
+	         t->config.data_dir);
 	assert_string_equal(err, want);
 	t->config.cluster_id[0] ^= 0xff;
 	t->config.node_id = 2;
@@ -166,7 +166,7 @@ static void test_node_fresh_dir_needs_a_matching_genesis(void **state)
 	t->config.cluster_id[15] ^= 0x01;
 	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
 	assert_non_null(strstr(err, "is for cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeaf, config says "
-				    "cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeae"));
+	                            "cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeae"));
 	t->config.cluster_id[15] ^= 0x01;
 	t->config.node_id = 9;
 	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
@@ -176,21 +176,20 @@ static void test_node_fresh_dir_needs_a_matching_genesis(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_node_fresh_start_writes_genesis_and_restart_keeps_it, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_missing_key_file_is_refused_naming_it,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_node_key_file_of_wrong_size_is_refused_naming_it, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_key_not_pinned_in_genesis_is_refused,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_node_key_not_pinned_in_applied_configuration_is_refused, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_node_data_dir_of_another_cluster_or_node_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_node_fresh_dir_needs_a_matching_genesis,
-						setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_node_fresh_start_writes_genesis_and_restart_keeps_it, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_missing_key_file_is_refused_naming_it, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_node_key_file_of_wrong_size_is_refused_naming_it,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_key_not_pinned_in_genesis_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_node_key_not_pinned_in_applied_configuration_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_node_data_dir_of_another_cluster_or_node_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_fresh_dir_needs_a_matching_genesis, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_node", tests, NULL, NULL);
 }

@@ -79,16 +79,16 @@ static int teardown(void **state)
 }
 
 static int append(struct test_ctx *t, const char *patient, const char *kind, const char *body,
-		  const char *request_id, struct carelog_append_result *out)
+                  const char *request_id, struct carelog_append_result *out)
 {
 	struct carelog_append_args a = {
-		.patient = patient,
-		.kind = kind,
-		.body = body,
-		.body_len = strlen(body),
-		.request_id = request_id,
-		.actor = "hpr-42",
-		.role = "nurse",
+	    .patient = patient,
+	    .kind = kind,
+	    .body = body,
+	    .body_len = strlen(body),
+	    .request_id = request_id,
+	    .actor = "hpr-42",
+	    .role = "nurse",
 	};
 	return carelog_append(t->client, &a, CALL_TIMEOUT_MS, out);
 }
@@ -232,27 +232,56 @@ static void test_server_bad_appends_are_refused_and_the_node_keeps_serving(void 
 	struct carelog_append_result r;
 	assert_int_equal(append(t, "p4", "note", big, "big-1", &r), CARELOG_ETOOBIG);
 	assert_string_equal(carelog_last_message(),
-			    "body is 4999 bytes; the cluster's body_max_bytes is 4096");
+	                    "body is 4999 bytes; the cluster's body_max_bytes is 4096");
 	assert_int_equal(append(t, "p4", "gossip", "x", "kind-1", &r), CARELOG_EUNKNOWN);
 	assert_non_null(strstr(carelog_last_message(), "unknown kind 'gossip'"));
 	assert_int_equal(append(t, "p4", "note", "fine", "ok-1", &r), CARELOG_OK);
 	assert_int_equal(r.index, 2);
 }
 
+static void
+test_server_second_node_on_a_live_endpoint_is_refused_and_leaves_it_working(void **state)
+{
+	struct test_ctx *t = *state;
+	struct node_config other = t->config;
+	int n = snprintf(other.data_dir, sizeof(other.data_dir), "%s/data-other", t->f.dir);
+	assert_true(n > 0 && (size_t)n < sizeof(other.data_dir));
+	char err[512] = "";
+	struct node *second = NULL;
+	assert_int_equal(node_open(&other, &second, err, sizeof(err)), CARELOG_OK);
+	assert_int_equal(node_start(second, err, sizeof(err)), CARELOG_EEXIST);
+	assert_non_null(strstr(err, "is in use by a running process"));
+	node_close(second);
+	/* The refused start neither removed the live socket nor broke its listener. */
+	struct stat st;
+	assert_int_equal(stat(t->config.client_endpoint + 6, &st), 0);
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	carelog_status_free(s);
+	struct carelog_client *fresh = NULL;
+	assert_int_equal(carelog_client_open(t->config.client_endpoint, &fresh), CARELOG_OK);
+	assert_int_equal(carelog_status(fresh, CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	assert_int_equal(s->node_id, 1);
+	carelog_status_free(s);
+	carelog_client_close(fresh);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_server_append_read_get_status_verify_round_trip,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_server_retried_request_id_returns_the_first_entry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_min_index_read_is_answered_once_applied,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_server_min_index_out_of_reach_times_out, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			test_server_bad_appends_are_refused_and_the_node_keeps_serving, setup,
-			teardown),
+	    cmocka_unit_test_setup_teardown(test_server_append_read_get_status_verify_round_trip,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_retried_request_id_returns_the_first_entry,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_min_index_read_is_answered_once_applied,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_min_index_out_of_reach_times_out, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_bad_appends_are_refused_and_the_node_keeps_serving, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_second_node_on_a_live_endpoint_is_refused_and_leaves_it_working, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_server", tests, NULL, NULL);
 }

@@ -92,7 +92,7 @@ static void test_solo_bounds_entries_and_bytes_in_flight(void **state)
 	(void)state;
 	struct solo *s = make(2, 10);
 	assert_int_equal(solo_propose(s, (const uint8_t *)"0123456789a", 11, NULL),
-			 CARELOG_ETOOBIG);
+	                 CARELOG_ETOOBIG);
 	assert_int_equal(solo_propose(s, (const uint8_t *)"012345", 6, NULL), CARELOG_OK);
 	assert_int_equal(solo_propose(s, (const uint8_t *)"01234", 5, NULL), CARELOG_EBUSY);
 	assert_int_equal(solo_propose(s, (const uint8_t *)"0123", 4, NULL), CARELOG_OK);
@@ -150,11 +150,11 @@ static void test_solo_create_refuses_unapplied_or_zero_term_state(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_solo_propose_persists_then_commits_in_the_next_ready),
-		cmocka_unit_test(test_solo_pipelines_new_entries_with_committed_ones),
-		cmocka_unit_test(test_solo_bounds_entries_and_bytes_in_flight),
-		cmocka_unit_test(test_solo_discard_drops_unpersisted_entries_and_keeps_committed),
-		cmocka_unit_test(test_solo_create_refuses_unapplied_or_zero_term_state),
+	    cmocka_unit_test(test_solo_propose_persists_then_commits_in_the_next_ready),
+	    cmocka_unit_test(test_solo_pipelines_new_entries_with_committed_ones),
+	    cmocka_unit_test(test_solo_bounds_entries_and_bytes_in_flight),
+	    cmocka_unit_test(test_solo_discard_drops_unpersisted_entries_and_keeps_committed),
+	    cmocka_unit_test(test_solo_create_refuses_unapplied_or_zero_term_state),
 	};
 	return cmocka_run_group_tests_name("daemon_solo", tests, NULL, NULL);
 }

@@ -77,7 +77,7 @@ int node_apply_load(struct storage_txn *t, struct node_apply_state *out)
 
 /* Carries forward what a later configuration does not restate: the cluster id (genesis only)
  * and the replicated parameters. */
-static void membership_merge(const struct node_apply_state *st, struct membership *next)
+static void apply_membership_merge(const struct node_apply_state *st, struct membership *next)
 {
 	if (!next->has_cluster_id && st->has_membership && st->membership.has_cluster_id) {
 		next->has_cluster_id = true;
@@ -112,39 +112,59 @@ static int classify_conf(const struct node_apply_state *st, const struct consens
 		                  : "configuration entry's membership does not decode";
 		return rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
 	}
-	membership_merge(st, conf_buf);
+	apply_membership_merge(st, conf_buf);
 	out->conf = conf_buf;
 	return CARELOG_OK;
 }
 
-/* Signature, node and organisation checks of a decodable record (sets out->verdict). */
-static void classify_record_trust(const struct node_apply_state *st, struct node_apply_class *out)
+/*
+ * Trust, then rules, of a record whose header decoded (sets out->verdict). The signature is
+ * checked with the key the applied membership pins for the header's node (whose org must
+ * match) BEFORE any header rule is judged: an entry nobody authentic signed is only ever
+ * rejected, so a forged entry naming an unknown kind cannot stop apply region-wide. Returns
+ * CARELOG_EUNKNOWN (stop apply, *out_reason set) only for a correctly signed entry naming a
+ * kind, status or sensitivity this node does not know.
+ */
+static int classify_record_trust(const struct node_apply_state *st, struct node_apply_class *out,
+                                 const char **out_reason)
 {
 	const struct membership_member *m =
 	    st->has_membership ? membership_find(&st->membership, out->header.node_id) : NULL;
 	if (m == NULL) {
 		out->verdict = CARELOG_EMISMATCH;
 		out->reason = "signing node is not a member of the configuration";
-		return;
+		return CARELOG_OK;
 	}
-	struct journal_header verified;
-	uint8_t id[JOURNAL_ID_BYTES];
-	int rc = journal_verify(&out->record, m->public_key, &verified, id);
-	if (rc != CARELOG_OK) {
-		out->verdict = rc;
-		out->reason = rc == CARELOG_EBADSIG
-		                  ? "signature does not verify with the pinned key"
-		              : rc == CARELOG_ECORRUPT ? "body does not match the signed body hash"
-		                                       : "record fails verification";
-		return;
-	}
-	CL_ASSERT(memcmp(id, out->id, sizeof(id)) == 0);
-	if (strcmp(verified.org, m->org) != 0) {
+	if (strcmp(out->header.org, m->org) != 0) {
 		out->verdict = CARELOG_EMISMATCH;
 		out->reason = "header organisation is not the signing node's organisation";
-		return;
+		return CARELOG_OK;
 	}
-	out->verdict = CARELOG_OK;
+	/* Signature first, then journal_header_check, then the body (journal.h). */
+	int rc = journal_verify_decoded(&out->record, &out->header, m->public_key);
+	if (rc == CARELOG_EUNKNOWN) {
+		*out_reason = "entry kind, status or sensitivity unknown to this node "
+		              "(upgrade this node)";
+		return rc;
+	}
+	out->verdict = rc;
+	if (rc == CARELOG_OK) {
+		return CARELOG_OK;
+	}
+	const char *check_reason = NULL;
+	if (rc == CARELOG_EPROTO &&
+	    journal_header_check(&out->header, &check_reason) != CARELOG_OK) {
+		/* Authentic but breaking the format's rules. */
+		out->verdict = CARELOG_EINVAL;
+		out->reason =
+		    check_reason != NULL ? check_reason : "header fails the format's rules";
+		return CARELOG_OK;
+	}
+	out->reason = rc == CARELOG_EBADSIG    ? "signature does not verify with the pinned key"
+	              : rc == CARELOG_ECORRUPT ? "body does not match the signed body hash"
+	              : rc == CARELOG_EPROTO   ? "record's body fields are malformed"
+	                                       : "record fails verification";
+	return CARELOG_OK;
 }
 
 int node_apply_classify(const struct node_apply_state *st, const struct consensus_entry *e,
@@ -189,20 +209,7 @@ int node_apply_classify(const struct node_apply_state *st, const struct consensu
 		out->reason = "header does not decode";
 		return CARELOG_OK;
 	}
-	const char *check_reason = NULL;
-	rc = journal_header_check(&out->header, &check_reason);
-	if (rc == CARELOG_EUNKNOWN) {
-		*out_reason = "entry kind unknown to this node (upgrade this node)";
-		return rc;
-	}
-	if (rc != CARELOG_OK) {
-		out->verdict = CARELOG_EINVAL;
-		out->reason =
-		    check_reason != NULL ? check_reason : "header fails the format's rules";
-		return CARELOG_OK;
-	}
-	classify_record_trust(st, out);
-	return CARELOG_OK;
+	return classify_record_trust(st, out, out_reason);
 }
 
 void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_class *c,

@@ -95,6 +95,17 @@ int node_apply_load(struct storage_txn *t, struct node_apply_state *out);
  * Classifies entry `e` against `st`. For CONF entries `conf_buf` receives the merged
  * membership. Returns CARELOG_OK, or CARELOG_EVERSION / CARELOG_EUNKNOWN / CARELOG_EPROTO
  * (a CONF that does not decode) meaning: stop apply; *out_reason then says why.
+ *
+ * A NORMAL record is judged in this order, the first failure deciding:
+ *   record decode   EPROTO -> rejected (opaque); EVERSION -> stop
+ *   header decode   EVERSION -> stop; EPROTO -> rejected
+ *   trust           node not a member or org mismatch -> rejected (EMISMATCH); signature with
+ *                   the pinned key -> rejected (EBADSIG)
+ *   header rules    (only for an authentic entry) unknown kind, status or sensitivity ->
+ *                   stop (EUNKNOWN); other rule broken -> rejected (EINVAL)
+ *   body            size or salted hash differ -> rejected (ECORRUPT)
+ * So a forged entry naming a kind this node does not know is rejected, never a reason to stop
+ * apply on every node.
  */
 int node_apply_classify(const struct node_apply_state *st, const struct consensus_entry *e,
                         struct membership *conf_buf, struct node_apply_class *out,

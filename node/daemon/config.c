@@ -3,6 +3,7 @@
 
 #include "carelog/errors.h"
 #include "common/crypto.h"
+#include "node/api/proto.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -341,7 +342,17 @@ static int handle_client(struct config_parse *p, const char *key, const char *va
 			c->client_request_bytes_max = 0;
 			return 1;
 		}
-		return set_size(p, key, value, 4096, &c->client_request_bytes_max);
+		if (!set_size(p, key, value, 4096, &c->client_request_bytes_max)) {
+			return 0;
+		}
+		/* The server receives up to the protocol's ceiling and refuses above this limit
+		 * with a reply; above the ceiling nng would drop a request without a word. */
+		if (c->client_request_bytes_max > PROTO_MESSAGE_BYTES_MAX) {
+			config_fail(p, key, "must be at most %llu bytes (the protocol's maximum)",
+			            (unsigned long long)PROTO_MESSAGE_BYTES_MAX);
+			return 0;
+		}
+		return 1;
 	}
 	if (strcmp(key, "timeout_ms") == 0) {
 		return set_u32(p, key, value, 1, 3600 * 1000, &c->client_timeout_ms);

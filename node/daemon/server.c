@@ -25,8 +25,12 @@
 enum {
 	SERVER_IPC_PATH_BYTES_MAX = sizeof(((struct sockaddr_un *)0)->sun_path),
 	SERVER_PROBE_WAIT_MS = 1000, /* for a live node's protocol header */
-	SERVER_WATCHDOG_PERIOD_MS = 5000,
+	SERVER_PIPE_WAIT_MS = 500,   /* for the socket to report the probe's connection */
+	/* A probe is a local connect and an 8-byte exchange: cheap enough to run every second,
+	 * so a listener hit by nanomsg/nng#1518 is back within about 3 s. */
+	SERVER_WATCHDOG_PERIOD_MS = 1000,
 	SERVER_WATCHDOG_FAILURES_MAX = 2, /* probes missed in a row before a listener restart */
+	SERVER_ERROR_MESSAGE_BYTES_MAX = 320,
 };
 
 enum server_work_state {
@@ -75,6 +79,10 @@ struct node_server {
 	struct server_work *works;
 	uint32_t works_count;
 	atomic_bool accepting;
+	/* Held around "accepting? then submit to the loop": once node_server_stop_accepting
+	 * returns, no thread is inside node_loop_submit or will enter it, so the loop can be
+	 * stopped and destroyed while nng callbacks still run. */
+	pthread_mutex_t submit_mu;
 	_Atomic uint64_t applied_index;
 	_Atomic uint64_t commit_index;
 	/* Readers parked on --min-index / linearizable, woken by node_server_on_applied. */
@@ -226,7 +234,10 @@ static void handle_append(struct server_work *w)
 	int rc = node_append_item_create(nng_msg_body(w->request), nng_msg_len(w->request), waiter,
 	                                 &item);
 	if (rc == CARELOG_OK) {
-		rc = node_loop_submit(srv->loop, item);
+		pthread_mutex_lock(&srv->submit_mu);
+		rc = atomic_load(&srv->accepting) ? node_loop_submit(srv->loop, item)
+		                                  : CARELOG_ECLOSED;
+		pthread_mutex_unlock(&srv->submit_mu);
 		if (rc != CARELOG_OK) {
 			node_append_item_free(item);
 		}
@@ -380,13 +391,25 @@ static void handle_request(struct server_work *w)
 	struct node_server *srv = w->srv;
 	const uint8_t *body = nng_msg_body(w->request);
 	size_t len = nng_msg_len(w->request);
-	int rc = proto_request_decode(body, len, &w->req);
+	char msg[SERVER_ERROR_MESSAGE_BYTES_MAX];
+	/* nng receives up to PROTO_MESSAGE_BYTES_MAX (above it, it drops the message without a
+	 * word); this node's own limit is enforced here so the client hears which limit. */
+	if ((uint64_t)len > srv->config.request_bytes_max) {
+		snprintf(msg, sizeof(msg),
+		         "request is %zu bytes; this node accepts at most %llu (request_bytes_max)",
+		         len, (unsigned long long)srv->config.request_bytes_max);
+		work_send_error(w, 0, CARELOG_ETOOBIG, msg);
+		return;
+	}
+	char reason[SERVER_ERROR_MESSAGE_BYTES_MAX / 2];
+	reason[0] = '\0';
+	int rc = proto_request_decode_reason(body, len, &w->req, reason, sizeof(reason));
 	if (rc != CARELOG_OK) {
 		const char *what = rc == CARELOG_EVERSION  ? "unsupported protocol version"
 		                   : rc == CARELOG_ETOOBIG ? "request exceeds a protocol limit"
 		                                           : "malformed request";
-		char msg[160];
-		snprintf(msg, sizeof(msg), "%s (%zu bytes): %s", what, len, carelog_errname(rc));
+		snprintf(msg, sizeof(msg), "%s (%zu bytes): %s", what, len,
+		         reason[0] != '\0' ? reason : carelog_errname(rc));
 		work_send_error(w, 0, rc, msg);
 		return;
 	}
@@ -478,6 +501,7 @@ int node_server_create(const struct node_server_config *config, struct storage *
 		return CARELOG_ENOMEM;
 	}
 	pthread_mutex_init(&srv->wait_mu, NULL);
+	pthread_mutex_init(&srv->submit_mu, NULL);
 	pthread_mutex_init(&srv->watchdog_mu, NULL);
 	pthread_cond_init(&srv->watchdog_cond, NULL);
 	pthread_mutex_init(&srv->busy_mu, NULL);
@@ -630,6 +654,20 @@ static int server_listen(struct node_server *srv, char *err, size_t err_len)
 	return CARELOG_OK;
 }
 
+/* The CLOCK_REALTIME deadline `ms` from now (for pthread_cond_timedwait). */
+static struct timespec deadline_after_ms(uint32_t ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return until;
+}
+
 /* Counts connections the socket took over from its listener (nng pipe add). */
 static void pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
@@ -642,12 +680,10 @@ static void pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	pthread_mutex_unlock(&srv->watchdog_mu);
 }
 
-/* Waits up to SERVER_PROBE_WAIT_MS for a connection added after `before`. */
+/* Waits up to SERVER_PIPE_WAIT_MS for a connection added after `before`. */
 static bool pipe_added_since(struct node_server *srv, uint64_t before)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += SERVER_PROBE_WAIT_MS / 1000;
+	struct timespec until = deadline_after_ms(SERVER_PIPE_WAIT_MS);
 	pthread_mutex_lock(&srv->watchdog_mu);
 	while (srv->pipes_added == before && !srv->watchdog_stop) {
 		if (pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) != 0) {
@@ -675,9 +711,7 @@ static void *watchdog_thread(void *arg)
 	uint32_t misses = 0;
 	pthread_mutex_lock(&srv->watchdog_mu);
 	while (!srv->watchdog_stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += SERVER_WATCHDOG_PERIOD_MS / 1000;
+		struct timespec until = deadline_after_ms(SERVER_WATCHDOG_PERIOD_MS);
 		while (!srv->watchdog_stop &&
 		       pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) ==
 		           0) {
@@ -725,8 +759,9 @@ int node_server_start(struct node_server *srv, char *err, size_t err_len)
 		snprintf(err, err_len, "cannot watch client connections: %s", nng_strerror(rv));
 		return nng_to_carelog(rv);
 	}
-	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ,
-	                         (size_t)srv->config.request_bytes_max);
+	/* The absolute ceiling, not request_bytes_max: nng drops a larger message silently, and
+	 * a request over this node's limit must get an error reply naming it (handle_request). */
+	rv = nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, (size_t)PROTO_MESSAGE_BYTES_MAX);
 	for (uint32_t i = 0; i < srv->config.requests_max && rv == 0; i++) {
 		struct server_work *w = &srv->works[i];
 		w->srv = srv;
@@ -764,7 +799,9 @@ int node_server_start(struct node_server *srv, char *err, size_t err_len)
 
 void node_server_stop_accepting(struct node_server *srv)
 {
+	pthread_mutex_lock(&srv->submit_mu);
 	atomic_store(&srv->accepting, false);
+	pthread_mutex_unlock(&srv->submit_mu);
 }
 
 void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
@@ -772,7 +809,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 	if (srv == NULL) {
 		return;
 	}
-	atomic_store(&srv->accepting, false);
+	node_server_stop_accepting(srv);
 	if (srv->watchdog_running) {
 		pthread_mutex_lock(&srv->watchdog_mu);
 		srv->watchdog_stop = true;
@@ -781,14 +818,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		pthread_join(srv->watchdog, NULL);
 	}
 	/* Let replies in flight leave (bounded): a clean stop answers what it took. */
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	struct timespec until = deadline_after_ms(wait_ms);
 	pthread_mutex_lock(&srv->busy_mu);
 	while (srv->busy_count > 0) {
 		if (pthread_cond_timedwait(&srv->busy_cond, &srv->busy_mu, &until) != 0) {
@@ -829,6 +859,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		unlink(srv->ipc_path);
 	}
 	pthread_mutex_destroy(&srv->wait_mu);
+	pthread_mutex_destroy(&srv->submit_mu);
 	pthread_mutex_destroy(&srv->watchdog_mu);
 	pthread_cond_destroy(&srv->watchdog_cond);
 	pthread_mutex_destroy(&srv->busy_mu);

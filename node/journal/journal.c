@@ -593,8 +593,8 @@ void journal_entry_id(const uint8_t *header, size_t header_len, uint8_t out[JOUR
 	cl_sha256(out, header, header_len);
 }
 
-static void journal_body_hash(const uint8_t salt[JOURNAL_SALT_BYTES], const uint8_t *body,
-			      size_t body_len, uint8_t out[CL_SHA256_BYTES])
+void journal_body_hash(const uint8_t salt[JOURNAL_SALT_BYTES], const uint8_t *body,
+		       size_t body_len, uint8_t out[CL_SHA256_BYTES])
 {
 	struct cl_sha256_ctx ctx;
 	cl_sha256_init(&ctx);

@@ -171,6 +171,10 @@ int journal_verify(const struct journal_record *r, const uint8_t public_key[CL_S
 int journal_verify_decoded(const struct journal_record *r, const struct journal_header *h,
 			   const uint8_t public_key[CL_SIGN_PUBLIC_BYTES]);
 
+/* body_hash = SHA-256(salt || body) (docs/entry-format.md). */
+void journal_body_hash(const uint8_t salt[JOURNAL_SALT_BYTES], const uint8_t *body,
+		       size_t body_len, uint8_t out[CL_SHA256_BYTES]);
+
 /* Entry id of header bytes. */
 void journal_entry_id(const uint8_t *header, size_t header_len, uint8_t out[JOURNAL_ID_BYTES]);
 

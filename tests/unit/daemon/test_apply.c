@@ -1,5 +1,6 @@
 /* Unit tests for apply: outcomes, indexes, rejection, version stop, chain agreement. */
 #include "carelog/errors.h"
+#include "common/crypto.h"
 #include "fixture.h"
 #include "node/daemon/apply.h"
 
@@ -259,6 +260,62 @@ static void test_apply_foreign_key_and_malformed_record_are_rejected(void **stat
 	fixture_cleanup(&other);
 }
 
+/* A record of node 1 whose header names kind "zzzz" (unknown to this node), signed with
+ * `secret` over the edited header bytes. Same length as "note": the msgpack stays valid. */
+static size_t unknown_kind_record(const struct fixture *f, const uint8_t *secret, uint8_t *out,
+                                  size_t cap)
+{
+	static uint8_t rec[RECORD_CAP];
+	size_t len = fixture_record(f, "p7", "req-k", "x", 1000, rec, sizeof(rec), NULL);
+	struct journal_record r;
+	assert_int_equal(journal_record_decode(rec, len, &r), CARELOG_OK);
+	uint8_t header[JOURNAL_HEADER_BYTES_MAX];
+	assert_true(r.header_len <= sizeof(header));
+	memcpy(header, r.header, r.header_len);
+	uint8_t *kind = memmem(header, r.header_len, "\xa4note", 5);
+	assert_non_null(kind);
+	assert_null(memmem(kind + 5, r.header_len - (size_t)(kind + 5 - header), "\xa4note", 5));
+	memcpy(kind + 1, "zzzz", 4);
+	uint8_t sig[CL_SIGNATURE_BYTES];
+	assert_int_equal(cl_sign(sig, CL_SIGN_DOMAIN_ENTRY, header, r.header_len, secret),
+	                 CARELOG_OK);
+	r.header = header;
+	r.signature = sig;
+	size_t out_len = 0;
+	assert_int_equal(journal_record_encode(&r, out, cap, &out_len), CARELOG_OK);
+	return out_len;
+}
+
+/* Only an entry an authentic member signed may stop apply with an unknown kind. */
+static void test_apply_unknown_kind_correctly_signed_stops_apply(void **state)
+{
+	struct test_ctx *t = *state;
+	static uint8_t rec[RECORD_CAP];
+	size_t len = unknown_kind_record(&t->f, t->f.secret, rec, sizeof(rec));
+	struct consensus_entry e = normal(2, rec, len);
+	struct node_apply_outcome out;
+	assert_int_equal(apply_batch(t->a, &t->sa, &e, 1, &out), CARELOG_EUNKNOWN);
+	assert_int_equal(t->sa.applied_index, 1); /* nothing applied, nothing guessed */
+}
+
+/* A forged entry naming an unknown kind must not halt apply region-wide: it is rejected. */
+static void test_apply_unknown_kind_with_bad_signature_is_rejected_not_stopped(void **state)
+{
+	struct test_ctx *t = *state;
+	struct fixture other; /* a key the configuration does not pin for node 1 */
+	fixture_init(&other);
+	static uint8_t rec[RECORD_CAP];
+	size_t len = unknown_kind_record(&t->f, other.secret, rec, sizeof(rec));
+	struct consensus_entry e = normal(2, rec, len);
+	struct node_apply_outcome out;
+	assert_int_equal(apply_batch(t->a, &t->sa, &e, 1, &out), CARELOG_OK);
+	assert_int_equal(out.kind, NODE_APPLY_KIND_RECORD);
+	assert_int_equal(out.status, NODE_APPLY_REJECTED);
+	assert_int_equal(out.reject_err, CARELOG_EBADSIG);
+	assert_int_equal(t->sa.applied_index, 2);
+	fixture_cleanup(&other);
+}
+
 static void test_apply_chain_is_identical_across_stores_and_batchings(void **state)
 {
 	struct test_ctx *t = *state;
@@ -312,6 +369,11 @@ int main(void)
 	        test_apply_foreign_key_and_malformed_record_are_rejected, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_apply_chain_is_identical_across_stores_and_batchings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_apply_unknown_kind_correctly_signed_stops_apply,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_apply_unknown_kind_with_bad_signature_is_rejected_not_stopped, setup,
+	        teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_apply", tests, NULL, NULL);
 }

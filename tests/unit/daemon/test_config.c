@@ -130,6 +130,11 @@ static void test_config_bad_numbers_are_refused_with_the_value(void **state)
 	assert_int_equal(parse(GOOD_NODE "[client]\nrequests_max = 0\n", &c, err, sizeof(err)),
 	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "must be in [1, 65536]"));
+	/* Above the protocol's ceiling nng would drop requests silently instead of refusing. */
+	assert_int_equal(
+	    parse(GOOD_NODE "[client]\nrequest_bytes_max = 81MiB\n", &c, err, sizeof(err)),
+	    CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "request_bytes_max: must be at most 83886080 bytes"));
 	assert_int_equal(parse(GOOD_NODE "[client]\ntimeout_ms = 99999999999999999999999\n", &c,
 	                       err, sizeof(err)),
 	                 CARELOG_ECONFIG);

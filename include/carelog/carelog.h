@@ -42,7 +42,7 @@ enum {
 	CARELOG_REQUEST_ID_BYTES_MAX = 64,     /* a caller-chosen request id */
 	CARELOG_TIMEOUT_MS_DEFAULT = 10000,
 	CARELOG_READ_LIMIT_MAX = 1000,         /* entries per carelog_read */
-	CARELOG_MESSAGE_BYTES_MAX = 80 * 1024 * 1024, /* largest reply accepted */
+	CARELOG_MESSAGE_BYTES_MAX = 80 * 1024 * 1024, /* largest request sent, largest reply accepted */
 };
 
 struct carelog_client;
@@ -58,7 +58,9 @@ struct carelog_client;
 CARELOG_API int carelog_client_open(const char *endpoint, struct carelog_client **out_client);
 
 /* Closes the connection and frees the client. No call on `client` may be running or start
- * afterwards. Accepts NULL. */
+ * afterwards. Accepts NULL. Returns within about 2 s even when nng 1.5.2's socket close
+ * blocks (it can after a call gave up on a reply: docs/client-protocol.md, "Known close
+ * bug"); that socket is then left to nng until the process exits. */
 CARELOG_API void carelog_client_close(struct carelog_client *client);
 
 /*
@@ -107,7 +109,11 @@ struct carelog_append_result {
  *         node appends at most one entry per request id.
  *         CARELOG_ECONNECT when the request never left (no connection within the timeout): it
  *         was not appended. CARELOG_EINVAL for missing patient/kind or a request id longer than
- *         CARELOG_REQUEST_ID_BYTES_MAX; CARELOG_ETOOBIG for fields over their limits; any
+ *         CARELOG_REQUEST_ID_BYTES_MAX; CARELOG_ETOOBIG, without sending anything, for a
+ *         field over its protocol limit (body over 64 MiB, patient over 64 bytes, ...) or a
+ *         request that would encode to more than CARELOG_MESSAGE_BYTES_MAX, with
+ *         carelog_last_message() naming the field and sizes; CARELOG_ETOOBIG from the node
+ *         when the request exceeds its request_bytes_max (nothing was appended); any
  *         error the node returns (CARELOG_EDENIED, CARELOG_ENOTLEADER, ...) with
  *         carelog_last_message().
  */

@@ -445,8 +445,8 @@ static int ctl_command_word(struct ctl_parser *p, int argc, char *const argv[], 
 	const char *w1 = argv[*i];
 	for (size_t k = 0; k < CL_ARRAY_LEN(ctl_planned_commands); k++) {
 		if (strcmp(w1, ctl_planned_commands[k]) == 0) {
-			return ctl_usage_error(p, "%s: not available in this version of carelogctl yet "
-						  "(needs admin operations in the client protocol)",
+			return ctl_usage_error(p, "%s: not available yet: membership changes arrive "
+						  "with multi-node regions (replication)",
 					       w1);
 		}
 	}
@@ -598,18 +598,33 @@ static const char ctl_usage_tool[] =
 	"  bench append                load generator through libcarelog\n"
 	"  help [COMMAND]              this text, or a command's (also: COMMAND --help)\n"
 	"\n"
+	"not available yet (exit 2): membership changes arrive with multi-node regions\n"
+	"(replication):\n"
+	"  member add-learner|promote|remove ...\n"
+	"  transfer-leader --to ID\n"
+	"\n"
 	"options for every command:\n"
 	"  --endpoint URL    the node's client endpoint (ipc:///path or tcp://host:port);\n"
 	"                    default $CARELOG_ENDPOINT, required for commands that talk to a node\n"
-	"  --timeout S       seconds to wait for the node (default 10; decimals allowed)\n"
+	"  --timeout S       seconds to wait for the node, above 0, at most 86400, up to three\n"
+	"                    decimals (default 10)\n"
 	"  --actor ID[:ROLE] who acts: author of an append, reader of a read; default\n"
 	"                    $CARELOG_ACTOR, else the node's configured default\n"
 	"  --json            one JSON object on standard output instead of text\n"
-	"  --help, -h        usage; --version: the version\n"
+	"  --help, -h        usage; --version (before any command): the version\n"
 	"\n"
 	"exit status: 0 success, 1 the operation failed (message on stderr), 2 bad usage,\n"
 	"3 outcome pending (an append not yet known to be committed: retry with the same\n"
 	"--request-id).\n";
+
+/* Printed after every command's own text: the options it shares with all the others. */
+static const char ctl_usage_network_options[] =
+	"\n"
+	"connection options (also before the command):\n"
+	"  --endpoint URL     the node's client endpoint; default $CARELOG_ENDPOINT (required)\n"
+	"  --timeout S        seconds to wait for the node (default 10, decimals allowed)\n"
+	"  --actor ID[:ROLE]  who acts; default $CARELOG_ACTOR, else the node's default\n"
+	"  --json             one JSON object on standard output instead of text\n";
 
 static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 	[CTL_CMD_KEYGEN] =
@@ -617,85 +632,144 @@ static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 		"\n"
 		"Creates DIR (mode 0700) if needed and writes a fresh Ed25519 identity key pair:\n"
 		"DIR/node.key (secret, mode 0600) and DIR/node.pub. Never overwrites an existing\n"
-		"key. Prints the public key (64 hex digits) and both paths.\n"
-		"JSON: {public_key, key_file, public_key_file}\n",
+		"key. Needs no node.\n"
+		"  --out DIR   where the key pair goes (required)\n"
+		"  --json      one JSON object instead of text\n"
+		"Output: the public key (64 hex digits) and both paths.\n"
+		"JSON: {public_key, key_file, public_key_file}\n"
+		"Exit 0 written, 1 failed (a key already there, DIR not writable), 2 bad usage.\n",
 	[CTL_CMD_CLUSTER_INIT] =
 		"usage: carelogctl cluster init --out FILE --member ID,ORG,ADDRESS,PUBKEY_FILE\n"
 		"                               [--member ...] [--learner ID,ORG,ADDRESS,PUBKEY_FILE]\n"
 		"                               [--body-max-bytes N] [--json]\n"
 		"\n"
 		"Writes the genesis configuration of a new cluster to FILE with a fresh random\n"
-		"16-byte cluster id: the first voters (--member) and learners (--learner), each with\n"
-		"its node id (a number above 0, never reused), organisation, peer address\n"
-		"(tcp://host:port) and the public key file made by keygen. Refuses to overwrite\n"
-		"FILE. --body-max-bytes is the replicated maximum entry body size (default 1 MiB).\n"
-		"Copy FILE to every node; each turns it into the same first log entry.\n"
-		"JSON: {cluster_id, file, members:[{id, org, address, voter, public_key}]}\n",
+		"16-byte cluster id. Needs no node. Copy FILE to every node; each turns it into the\n"
+		"same first log entry.\n"
+		"  --out FILE           where the genesis goes (required; never overwritten)\n"
+		"  --member M           a first voter (at least one; repeatable)\n"
+		"  --learner M          a first learner (optional; repeatable)\n"
+		"                       M = ID,ORG,ADDRESS,PUBKEY_FILE: node id (a number above 0,\n"
+		"                       never reused), organisation, peer address (tcp://host:port)\n"
+		"                       and the node.pub made by keygen\n"
+		"  --body-max-bytes N   the replicated maximum entry body, 1 to 67108864 bytes\n"
+		"                       (default 1 MiB)\n"
+		"  --json               one JSON object instead of text\n"
+		"Output: the cluster id, FILE and one line per member.\n"
+		"JSON: {cluster_id, file, body_max_bytes, members:[{id, org, address, voter,\n"
+		"       public_key}]}\n"
+		"Exit 0 written, 1 failed (FILE exists, unreadable key), 2 bad usage.\n",
 	[CTL_CMD_STATUS] =
-		"usage: carelogctl [--endpoint URL] status [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] status [--json]\n"
 		"\n"
-		"The node's view of the cluster.\n"
+		"The node's view of the cluster: its id and role (leader, follower, candidate,\n"
+		"learner), term, the leader it knows (none known = 0 in JSON), commit and applied\n"
+		"index, the hash-chain head at the applied index, and each member with its role\n"
+		"and match index.\n"
 		"JSON: {node_id, role, term, leader_id, commit_index, applied_index, chain_head,\n"
-		"       members:[{id, role, match_index}]}\n",
+		"       members:[{id, role, match_index}]}\n"
+		"Exit 0 answered, 1 failed (no connection within --timeout, ...), 2 bad usage.\n",
 	[CTL_CMD_APPEND] =
-		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] append --patient P --kind K\n"
-		"           (--body TEXT | --body-file F) [--request-id R] [--status S]\n"
-		"           [--sensitivity S] [--clinical-time T] [--corrects ID] [--media-type M]\n"
-		"           [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] append\n"
+		"           --patient P --kind K (--body TEXT | --body-file F) [--request-id R]\n"
+		"           [--status S] [--sensitivity S] [--clinical-time T] [--corrects ID]\n"
+		"           [--media-type M] [--json]\n"
 		"\n"
-		"Appends one entry and waits (up to --timeout) until it is committed.\n"
-		"  --body-file F      the body from file F; - reads standard input\n"
+		"Appends one entry and waits (up to --timeout) until it is committed. The author\n"
+		"is --actor; organisation and unit come from the node.\n"
+		"  --patient P        the patient id, 1-64 bytes (required)\n"
+		"  --kind K           note | observation | vital-signs | lab-result | diagnosis |\n"
+		"                     allergy | medication | procedure | vaccination | referral |\n"
+		"                     document | care-plan (required)\n"
+		"  --body TEXT        the body as given\n"
+		"  --body-file F      the body from file F; - reads standard input. One of --body\n"
+		"                     and --body-file is required. The node's body_max_bytes\n"
+		"                     (default 1 MiB) applies: a longer body is refused (exit 1)\n"
 		"  --request-id R     makes retries safe: the node appends at most one entry per\n"
-		"                     request id. Generated when absent and always printed.\n"
+		"                     request id (1-64 bytes). Generated when absent, always printed\n"
 		"  --status S         preliminary | final (default) | amended | entered-in-error\n"
 		"  --sensitivity S    normal (default) | psychiatry | substance-use | sexual-health |\n"
 		"                     child-welfare | genetic\n"
 		"  --clinical-time T  when it happened clinically: ms since the epoch or UTC like\n"
 		"                     2024-05-01T12:00:00Z (default: the author time)\n"
-		"  --corrects ID      the entry (64 hex) this one corrects\n"
+		"  --corrects ID      the entry (64 hex) this one corrects (default: none)\n"
 		"  --media-type M     the body's media type (default text/plain)\n"
-		"Exit 3 when the outcome is pending: run the same command again with\n"
-		"--request-id R (printed) and the entry is appended at most once.\n"
-		"JSON: {state: \"committed\"|\"pending\", index, id, request_id, duplicate}\n",
+		"Output: committed, the index, the id and the request id; or pending and the\n"
+		"request id to retry with.\n"
+		"JSON: {state: \"committed\"|\"pending\", index, id, request_id, duplicate}\n"
+		"  (index and id are null when pending; duplicate: an earlier try with this\n"
+		"  request id had committed, and index/id are that entry's)\n"
+		"Exit 0 committed, 1 refused or failed (message on stderr; nothing was appended),\n"
+		"2 bad usage, 3 pending: run the same command again with --request-id R (printed)\n"
+		"and the entry is appended at most once.\n",
 	[CTL_CMD_READ] =
-		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] read --patient P\n"
-		"           [--consistency local|linearizable] [--min-index N] [--kind K]\n"
-		"           [--since-index N] [--limit N] [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] read\n"
+		"           --patient P [--consistency local|linearizable] [--min-index N]\n"
+		"           [--kind K] [--since-index N] [--limit N] [--json]\n"
 		"\n"
-		"A patient's entries in log order (at most --limit, 1-1000, default 100).\n"
-		"  --consistency      local (default): this node's replica, with its lag reported;\n"
+		"A patient's entries in log order, as far as --actor may see them.\n"
+		"  --patient P        the patient id (required)\n"
+		"  --consistency C    local (default): this node's replica, with its lag reported;\n"
 		"                     linearizable: confirmed with the leader (ReadIndex)\n"
 		"  --min-index N      wait (up to --timeout) until the node has applied index N\n"
-		"  --since-index N    only entries after index N (paging: use the last index shown)\n"
-		"A stale replica (lag beyond the node's threshold) is flagged, on stderr in text mode.\n"
-		"Bodies print as text when they are printable UTF-8, otherwise as base64.\n"
+		"                     (default 0: no wait); exit 1 if it does not in time\n"
+		"  --kind K           only entries of this kind (default: all kinds)\n"
+		"  --since-index N    only entries after index N (default 0; paging: the last\n"
+		"                     index shown)\n"
+		"  --limit N          at most N entries, 1-1000 (default 100)\n"
+		"Output: a summary line (entries, applied index, lag, STALE), the number withheld\n"
+		"from this actor, then each entry. A stale replica (lag beyond the node's\n"
+		"threshold: entries may be missing) is also warned about on stderr. Bodies print\n"
+		"as text when they are printable UTF-8, otherwise as base64.\n"
 		"JSON: {applied_index, lag, stale, withheld, more, entries:[{index, id, kind,\n"
 		"       patient, author, role, org, unit, node_id, time, time_ms, author_time,\n"
 		"       author_time_ms, clinical_time, clinical_time_ms, status, sensitivity,\n"
-		"       media_type, request_id, corrects, erased, body, body_encoding}]}\n",
+		"       media_type, request_id, corrects, erased, body, body_encoding}]}\n"
+		"  (more: further entries follow, read again with --since-index the last index;\n"
+		"  body_encoding: utf-8 or base64; times are UTC text and ms since the epoch)\n"
+		"Exit 0 read (also when stale: check stale/lag), 1 refused or failed, 2 bad usage.\n",
 	[CTL_CMD_GET] =
-		"usage: carelogctl [--endpoint URL] [--actor ID[:ROLE]] get --id ID [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] get --id ID\n"
+		"           [--json]\n"
 		"\n"
-		"One entry by its id (64 hex digits). JSON: the entry object as in read.\n",
+		"One entry by its id, as far as --actor may see it.\n"
+		"  --id ID   the entry id, 64 hex digits (required)\n"
+		"Output: the entry as in read. JSON: the entry object as in read's entries.\n"
+		"Exit 0 found, 1 not found, refused or failed, 2 bad usage.\n",
 	[CTL_CMD_VERIFY] =
-		"usage: carelogctl [--endpoint URL] verify [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] verify [--json]\n"
 		"\n"
 		"Asks the node to check every stored value's checksum, every entry's signature, the\n"
-		"hash chain and the indexes. Exit 0 if all hold, 1 with the problems listed if not.\n"
+		"hash chain and the indexes of its replica. Large journals take a while: raise\n"
+		"--timeout.\n"
+		"Output: ok or FAILED, entries and values checked, the chain head and applied\n"
+		"index, and up to 100 problems.\n"
 		"JSON: {ok, entries_checked, values_checked, problems_count, problems:[...],\n"
-		"       chain_head, applied_index}\n",
+		"       chain_head, applied_index}\n"
+		"Exit 0 all hold, 1 problems found (listed) or the check could not run,\n"
+		"2 bad usage.\n",
 	[CTL_CMD_BENCH_APPEND] =
-		"usage: carelogctl [--endpoint URL] bench append [--clients N] [--count M]\n"
-		"           [--body-bytes B] [--patient P] [--kind K] [--json]\n"
+		"usage: carelogctl [--endpoint URL] [--timeout S] bench append [--clients N]\n"
+		"           [--count M] [--body-bytes B] [--patient P] [--kind K] [--json]\n"
 		"\n"
-		"Appends M entries in total (default 1000) from N threads (default 4, at most 256)\n"
-		"sharing one libcarelog client, each body B bytes of text (default 512), and reports\n"
-		"throughput and latency. Exit 1 if any append failed.\n"
-		"JSON: {ops_per_s, p50_ms, p99_ms, errors, ops, clients, seconds}\n",
+		"Appends M entries in total from N threads sharing one libcarelog client and\n"
+		"reports throughput and latency. --timeout applies to each append.\n"
+		"  --clients N      threads, 1-256 (default 4)\n"
+		"  --count M        appends in total, 1-10000000 (default 1000)\n"
+		"  --body-bytes B   each body, 0-67108864 bytes of text (default 512)\n"
+		"  --patient P      the patient (default bench-patient)\n"
+		"  --kind K         the kind (default note)\n"
+		"Output: appends per second, p50 and p99 latency, errors.\n"
+		"JSON: {ops_per_s, p50_ms, p99_ms, errors, ops, clients, body_bytes, seconds}\n"
+		"Exit 0 all committed, 1 an append failed (3 when the first failure was a pending\n"
+		"outcome), 2 bad usage. The first failure's message goes to stderr.\n",
 };
 
 void ctl_usage(FILE *out, enum ctl_command command)
 {
 	CL_ASSERT(command < CTL_CMD_COUNT_);
 	fputs(command == CTL_CMD_NONE ? ctl_usage_tool : ctl_usage_commands[command], out);
+	if (ctl_commands[command].network) {
+		fputs(ctl_usage_network_options, out);
+	}
 }

@@ -8,6 +8,8 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 
+#include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +28,18 @@ enum {
 	CLIENT_RECONNECT_MS_MAX = 2000,
 	CLIENT_REPLY_MARGIN_MS_MAX = 1000, /* the node answers this much before the caller gives up */
 	CLIENT_TIMEOUT_MS_MAX = 24 * 3600 * 1000, /* longer timeouts are clamped (nng durations are int32) */
+	CLIENT_CLOSE_WAIT_MS_MAX = 2000, /* carelog_client_close never blocks longer (see there) */
 };
+
+/* Fault seam (STYLE.md 10): tests that compile client.c themselves with
+ * -DCLIENT_FAULT_SEAMS replace the socket close to make it block. The shared library always
+ * calls nng_close. */
+#ifdef CLIENT_FAULT_SEAMS
+extern int (*client_socket_close_fn)(nng_socket socket);
+int (*client_socket_close_fn)(nng_socket socket) = nng_close;
+#else
+static int (*const client_socket_close_fn)(nng_socket socket) = nng_close;
+#endif
 
 struct carelog_client {
 	nng_socket socket;
@@ -185,12 +198,104 @@ int carelog_client_open(const char *endpoint, struct carelog_client **out_client
 	return CARELOG_OK;
 }
 
+/* One socket close running on its own thread. Whoever finishes last (the closer thread or
+ * carelog_client_close giving up on it) frees the struct. */
+struct client_closer {
+	pthread_mutex_t lock;
+	pthread_cond_t done_cv;
+	nng_socket socket;
+	bool done;
+	bool abandoned;
+};
+
+static void client_closer_free(struct client_closer *k)
+{
+	pthread_cond_destroy(&k->done_cv);
+	pthread_mutex_destroy(&k->lock);
+	free(k);
+}
+
+static void *client_closer_run(void *arg)
+{
+	struct client_closer *k = arg;
+	(void)client_socket_close_fn(k->socket);
+	pthread_mutex_lock(&k->lock);
+	k->done = true;
+	bool abandoned = k->abandoned;
+	pthread_cond_signal(&k->done_cv);
+	pthread_mutex_unlock(&k->lock);
+	if (abandoned) {
+		client_closer_free(k);
+	}
+	return NULL;
+}
+
+/* Closes `socket` waiting at most CLIENT_CLOSE_WAIT_MS_MAX. nng 1.5.2's nng_close can block
+ * forever when the socket closes while a pipe is still busy with a request that gave up
+ * (a reply arriving after a 1 ms timeout, a connection reset in the middle of a large send):
+ * its reaper waits for a pipe task that never runs (upstream close deadlocks
+ * nanomsg/nng#1543, #1813). A caller that got "pending" must not hang for that, so the close
+ * runs on a thread we wait for with a bound; past it the thread is left to finish (or not)
+ * on its own, which costs one socket until the process exits. */
+static void client_socket_close_bounded(nng_socket socket)
+{
+	struct client_closer *k = calloc(1, sizeof(*k));
+	pthread_condattr_t attr;
+	bool ready = k != NULL && pthread_condattr_init(&attr) == 0;
+	if (ready) {
+		ready = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+			pthread_cond_init(&k->done_cv, &attr) == 0;
+		pthread_condattr_destroy(&attr);
+	}
+	if (ready && pthread_mutex_init(&k->lock, NULL) != 0) {
+		pthread_cond_destroy(&k->done_cv);
+		ready = false;
+	}
+	pthread_t thread;
+	if (ready) {
+		k->socket = socket;
+		if (pthread_create(&thread, NULL, client_closer_run, k) != 0) {
+			client_closer_free(k);
+			ready = false;
+		}
+	} else {
+		free(k);
+	}
+	if (!ready) {
+		(void)client_socket_close_fn(socket); /* no thread to spare: close unbounded */
+		return;
+	}
+	struct timespec deadline;
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += CLIENT_CLOSE_WAIT_MS_MAX / 1000;
+	deadline.tv_nsec += (long)(CLIENT_CLOSE_WAIT_MS_MAX % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&k->lock);
+	while (!k->done) {
+		if (pthread_cond_timedwait(&k->done_cv, &k->lock, &deadline) == ETIMEDOUT) {
+			break;
+		}
+	}
+	bool done = k->done;
+	k->abandoned = !done;
+	pthread_mutex_unlock(&k->lock);
+	if (done) {
+		pthread_join(thread, NULL);
+		client_closer_free(k);
+	} else {
+		pthread_detach(thread); /* it frees k when (if) nng_close returns */
+	}
+}
+
 void carelog_client_close(struct carelog_client *client)
 {
 	if (client == NULL) {
 		return;
 	}
-	nng_close(client->socket);
+	client_socket_close_bounded(client->socket);
 	free(client);
 }
 
@@ -306,10 +411,21 @@ static int client_call(struct carelog_client *client, struct proto_request *req,
 	req->timeout_ms = client_node_timeout_ms(timeout_ms);
 	struct proto_buf request = {0};
 	int rc = proto_request_encode(req, &request);
+	if (rc == CARELOG_OK && request.len > (size_t)PROTO_MESSAGE_BYTES_MAX) {
+		proto_buf_free(&request); /* the encoder refuses this already; never send it */
+		rc = CARELOG_ETOOBIG;
+	}
 	if (rc != CARELOG_OK) {
-		client_message_set("%s request not encodable: %s", proto_op_name(req->op),
-				   rc == CARELOG_ETOOBIG ? "a field exceeds its limit"
-							 : "invalid argument");
+		/* The calls check each field with its own message first, so what is left here is
+		 * the message ceiling (or a field a newer codec limits). */
+		if (rc == CARELOG_ETOOBIG) {
+			client_message_set("%s request exceeds a protocol limit (a field, or %d bytes "
+					   "for the whole message); not sent",
+					   proto_op_name(req->op), PROTO_MESSAGE_BYTES_MAX);
+		} else {
+			client_message_set("%s request not encodable: %s", proto_op_name(req->op),
+					   carelog_strerror(rc));
+		}
 		return rc;
 	}
 	nng_ctx ctx;
@@ -437,6 +553,47 @@ static struct proto_actor actor_view(const char *id, const char *role)
 	return (struct proto_actor){.id = view(id), .role = view(role)};
 }
 
+/* Refuses a field over its protocol limit before anything is encoded or sent, naming it, so
+ * the caller learns which value to shorten instead of a bare CARELOG_ETOOBIG. */
+static int client_check_size(const char *field, size_t len, size_t max)
+{
+	if (len <= max) {
+		return CARELOG_OK;
+	}
+	client_message_set("%s is %zu bytes, at most %zu are allowed; not sent", field, len, max);
+	return CARELOG_ETOOBIG;
+}
+
+static int client_check_actor(const char *actor, const char *role)
+{
+	int rc = client_check_size("actor", strlen(opt(actor)), PROTO_ACTOR_BYTES_MAX);
+	if (rc == CARELOG_OK) {
+		rc = client_check_size("role", strlen(opt(role)), PROTO_ROLE_BYTES_MAX);
+	}
+	return rc;
+}
+
+static int client_check_append(const struct carelog_append_args *args)
+{
+	int rc = client_check_actor(args->actor, args->role);
+	const struct {
+		const char *field;
+		size_t len;
+		size_t max;
+	} sizes[] = {
+		{"patient", strlen(args->patient), PROTO_PATIENT_BYTES_MAX},
+		{"kind", strlen(args->kind), PROTO_KIND_BYTES_MAX},
+		{"media type", strlen(opt(args->media_type)), PROTO_MEDIA_TYPE_BYTES_MAX},
+		{"status", strlen(opt(args->status)), PROTO_STATUS_BYTES_MAX},
+		{"sensitivity", strlen(opt(args->sensitivity)), PROTO_SENSITIVITY_BYTES_MAX},
+		{"body", args->body_len, PROTO_BODY_BYTES_MAX},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(sizes) && rc == CARELOG_OK; i++) {
+		rc = client_check_size(sizes[i].field, sizes[i].len, sizes[i].max);
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------------ calls */
 
 int carelog_append(struct carelog_client *client, const struct carelog_append_args *args,
@@ -453,6 +610,10 @@ int carelog_append(struct carelog_client *client, const struct carelog_append_ar
 	if (args->body == NULL && args->body_len > 0) {
 		client_message_set("body is NULL with a length");
 		return CARELOG_EINVAL;
+	}
+	int size_rc = client_check_append(args);
+	if (size_rc != CARELOG_OK) {
+		return size_rc;
 	}
 	char request_id[CARELOG_REQUEST_ID_BYTES_MAX + 1];
 	if (opt(args->request_id)[0] != '\0') {
@@ -528,6 +689,22 @@ int carelog_read(struct carelog_client *client, const struct carelog_read_args *
 		client_message_set("unknown consistency %d", (int)args->consistency);
 		return CARELOG_EINVAL;
 	}
+	int size_rc = client_check_actor(args->actor, args->role);
+	if (size_rc == CARELOG_OK) {
+		size_rc = client_check_size("patient", strlen(args->patient),
+					    PROTO_PATIENT_BYTES_MAX);
+	}
+	if (size_rc == CARELOG_OK) {
+		size_rc = client_check_size("kind", strlen(opt(args->kind)), PROTO_KIND_BYTES_MAX);
+	}
+	if (size_rc == CARELOG_OK && args->limit > CARELOG_READ_LIMIT_MAX) {
+		client_message_set("limit %u is above %d entries; not sent", args->limit,
+				   CARELOG_READ_LIMIT_MAX);
+		size_rc = CARELOG_ETOOBIG;
+	}
+	if (size_rc != CARELOG_OK) {
+		return size_rc;
+	}
 	struct proto_request req = {.op = PROTO_OP_READ};
 	struct proto_read_req *q = &req.u.read;
 	q->actor = actor_view(args->actor, args->role);
@@ -583,6 +760,10 @@ int carelog_get(struct carelog_client *client, const struct carelog_get_args *ar
 	client_message_clear();
 	if (client == NULL || args == NULL || out_entry == NULL) {
 		return CARELOG_EINVAL;
+	}
+	int size_rc = client_check_actor(args->actor, args->role);
+	if (size_rc != CARELOG_OK) {
+		return size_rc;
 	}
 	struct proto_request req = {.op = PROTO_OP_GET};
 	req.u.get.actor = actor_view(args->actor, args->role);

@@ -21,9 +21,21 @@
  * The fake node answers by the request's patient (or op):
  *   "pending"  append answered committed = false        "denied"  err EDENIED "no care relation"
  *   "silent"   no answer at all (the client times out)  "garbage" bytes that are not msgpack
- *   "pending-err" err EPENDING                           anything else: a normal answer
+ *   "pending-err" err EPENDING                           "toobig"  err ETOOBIG with the node's text
+ *   anything else: a normal answer
  * Appends are deduplicated by request id like the real node.
  */
+
+/*
+ * Timeouts. A call the fake answers gets TEST_CALL_TIMEOUT_MS: it only bounds how long a broken
+ * client or fake can stall a test, so it is generous for ASan on a loaded 2-core machine and
+ * never decides a result. A call meant to time out gets TEST_SILENT_TIMEOUT_MS after the
+ * connection is known to be up (test_connect), so the outcome never depends on load.
+ */
+enum {
+	TEST_CALL_TIMEOUT_MS = 20000,
+	TEST_SILENT_TIMEOUT_MS = 300,
+};
 
 enum {
 	FAKE_STOP_ID_BYTE = 0xee, /* a get of an id starting with this byte stops the fake */
@@ -105,6 +117,13 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 	if (str_is(patient, "denied")) {
 		FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_EDENIED,
 							  "no care relation", out)) == CARELOG_OK);
+		return true;
+	}
+	if (str_is(patient, "toobig")) { /* as carelogd answers a request over request_bytes_max */
+		FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_ETOOBIG,
+						     "request is 3000104 bytes; this node accepts at "
+						     "most 1114112 (request_bytes_max)",
+						     out)) == CARELOG_OK);
 		return true;
 	}
 	if (str_is(patient, "pending-err")) {
@@ -277,7 +296,7 @@ static int fake_stop(void **state)
 	struct carelog_get_args g = {0};
 	memset(g.id, FAKE_STOP_ID_BYTE, sizeof(g.id));
 	struct carelog_entry *e = NULL;
-	int rc = carelog_get(c, &g, 5000, &e);
+	int rc = carelog_get(c, &g, TEST_CALL_TIMEOUT_MS, &e);
 	carelog_client_close(c);
 	if (rc != CARELOG_ENOTFOUND) {
 		return -1;
@@ -296,6 +315,15 @@ static struct carelog_client *client_for_fake(void)
 	return c;
 }
 
+/* Waits (bounded by TEST_CALL_TIMEOUT_MS) until `c` has a connection, by one answered call:
+ * after it, a request is handed to the connection at once and only the reply can be late. */
+static void test_connect(struct carelog_client *c)
+{
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(c, TEST_CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	carelog_status_free(s);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 static void test_status_returns_members_as_owned_copies(void **state)
@@ -303,7 +331,7 @@ static void test_status_returns_members_as_owned_copies(void **state)
 	(void)state;
 	struct carelog_client *c = client_for_fake();
 	struct carelog_status *s = NULL;
-	assert_int_equal(carelog_status(c, 2000, &s), CARELOG_OK);
+	assert_int_equal(carelog_status(c, TEST_CALL_TIMEOUT_MS, &s), CARELOG_OK);
 	assert_int_equal(s->node_id, 1);
 	assert_string_equal(s->role, "leader");
 	assert_int_equal(s->commit_index, 7);
@@ -312,7 +340,7 @@ static void test_status_returns_members_as_owned_copies(void **state)
 	assert_string_equal(s->members[1].role, "learner");
 	assert_int_equal(s->members[1].match_index, 6);
 	/* the node may take most of the caller's time, never all of it */
-	assert_true(fake.last_timeout_ms > 0 && fake.last_timeout_ms < 2000);
+	assert_true(fake.last_timeout_ms > 0 && fake.last_timeout_ms < TEST_CALL_TIMEOUT_MS);
 	carelog_client_close(c); /* results outlive the client */
 	assert_string_equal(s->members[0].role, "voter");
 	carelog_status_free(s);
@@ -326,7 +354,7 @@ static void test_append_generates_a_request_id_and_reports_commit(void **state)
 	struct carelog_append_args a = {.patient = "p", .kind = "note", .body = "BT 120/80",
 					.body_len = 9, .actor = "hpr-9"};
 	struct carelog_append_result r;
-	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_OK);
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
 	assert_true(r.committed);
 	assert_false(r.duplicate);
 	assert_int_equal(r.index, 1);
@@ -336,7 +364,7 @@ static void test_append_generates_a_request_id_and_reports_commit(void **state)
 	/* a retry with the same request id is answered with the first entry */
 	a.request_id = r.request_id;
 	struct carelog_append_result again;
-	assert_int_equal(carelog_append(c, &a, 2000, &again), CARELOG_OK);
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &again), CARELOG_OK);
 	assert_true(again.duplicate);
 	assert_int_equal(again.index, r.index);
 	carelog_client_close(c);
@@ -352,7 +380,7 @@ static void test_append_pending_answer_returns_the_request_id_to_retry(void **st
 						.request_id = "fixed-rid-1"};
 		struct carelog_append_result r;
 		memset(&r, 0x55, sizeof(r));
-		assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EPENDING);
+		assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EPENDING);
 		assert_string_equal(r.request_id, "fixed-rid-1");
 		assert_false(r.committed);
 		assert_int_equal(r.index, 0);
@@ -364,15 +392,16 @@ static void test_append_without_answer_is_pending_not_lost(void **state)
 {
 	(void)state;
 	struct carelog_client *c = client_for_fake();
+	test_connect(c); /* else a slow connect would make this ECONNECT, not EPENDING */
 	struct carelog_append_args a = {.patient = "silent", .kind = "note"};
 	struct carelog_append_result r;
-	assert_int_equal(carelog_append(c, &a, 300, &r), CARELOG_EPENDING);
+	assert_int_equal(carelog_append(c, &a, TEST_SILENT_TIMEOUT_MS, &r), CARELOG_EPENDING);
 	assert_int_equal(strlen(r.request_id), 32);
 	assert_non_null(strstr(carelog_last_message(), "same request id"));
 	/* a read without answer is a plain timeout */
 	struct carelog_read_args q = {.patient = "silent"};
 	struct carelog_read_result *res = NULL;
-	assert_int_equal(carelog_read(c, &q, 300, &res), CARELOG_ETIMEDOUT);
+	assert_int_equal(carelog_read(c, &q, TEST_SILENT_TIMEOUT_MS, &res), CARELOG_ETIMEDOUT);
 	assert_null(res);
 	carelog_client_close(c);
 }
@@ -383,12 +412,12 @@ static void test_node_errors_come_back_with_the_nodes_message(void **state)
 	struct carelog_client *c = client_for_fake();
 	struct carelog_read_args q = {.patient = "denied"};
 	struct carelog_read_result *res = NULL;
-	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_EDENIED);
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &res), CARELOG_EDENIED);
 	assert_string_equal(carelog_last_message(), "no care relation");
 	assert_null(res);
 	struct carelog_get_args g = {0};
 	struct carelog_entry *e = NULL;
-	assert_int_equal(carelog_get(c, &g, 2000, &e), CARELOG_ENOTFOUND);
+	assert_int_equal(carelog_get(c, &g, TEST_CALL_TIMEOUT_MS, &e), CARELOG_ENOTFOUND);
 	assert_null(e);
 	carelog_client_close(c);
 }
@@ -399,7 +428,7 @@ static void test_malformed_reply_is_eproto(void **state)
 	struct carelog_client *c = client_for_fake();
 	struct carelog_read_args q = {.patient = "garbage"};
 	struct carelog_read_result *res = NULL;
-	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_EPROTO);
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &res), CARELOG_EPROTO);
 	assert_non_null(strstr(carelog_last_message(), "malformed reply"));
 	carelog_client_close(c);
 }
@@ -412,7 +441,7 @@ static void test_read_copies_entries_with_nul_terminated_strings_and_bodies(void
 				      .consistency = CARELOG_CONSISTENCY_LINEARIZABLE,
 				      .limit = 10};
 	struct carelog_read_result *r = NULL;
-	assert_int_equal(carelog_read(c, &q, 2000, &r), CARELOG_OK);
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
 	carelog_client_close(c);
 	assert_int_equal(r->applied_index, 7);
 	assert_int_equal(r->lag, 2);
@@ -437,13 +466,13 @@ static void test_get_and_verify_results(void **state)
 	struct carelog_get_args g = {0};
 	memset(g.id, 5, sizeof(g.id));
 	struct carelog_entry *e = NULL;
-	assert_int_equal(carelog_get(c, &g, 2000, &e), CARELOG_OK);
+	assert_int_equal(carelog_get(c, &g, TEST_CALL_TIMEOUT_MS, &e), CARELOG_OK);
 	assert_int_equal(e->index, 5);
 	assert_true(e->has_corrects);
 	assert_int_equal(e->corrects[0], 0x33);
 	carelog_entry_free(e);
 	struct carelog_verify_result *v = NULL;
-	assert_int_equal(carelog_verify(c, 2000, &v), CARELOG_OK);
+	assert_int_equal(carelog_verify(c, TEST_CALL_TIMEOUT_MS, &v), CARELOG_OK);
 	assert_false(v->ok);
 	assert_int_equal(v->problems_count, 4);
 	assert_int_equal(v->problems_listed, 1);
@@ -458,33 +487,72 @@ static void test_invalid_arguments_are_refused_before_sending(void **state)
 	struct carelog_client *c = client_for_fake();
 	/* one call first, so closing does not abort a connection handshake: nng 1.5.2 leaks the
 	 * half-made pipe then, which LeakSanitizer reports */
-	struct carelog_status *s = NULL;
-	assert_int_equal(carelog_status(c, 2000, &s), CARELOG_OK);
-	carelog_status_free(s);
+	test_connect(c);
 	uint32_t seen = fake.requests_seen;
 	struct carelog_append_args a = {.patient = "", .kind = "note"};
 	struct carelog_append_result r;
-	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EINVAL);
 	a.patient = "p";
 	a.body_len = 5; /* NULL body with a length */
-	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EINVAL);
 	char long_id[CARELOG_REQUEST_ID_BYTES_MAX + 2];
 	memset(long_id, 'r', sizeof(long_id) - 1);
 	long_id[sizeof(long_id) - 1] = '\0';
 	a.body_len = 0;
 	a.request_id = long_id;
-	assert_int_equal(carelog_append(c, &a, 2000, &r), CARELOG_EINVAL);
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EINVAL);
 	char long_patient[PROTO_PATIENT_BYTES_MAX + 2];
 	memset(long_patient, 'p', sizeof(long_patient) - 1);
 	long_patient[sizeof(long_patient) - 1] = '\0';
 	struct carelog_read_args q = {.patient = long_patient};
 	struct carelog_read_result *res = NULL;
-	assert_int_equal(carelog_read(c, &q, 2000, &res), CARELOG_ETOOBIG);
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &res), CARELOG_ETOOBIG);
 	assert_int_equal(fake.requests_seen, seen);
 	carelog_client_close(c);
 	assert_int_equal(carelog_client_open("", &c), CARELOG_EINVAL);
 	assert_int_equal(carelog_client_open("nonsense://x", &c), CARELOG_EINVAL);
 	carelog_client_close(NULL);
+}
+
+static void test_oversized_requests_are_refused_locally_with_a_message(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	test_connect(c);
+	uint32_t seen = fake.requests_seen;
+	/* never read: the size is refused before the body is touched or encoded */
+	size_t body_len = (size_t)PROTO_BODY_BYTES_MAX + 1;
+	uint8_t *body = malloc(body_len);
+	assert_non_null(body);
+	struct carelog_append_args a = {.patient = "p", .kind = "note", .body = body,
+					.body_len = body_len};
+	struct carelog_append_result r;
+	memset(&r, 0x55, sizeof(r));
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "body is 67108865 bytes"));
+	assert_non_null(strstr(carelog_last_message(), "not sent"));
+	assert_int_equal(r.index, 0x5555555555555555ull); /* untouched on failure */
+	free(body);
+	char long_kind[PROTO_KIND_BYTES_MAX + 2];
+	memset(long_kind, 'k', sizeof(long_kind) - 1);
+	long_kind[sizeof(long_kind) - 1] = '\0';
+	a = (struct carelog_append_args){.patient = "p", .kind = long_kind};
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "kind is 33 bytes"));
+	struct carelog_read_args q = {.patient = "p", .limit = CARELOG_READ_LIMIT_MAX + 1};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &res), CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "limit 1001"));
+	assert_null(res);
+	assert_int_equal(fake.requests_seen, seen);
+	/* the node's own refusal (over its request_bytes_max) is a plain failure, not pending,
+	 * and carries the node's explanation */
+	a = (struct carelog_append_args){.patient = "toobig", .kind = "note"};
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_ETOOBIG);
+	assert_string_equal(carelog_last_message(),
+			    "request is 3000104 bytes; this node accepts at most 1114112 "
+			    "(request_bytes_max)");
+	carelog_client_close(c);
 }
 
 static void test_call_to_absent_node_is_econnect(void **state)
@@ -503,6 +571,8 @@ static void test_call_to_absent_node_is_econnect(void **state)
 	carelog_client_close(c);
 }
 
+/* 8 threads x 50 appends; a worker stops at its first failure, so a broken client or fake
+ * fails the test within one TEST_CALL_TIMEOUT_MS instead of 50 of them. */
 enum { THREADS = 8, APPENDS_PER_THREAD = 50 };
 
 struct worker {
@@ -514,16 +584,15 @@ struct worker {
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
-	for (int i = 0; i < APPENDS_PER_THREAD; i++) {
+	for (int i = 0; i < APPENDS_PER_THREAD && w->failures == 0; i++) {
 		struct carelog_append_args a = {.patient = "p", .kind = "note", .body = "x",
 						.body_len = 1};
 		struct carelog_append_result r;
-		int rc = carelog_append(w->client, &a, 5000, &r);
+		int rc = carelog_append(w->client, &a, TEST_CALL_TIMEOUT_MS, &r);
 		if (rc != CARELOG_OK || !r.committed) {
-			if (w->failures++ == 0) {
-				fprintf(stderr, "worker: %s: %s\n", carelog_errname(rc),
-					carelog_last_message());
-			}
+			w->failures++;
+			fprintf(stderr, "worker: append %d: %s: %s\n", i, carelog_errname(rc),
+				carelog_last_message());
 		} else {
 			w->index_sum += r.index;
 		}
@@ -535,6 +604,7 @@ static void test_one_client_shared_by_many_threads(void **state)
 {
 	(void)state;
 	struct carelog_client *c = client_for_fake();
+	test_connect(c);
 	uint32_t before = fake.appends_committed;
 	pthread_t threads[THREADS];
 	struct worker workers[THREADS];
@@ -580,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_read_copies_entries_with_nul_terminated_strings_and_bodies),
 		cmocka_unit_test(test_get_and_verify_results),
 		cmocka_unit_test(test_invalid_arguments_are_refused_before_sending),
+		cmocka_unit_test(test_oversized_requests_are_refused_locally_with_a_message),
 		cmocka_unit_test(test_call_to_absent_node_is_econnect),
 		cmocka_unit_test(test_one_client_shared_by_many_threads),
 		cmocka_unit_test(test_request_ids_are_fresh_hex),

@@ -207,6 +207,58 @@ static void test_help_wins_over_missing_arguments(void **state)
 	}
 }
 
+static char *usage_text(enum ctl_command command)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	ctl_usage(f, command);
+	fclose(f);
+	return text;
+}
+
+static void test_every_command_help_shows_flags_output_and_exit_codes(void **state)
+{
+	(void)state;
+	for (int c = 1; c < CTL_CMD_COUNT_; c++) {
+		char *text = usage_text((enum ctl_command)c);
+		assert_non_null(strstr(text, "Exit 0"));
+		assert_non_null(strstr(text, "2 bad usage"));
+		assert_non_null(strstr(text, "JSON: "));
+		assert_non_null(strstr(text, "--json"));
+		if (c != CTL_CMD_KEYGEN && c != CTL_CMD_CLUSTER_INIT) {
+			/* commands that talk to a node show the connection options and defaults */
+			assert_non_null(strstr(text, "--endpoint URL"));
+			assert_non_null(strstr(text, "$CARELOG_ENDPOINT"));
+			assert_non_null(strstr(text, "--timeout S"));
+			assert_non_null(strstr(text, "default 10"));
+		}
+		free(text);
+	}
+	char *append = usage_text(CTL_CMD_APPEND);
+	assert_non_null(strstr(append, "3 pending"));
+	assert_non_null(strstr(append, "vital-signs")); /* the kinds are listed */
+	free(append);
+	char *tool = usage_text(CTL_CMD_NONE);
+	assert_non_null(strstr(tool, "not available yet"));
+	assert_non_null(strstr(tool, "member add-learner|promote|remove"));
+	assert_non_null(strstr(tool, "transfer-leader --to ID"));
+	free(tool);
+}
+
+static void test_membership_commands_say_when_they_arrive(void **state)
+{
+	(void)state;
+	const char *const planned[] = {"member", "transfer-leader"};
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(parse("--endpoint", "x://y", planned[i]), CTL_EXIT_USAGE);
+		assert_non_null(strstr(err, planned[i]));
+		assert_non_null(strstr(err, "membership changes arrive with multi-node regions "
+					    "(replication)"));
+	}
+}
+
 static void test_cluster_init_collects_members_and_learners(void **state)
 {
 	(void)state;
@@ -385,6 +437,8 @@ int main(void)
 		cmocka_unit_test(test_missing_values_duplicates_and_bad_numbers_are_usage_errors),
 		cmocka_unit_test(test_append_needs_exactly_one_body_source),
 		cmocka_unit_test(test_help_wins_over_missing_arguments),
+		cmocka_unit_test(test_every_command_help_shows_flags_output_and_exit_codes),
+		cmocka_unit_test(test_membership_commands_say_when_they_arrive),
 		cmocka_unit_test(test_cluster_init_collects_members_and_learners),
 		cmocka_unit_test(test_bench_defaults_and_bounds),
 		cmocka_unit_test(test_json_escapes_quotes_backslashes_and_control_characters),

@@ -353,8 +353,14 @@ static void test_server_close_with_parked_reads_neither_crashes_nor_hangs(void *
 	}
 }
 
+/*
+ * Built twice (tests/unit/daemon/meson.build): daemon_server runs everything but the test that
+ * breaks nng's listener on purpose; daemon_server_nng1518 runs only that one, under a leak
+ * suppression for what nng 1.5.2 then never frees.
+ */
 int main(void)
 {
+#ifndef SERVER_TEST_BROKEN_LISTENER
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_server_append_read_get_status_verify_round_trip,
 	                                    setup, teardown),
@@ -370,9 +376,14 @@ int main(void)
 	        test_server_second_node_on_a_live_endpoint_is_refused_and_leaves_it_working, setup,
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
-	        test_server_listener_recovers_after_a_client_drops_mid_handshake, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
 	        test_server_close_with_parked_reads_neither_crashes_nor_hangs, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_server", tests, NULL, NULL);
+#else
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+	        test_server_listener_recovers_after_a_client_drops_mid_handshake, setup, teardown),
+	};
+	return cmocka_run_group_tests_name("daemon_server_nng1518", tests, NULL, NULL);
+#endif
 }

@@ -618,6 +618,20 @@ static void *loop_thread(void *arg)
 	}
 }
 
+/* Frees the seam and the buffers (not the mutex/condvar: create may fail before them). */
+static void loop_free(struct node_loop *l)
+{
+	solo_destroy(l->solo);
+	free(l->queue);
+	free(l->batch);
+	free(l->proposals);
+	free(l->buckets);
+	free(l->persist);
+	free(l->outcomes);
+	free(l->record_buf);
+	free(l);
+}
+
 int node_loop_create(const struct node_loop_config *config, struct storage *s,
                      const struct node_apply_state *state, struct node_loop **out)
 {
@@ -685,15 +699,7 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 		rc = CARELOG_ENOMEM;
 	}
 	if (rc != CARELOG_OK) {
-		solo_destroy(l->solo);
-		free(l->queue);
-		free(l->batch);
-		free(l->proposals);
-		free(l->buckets);
-		free(l->persist);
-		free(l->outcomes);
-		free(l->record_buf);
-		free(l);
+		loop_free(l);
 		return rc;
 	}
 	*out = l;
@@ -761,17 +767,9 @@ void node_loop_destroy(struct node_loop *l)
 			            "node stopped before the append was applied");
 		}
 	}
-	solo_destroy(l->solo);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cond);
-	free(l->queue);
-	free(l->batch);
-	free(l->proposals);
-	free(l->buckets);
-	free(l->persist);
-	free(l->outcomes);
-	free(l->record_buf);
-	free(l);
+	loop_free(l);
 }
 
 uint64_t node_loop_applied_index(const struct node_loop *l)

@@ -14,6 +14,14 @@ CL_STATIC_ASSERT(crypto_sign_SECRETKEYBYTES == CL_SIGN_SECRET_BYTES, "ed25519 se
 CL_STATIC_ASSERT(crypto_sign_BYTES == CL_SIGNATURE_BYTES, "ed25519 signature size");
 CL_STATIC_ASSERT(crypto_sign_SEEDBYTES == CL_SIGN_SEED_BYTES, "ed25519 seed size");
 CL_STATIC_ASSERT(crypto_hash_sha256_BYTES == CL_SHA256_BYTES, "sha256 size");
+CL_STATIC_ASSERT(crypto_scalarmult_BYTES == CL_DH_PUBLIC_BYTES, "x25519 public key size");
+CL_STATIC_ASSERT(crypto_scalarmult_SCALARBYTES == CL_DH_SECRET_BYTES, "x25519 secret size");
+CL_STATIC_ASSERT(crypto_scalarmult_BYTES == CL_DH_SHARED_BYTES, "x25519 shared size");
+CL_STATIC_ASSERT(crypto_generichash_KEYBYTES_MAX == CL_BLAKE2B_KEY_BYTES_MAX, "blake2b key");
+CL_STATIC_ASSERT(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == CL_AEAD_KEY_BYTES, "aead key");
+CL_STATIC_ASSERT(crypto_aead_xchacha20poly1305_ietf_NPUBBYTES == CL_AEAD_NONCE_BYTES,
+		 "aead nonce");
+CL_STATIC_ASSERT(crypto_aead_xchacha20poly1305_ietf_ABYTES == CL_AEAD_TAG_BYTES, "aead tag");
 
 static const char *const sign_domain_strings[] = {
 	[CL_SIGN_DOMAIN_ENTRY] = "carelog entry v1",
@@ -265,4 +273,64 @@ int cl_hex_decode(uint8_t *out, size_t out_len, const char *in)
 		out[i] = (uint8_t)(hex_digit(in[2 * i]) << 4 | hex_digit(in[2 * i + 1]));
 	}
 	return CARELOG_OK;
+}
+
+int cl_dh_keypair(uint8_t out_public[CL_DH_PUBLIC_BYTES], uint8_t out_secret[CL_DH_SECRET_BYTES])
+{
+	randombytes_buf(out_secret, CL_DH_SECRET_BYTES);
+	if (crypto_scalarmult_base(out_public, out_secret) != 0) {
+		sodium_memzero(out_secret, CL_DH_SECRET_BYTES);
+		return CARELOG_ECRYPTO;
+	}
+	return CARELOG_OK;
+}
+
+int cl_dh_shared(uint8_t out_shared[CL_DH_SHARED_BYTES], const uint8_t secret[CL_DH_SECRET_BYTES],
+		 const uint8_t peer_public[CL_DH_PUBLIC_BYTES])
+{
+	/* libsodium returns -1 when the output is all zeros (a low-order point). */
+	if (crypto_scalarmult(out_shared, secret, peer_public) != 0) {
+		sodium_memzero(out_shared, CL_DH_SHARED_BYTES);
+		return CARELOG_ECRYPTO;
+	}
+	return CARELOG_OK;
+}
+
+void cl_blake2b_256(uint8_t out[CL_BLAKE2B_256_BYTES], const uint8_t *key, size_t key_len,
+		    const uint8_t *message, size_t message_len)
+{
+	CL_ASSERT(key_len <= CL_BLAKE2B_KEY_BYTES_MAX);
+	int rc = crypto_generichash(out, CL_BLAKE2B_256_BYTES, message, message_len,
+				    key_len > 0 ? key : NULL, key_len);
+	CL_ASSERT(rc == 0); /* fails only on out-of-range lengths, excluded above */
+}
+
+int cl_aead_seal(uint8_t *out, const uint8_t *message, size_t message_len, const uint8_t *ad,
+		 size_t ad_len, const uint8_t nonce[CL_AEAD_NONCE_BYTES],
+		 const uint8_t key[CL_AEAD_KEY_BYTES])
+{
+	if (message_len > crypto_aead_xchacha20poly1305_ietf_MESSAGEBYTES_MAX) {
+		return CARELOG_ETOOBIG;
+	}
+	unsigned long long out_len = 0;
+	return crypto_aead_xchacha20poly1305_ietf_encrypt(out, &out_len, message, message_len, ad,
+							  ad_len, NULL, nonce, key) == 0
+		       ? CARELOG_OK
+		       : CARELOG_ECRYPTO;
+}
+
+int cl_aead_open(uint8_t *out, const uint8_t *sealed, size_t sealed_len, const uint8_t *ad,
+		 size_t ad_len, const uint8_t nonce[CL_AEAD_NONCE_BYTES],
+		 const uint8_t key[CL_AEAD_KEY_BYTES])
+{
+	if (sealed_len < CL_AEAD_TAG_BYTES) {
+		return CARELOG_ECORRUPT;
+	}
+	/* Detached, so the tag need not be copied: libsodium verifies it before it writes any
+	 * plaintext (on failure it clears `out`). */
+	size_t body_len = sealed_len - CL_AEAD_TAG_BYTES;
+	return crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
+		       out, NULL, sealed, body_len, sealed + body_len, ad, ad_len, nonce, key) == 0
+		       ? CARELOG_OK
+		       : CARELOG_ECORRUPT;
 }

@@ -1,4 +1,4 @@
-/* The crypto adapter: the only user of <sodium.h>. Ed25519, SHA-256, CRC32C, randomness. */
+/* The crypto adapter, the only user of <sodium.h>: signatures, DH, hashes, AEAD, CRC, random. */
 #ifndef CARELOG_COMMON_CRYPTO_H
 #define CARELOG_COMMON_CRYPTO_H
 
@@ -81,5 +81,48 @@ char *cl_hex_encode(char *out, const uint8_t *in, size_t in_len);
 /* Decodes exactly `out_len` bytes from `in` (2*out_len hex digits, then NUL or whitespace);
  * CARELOG_EINVAL otherwise, `out` untouched. */
 int cl_hex_decode(uint8_t *out, size_t out_len, const char *in) CL_MUST_CHECK;
+
+/* --- Peer sessions: ephemeral X25519, BLAKE2b KDF, XChaCha20-Poly1305-IETF (docs/peer-sessions.md) --- */
+
+enum {
+	CL_DH_PUBLIC_BYTES = 32,
+	CL_DH_SECRET_BYTES = 32,
+	CL_DH_SHARED_BYTES = 32,
+	CL_BLAKE2B_256_BYTES = 32,
+	CL_BLAKE2B_KEY_BYTES_MAX = 64,
+	CL_AEAD_KEY_BYTES = 32,
+	CL_AEAD_NONCE_BYTES = 24,
+	CL_AEAD_TAG_BYTES = 16,
+};
+
+/* A fresh ephemeral X25519 key pair. The caller zeroes `out_secret` (cl_memzero) once the
+ * shared secret is derived. */
+int cl_dh_keypair(uint8_t out_public[CL_DH_PUBLIC_BYTES],
+		  uint8_t out_secret[CL_DH_SECRET_BYTES]) CL_MUST_CHECK;
+
+/* X25519(secret, peer_public). CARELOG_ECRYPTO if the result is all zeros (a low-order peer
+ * key: a peer forcing a known secret), `out_shared` then zeroed. The caller zeroes it after
+ * use. */
+int cl_dh_shared(uint8_t out_shared[CL_DH_SHARED_BYTES], const uint8_t secret[CL_DH_SECRET_BYTES],
+		 const uint8_t peer_public[CL_DH_PUBLIC_BYTES]) CL_MUST_CHECK;
+
+/* BLAKE2b with a 32-byte output, keyed when key_len > 0 (key_len <= CL_BLAKE2B_KEY_BYTES_MAX,
+ * an invariant). */
+void cl_blake2b_256(uint8_t out[CL_BLAKE2B_256_BYTES], const uint8_t *key, size_t key_len,
+		    const uint8_t *message, size_t message_len);
+
+/* XChaCha20-Poly1305-IETF: writes message_len + CL_AEAD_TAG_BYTES bytes (ciphertext || tag) to
+ * `out`. `out` may equal `message` (in place); other overlaps are not allowed. */
+int cl_aead_seal(uint8_t *out, const uint8_t *message, size_t message_len, const uint8_t *ad,
+		 size_t ad_len, const uint8_t nonce[CL_AEAD_NONCE_BYTES],
+		 const uint8_t key[CL_AEAD_KEY_BYTES]) CL_MUST_CHECK;
+
+/* Checks the tag of `sealed` (sealed_len >= CL_AEAD_TAG_BYTES) before decrypting anything, then
+ * writes sealed_len - CL_AEAD_TAG_BYTES plaintext bytes to `out` (which may equal `sealed`).
+ * CARELOG_ECORRUPT if the tag does not verify (wrong key, nonce, ad, or altered bytes): no
+ * plaintext is written, though libsodium may clear `out` (so `sealed` too when in place). */
+int cl_aead_open(uint8_t *out, const uint8_t *sealed, size_t sealed_len, const uint8_t *ad,
+		 size_t ad_len, const uint8_t nonce[CL_AEAD_NONCE_BYTES],
+		 const uint8_t key[CL_AEAD_KEY_BYTES]) CL_MUST_CHECK;
 
 #endif

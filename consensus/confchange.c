@@ -235,9 +235,13 @@ static int conf_next(struct consensus *c, const struct consensus_conf_change *cc
 	if (rc != CARELOG_OK) {
 		return rc;
 	}
-	if (cc->transition == CONSENSUS_CONF_TRANSITION_AUTO && voters_changed(cur, f) <= 1) {
+	if (cc->transition == CONSENSUS_CONF_TRANSITION_AUTO &&
+	    (voters_changed(cur, f) <= 1 || cur->voters_count == 0)) {
 		/* Thesis 4.1: one voter at a time keeps every majority of the old and new sets
-		 * overlapping, so no joint phase is needed. */
+		 * overlapping, so no joint phase is needed. From an empty configuration (a node
+		 * that joins and applies the region's genesis entry from the log) there is no old
+		 * majority to overlap: the genesis voters take effect at once, exactly as on the
+		 * voters that bootstrapped from it. */
 		return conf_valid(c, f) ? CARELOG_OK : CARELOG_EINVAL;
 	}
 	/* Thesis 4.3: joint consensus; decisions need majorities of both voter sets. */

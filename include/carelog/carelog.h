@@ -43,6 +43,9 @@ enum {
 	CARELOG_TIMEOUT_MS_DEFAULT = 10000,
 	CARELOG_READ_LIMIT_MAX = 1000,         /* entries per carelog_read */
 	CARELOG_MESSAGE_BYTES_MAX = 80 * 1024 * 1024, /* largest request sent, largest reply accepted */
+	CARELOG_PUBLIC_KEY_BYTES = 32,         /* a node's Ed25519 public key (node.pub) */
+	CARELOG_ORG_BYTES_MAX = 64,            /* a member's organisation */
+	CARELOG_ADDRESS_BYTES_MAX = 128,       /* a member's peer address (tcp://host:port) */
 };
 
 struct carelog_client;
@@ -201,10 +204,26 @@ CARELOG_API void carelog_entry_free(struct carelog_entry *entry);
 
 /* ------------------------------------------------------------------ status */
 
+/* A member as the serving node knows it. Its progress comes from the leader: on a non-leader
+ * it is as old as carelog_status.progress_age_ms says. */
 struct carelog_member {
 	uint64_t id;
-	const char *role; /* "voter" | "learner" */
-	uint64_t match_index;
+	const char *role;    /* "voter" | "learner" */
+	uint64_t match_index; /* last log index known to be on that member; 0 when !has_match */
+	const char *org;     /* "" when the node predates replication */
+	const char *address; /* peer address; "" when the node predates replication */
+	bool has_match;      /* false: the serving node has no progress for this member yet */
+	uint64_t lag;        /* the leader's last index - match_index */
+};
+
+/* The node's peer transport since it started (all 0 from a single-node build). */
+struct carelog_transport_stats {
+	uint64_t sent;
+	uint64_t received;
+	uint64_t dropped_auth;    /* frames that failed authentication (bad key, AEAD, cluster) */
+	uint64_t dropped_replay;  /* frames with a counter already seen */
+	uint64_t dropped_unknown; /* frames from a peer not in the membership */
+	uint64_t handshakes;      /* sessions established */
 };
 
 struct carelog_status {
@@ -217,11 +236,62 @@ struct carelog_status {
 	uint8_t chain_head[CARELOG_ID_BYTES]; /* hash-chain head at applied_index */
 	size_t members_count;
 	const struct carelog_member *members;
+	/* Replication (0 from a node that predates it): */
+	uint64_t last_index;          /* last log index on this node */
+	uint64_t progress_age_ms;     /* age of the members' progress on a non-leader; 0 on the leader */
+	uint64_t verified_signatures; /* entry signatures this node verified at apply since start */
+	uint64_t syncs;               /* synced write transactions since start */
+	struct carelog_transport_stats transport;
 };
 
+/* The node's view of the cluster. On CARELOG_OK *out_status is one allocation (members and
+ * strings inside it), freed with carelog_status_free. */
 CARELOG_API int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
 			       struct carelog_status **out_status);
 CARELOG_API void carelog_status_free(struct carelog_status *status);
+
+/* ------------------------------------------------------------------ membership */
+
+/*
+ * Membership changes and leadership transfer, sent to any node (a non-leader answers
+ * CARELOG_ENOTLEADER naming the leader in carelog_last_message(); ask the leader).
+ *
+ * A membership call returns CARELOG_OK once the configuration entry is committed, with
+ * *out_index its log index. CARELOG_EPENDING when that is not known in time (the node said
+ * so, or the reply was lost after sending): the change may still take effect, so check
+ * carelog_status before trying again. Other errors from the node (CARELOG_EEXIST for an id
+ * already a member, CARELOG_ENOTFOUND for one that is not, CARELOG_EBUSY while another
+ * change is in progress, CARELOG_EINVAL, CARELOG_EDENIED, ...) come with
+ * carelog_last_message(). CARELOG_EINVAL without sending for an id of 0 or missing fields;
+ * CARELOG_ETOOBIG without sending for an org or address over its limit.
+ */
+
+struct carelog_learner_args {
+	uint64_t id;                 /* the new node's id: above 0, never reused */
+	const char *org;             /* its organisation, 1-CARELOG_ORG_BYTES_MAX bytes */
+	const char *address;         /* its peer address, 1-CARELOG_ADDRESS_BYTES_MAX bytes */
+	const uint8_t *public_key;   /* CARELOG_PUBLIC_KEY_BYTES: its node.pub (carelogctl keygen) */
+};
+
+/* Adds a learner: it receives the log but does not vote until promoted. */
+CARELOG_API int carelog_member_add_learner(struct carelog_client *client,
+					   const struct carelog_learner_args *args,
+					   uint32_t timeout_ms, uint64_t *out_index);
+/* Makes learner `id` a voter (best once its lag is 0: see carelog_status). */
+CARELOG_API int carelog_member_promote(struct carelog_client *client, uint64_t id,
+				       uint32_t timeout_ms, uint64_t *out_index);
+/* Removes member `id` (voter or learner) from the configuration. */
+CARELOG_API int carelog_member_remove(struct carelog_client *client, uint64_t id,
+				      uint32_t timeout_ms, uint64_t *out_index);
+
+/*
+ * Asks the leader to hand leadership to voter `to`. CARELOG_OK when `to` leads, with
+ * *out_leader_id = to. CARELOG_ETIMEDOUT when it did not happen in time (leadership may
+ * still move; see carelog_status), CARELOG_ENOTLEADER from a non-leader, CARELOG_EINVAL
+ * for 0 or a non-voter, with carelog_last_message().
+ */
+CARELOG_API int carelog_transfer_leader(struct carelog_client *client, uint64_t to,
+					uint32_t timeout_ms, uint64_t *out_leader_id);
 
 /* ------------------------------------------------------------------ verify */
 

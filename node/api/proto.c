@@ -96,7 +96,8 @@ void proto_arena_free(struct proto_arena *a)
 
 static const char *const proto_op_names[] = {
 	[PROTO_OP_STATUS] = "status", [PROTO_OP_APPEND] = "append", [PROTO_OP_READ] = "read",
-	[PROTO_OP_GET] = "get",       [PROTO_OP_VERIFY] = "verify",
+	[PROTO_OP_GET] = "get",       [PROTO_OP_VERIFY] = "verify", [PROTO_OP_MEMBER] = "member",
+	[PROTO_OP_TRANSFER] = "transfer",
 };
 
 const char *proto_op_name(uint8_t op)
@@ -126,6 +127,13 @@ static uint8_t proto_op_parse(struct proto_str s)
 static const char *const proto_consistency_names[] = {
 	[PROTO_CONSISTENCY_LOCAL] = "local",
 	[PROTO_CONSISTENCY_LINEARIZABLE] = "linearizable",
+};
+
+/* Indexed by enum proto_member_action. */
+static const char *const proto_member_action_names[] = {
+	[PROTO_MEMBER_ADD_LEARNER] = "add-learner",
+	[PROTO_MEMBER_PROMOTE] = "promote",
+	[PROTO_MEMBER_REMOVE] = "remove",
 };
 
 /* ---------------------------------------------------------------- keys */
@@ -181,6 +189,15 @@ enum proto_key {
 	K_TIME_MS,
 	K_AUTHOR_TIME_MS,
 	K_ERASED,
+	K_ACTION,
+	K_ADDRESS,
+	K_PUBLIC_KEY,
+	K_TO,
+	K_LAST_INDEX,
+	K_PROGRESS_AGE_MS,
+	K_VERIFIED_SIGNATURES,
+	K_SYNCS,
+	K_TRANSPORT,
 	K_COUNT_
 };
 CL_STATIC_ASSERT(K_COUNT_ <= 64, "key masks are uint64_t");
@@ -235,6 +252,36 @@ static const char *const proto_key_names[K_COUNT_] = {
 	[K_TIME_MS] = "time_ms",
 	[K_AUTHOR_TIME_MS] = "author_time_ms",
 	[K_ERASED] = "erased",
+	[K_ACTION] = "action",
+	[K_ADDRESS] = "address",
+	[K_PUBLIC_KEY] = "public_key",
+	[K_TO] = "to",
+	[K_LAST_INDEX] = "last_index",
+	[K_PROGRESS_AGE_MS] = "progress_age_ms",
+	[K_VERIFIED_SIGNATURES] = "verified_signatures",
+	[K_SYNCS] = "syncs",
+	[K_TRANSPORT] = "transport",
+};
+
+/* The keys of the status reply's "transport" map: a table of their own, so the 64-bit key
+ * masks above keep room for future fields. */
+enum proto_transport_key {
+	TK_SENT,
+	TK_RECEIVED,
+	TK_DROPPED_AUTH,
+	TK_DROPPED_REPLAY,
+	TK_DROPPED_UNKNOWN,
+	TK_HANDSHAKES,
+	TK_COUNT_
+};
+
+static const char *const proto_transport_key_names[TK_COUNT_] = {
+	[TK_SENT] = "sent",
+	[TK_RECEIVED] = "received",
+	[TK_DROPPED_AUTH] = "dropped_auth",
+	[TK_DROPPED_REPLAY] = "dropped_replay",
+	[TK_DROPPED_UNKNOWN] = "dropped_unknown",
+	[TK_HANDSHAKES] = "handshakes",
 };
 
 #define KB(k) ((uint64_t)1 << (k))
@@ -483,6 +530,41 @@ static void enc_read_req(struct proto_enc *e, const struct proto_read_req *r)
 	}
 }
 
+static int proto_check_member_req(const struct proto_member_req *m)
+{
+	if (m->action < PROTO_MEMBER_ADD_LEARNER || m->action > PROTO_MEMBER_REMOVE || m->id == 0) {
+		return CARELOG_EINVAL;
+	}
+	if (m->action != PROTO_MEMBER_ADD_LEARNER) {
+		/* only add-learner carries these; the decoder refuses them elsewhere */
+		return m->org.len > 0 || m->address.len > 0 || m->has_public_key ? CARELOG_EINVAL
+										   : CARELOG_OK;
+	}
+	if (m->org.len == 0 || m->address.len == 0 || !m->has_public_key) {
+		return CARELOG_EINVAL;
+	}
+	int rc = proto_check_str(m->org, PROTO_ORG_BYTES_MAX);
+	return rc != CARELOG_OK ? rc : proto_check_str(m->address, PROTO_ADDRESS_BYTES_MAX);
+}
+
+static size_t proto_member_req_pairs(const struct proto_member_req *m)
+{
+	return m->action == PROTO_MEMBER_ADD_LEARNER ? 5u : 2u;
+}
+
+static void enc_member_req(struct proto_enc *e, const struct proto_member_req *m)
+{
+	enc_key(e, K_ACTION);
+	const char *a = proto_member_action_names[m->action];
+	enc_text(e, a, strlen(a));
+	enc_kv_u64(e, K_ID, m->id);
+	if (m->action == PROTO_MEMBER_ADD_LEARNER) {
+		enc_kv_str(e, K_ORG, m->org);
+		enc_kv_str(e, K_ADDRESS, m->address);
+		enc_kv_bin(e, K_PUBLIC_KEY, m->public_key, PROTO_PUBLIC_KEY_BYTES);
+	}
+}
+
 static void enc_head(struct proto_enc *e, uint8_t op)
 {
 	enc_kv_u64(e, K_V, PROTO_VERSION);
@@ -509,6 +591,12 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 	case PROTO_OP_GET:
 		rc = proto_check_actor(&req->u.get.actor);
 		break;
+	case PROTO_OP_MEMBER:
+		rc = proto_check_member_req(&req->u.member);
+		break;
+	case PROTO_OP_TRANSFER:
+		rc = req->u.transfer.to == 0 ? CARELOG_EINVAL : CARELOG_OK;
+		break;
 	default:
 		rc = CARELOG_EINVAL;
 		break;
@@ -526,6 +614,12 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 		break;
 	case PROTO_OP_GET:
 		pairs += 1 + proto_actor_pairs(&req->u.get.actor);
+		break;
+	case PROTO_OP_MEMBER:
+		pairs += proto_member_req_pairs(&req->u.member);
+		break;
+	case PROTO_OP_TRANSFER:
+		pairs += 1;
 		break;
 	default:
 		break;
@@ -547,6 +641,12 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 	case PROTO_OP_GET:
 		enc_actor(&e, &req->u.get.actor);
 		enc_kv_bin(&e, K_ID, req->u.get.id, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_MEMBER:
+		enc_member_req(&e, &req->u.member);
+		break;
+	case PROTO_OP_TRANSFER:
+		enc_kv_u64(&e, K_TO, req->u.transfer.to);
 		break;
 	default:
 		break;
@@ -653,10 +753,20 @@ static int proto_check_reply(const struct proto_reply *rep)
 			rc = CARELOG_EINVAL;
 		}
 		for (uint32_t i = 0; i < s->members_count && rc == CARELOG_OK; i++) {
-			rc = proto_check_str(s->members[i].role, PROTO_NODE_ROLE_BYTES_MAX);
+			const struct proto_member *m = &s->members[i];
+			rc = proto_check_str(m->role, PROTO_NODE_ROLE_BYTES_MAX);
+			if (rc == CARELOG_OK) {
+				rc = proto_check_str(m->org, PROTO_ORG_BYTES_MAX);
+			}
+			if (rc == CARELOG_OK) {
+				rc = proto_check_str(m->address, PROTO_ADDRESS_BYTES_MAX);
+			}
 		}
 		break;
 	}
+	case PROTO_OP_MEMBER:
+	case PROTO_OP_TRANSFER:
+		break;
 	case PROTO_OP_APPEND:
 		rc = proto_check_str(rep->u.append.request_id, PROTO_REQUEST_ID_BYTES_MAX);
 		break;
@@ -711,13 +821,48 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 		enc_key(e, K_MEMBERS);
 		msgpack_pack_array(&e->pk, s->members_count);
 		for (uint32_t i = 0; i < s->members_count; i++) {
-			msgpack_pack_map(&e->pk, 3);
-			enc_kv_u64(e, K_ID, s->members[i].id);
-			enc_kv_str(e, K_ROLE, s->members[i].role);
-			enc_kv_u64(e, K_MATCH_INDEX, s->members[i].match_index);
+			const struct proto_member *m = &s->members[i];
+			msgpack_pack_map(&e->pk, 6);
+			enc_kv_u64(e, K_ID, m->id);
+			enc_kv_str(e, K_ROLE, m->role);
+			enc_kv_str(e, K_ORG, m->org);
+			enc_kv_str(e, K_ADDRESS, m->address);
+			enc_key(e, K_MATCH_INDEX);
+			if (m->has_match) {
+				msgpack_pack_uint64(&e->pk, m->match_index);
+			} else {
+				msgpack_pack_nil(&e->pk); /* no progress known: not the same as 0 */
+			}
+			enc_kv_u64(e, K_LAG, m->lag);
+		}
+		enc_kv_u64(e, K_LAST_INDEX, s->last_index);
+		enc_kv_u64(e, K_PROGRESS_AGE_MS, s->progress_age_ms);
+		enc_kv_u64(e, K_VERIFIED_SIGNATURES, s->verified_signatures);
+		enc_kv_u64(e, K_SYNCS, s->syncs);
+		enc_key(e, K_TRANSPORT);
+		const struct proto_transport_stats *t = &s->transport;
+		const uint64_t tv[TK_COUNT_] = {
+			[TK_SENT] = t->sent,
+			[TK_RECEIVED] = t->received,
+			[TK_DROPPED_AUTH] = t->dropped_auth,
+			[TK_DROPPED_REPLAY] = t->dropped_replay,
+			[TK_DROPPED_UNKNOWN] = t->dropped_unknown,
+			[TK_HANDSHAKES] = t->handshakes,
+		};
+		msgpack_pack_map(&e->pk, TK_COUNT_);
+		for (int k = 0; k < TK_COUNT_; k++) {
+			const char *name = proto_transport_key_names[k];
+			enc_text(e, name, strlen(name));
+			msgpack_pack_uint64(&e->pk, tv[k]);
 		}
 		break;
 	}
+	case PROTO_OP_MEMBER:
+		enc_kv_u64(e, K_INDEX, rep->u.member.index);
+		break;
+	case PROTO_OP_TRANSFER:
+		enc_kv_u64(e, K_LEADER_ID, rep->u.transfer.leader_id);
+		break;
 	case PROTO_OP_APPEND: {
 		const struct proto_append_reply *a = &rep->u.append;
 		enc_kv_bool(e, K_COMMITTED, a->committed);
@@ -769,7 +914,7 @@ static size_t proto_reply_pairs(uint8_t op)
 {
 	switch (op) {
 	case PROTO_OP_STATUS:
-		return 8;
+		return 13;
 	case PROTO_OP_APPEND:
 		return 5;
 	case PROTO_OP_READ:
@@ -778,6 +923,9 @@ static size_t proto_reply_pairs(uint8_t op)
 		return 1;
 	case PROTO_OP_VERIFY:
 		return 7;
+	case PROTO_OP_MEMBER:
+	case PROTO_OP_TRANSFER:
+		return 1;
 	default:
 		CL_UNREACHABLE();
 	}
@@ -1274,6 +1422,9 @@ static const uint64_t proto_req_allowed[] = {
 	[PROTO_OP_READ] = REQ_HEAD | REQ_ACTOR | KB(K_PATIENT) | KB(K_CONSISTENCY) |
 			  KB(K_MIN_INDEX) | KB(K_KIND) | KB(K_SINCE_INDEX) | KB(K_LIMIT),
 	[PROTO_OP_GET] = REQ_HEAD | REQ_ACTOR | KB(K_ID),
+	[PROTO_OP_MEMBER] = REQ_HEAD | KB(K_ACTION) | KB(K_ID) | KB(K_ORG) | KB(K_ADDRESS) |
+			    KB(K_PUBLIC_KEY),
+	[PROTO_OP_TRANSFER] = REQ_HEAD | KB(K_TO),
 };
 
 static const uint64_t proto_req_required[] = {
@@ -1283,7 +1434,12 @@ static const uint64_t proto_req_required[] = {
 			    KB(K_BODY),
 	[PROTO_OP_READ] = KB(K_V) | KB(K_OP) | KB(K_PATIENT),
 	[PROTO_OP_GET] = KB(K_V) | KB(K_OP) | KB(K_ID),
+	[PROTO_OP_MEMBER] = KB(K_V) | KB(K_OP) | KB(K_ACTION) | KB(K_ID),
+	[PROTO_OP_TRANSFER] = KB(K_V) | KB(K_OP) | KB(K_TO),
 };
+
+/* What add-learner needs beyond the op's required keys, and what the other actions refuse. */
+#define REQ_MEMBER_NEW (KB(K_ORG) | KB(K_ADDRESS) | KB(K_PUBLIC_KEY))
 
 /* Every request field, before we know which op they belong to. */
 struct proto_req_fields {
@@ -1294,9 +1450,26 @@ struct proto_req_fields {
 	uint8_t consistency;
 	bool has_corrects;
 	uint8_t corrects[PROTO_ID_BYTES];
-	uint8_t id[PROTO_ID_BYTES];
+	uint8_t id[PROTO_ID_BYTES]; /* "id" as an entry id (get) */
+	uint64_t node_id;           /* "id" as a node id (member) */
+	bool id_is_node;            /* which of the two "id" was on the wire */
+	uint8_t action;
+	struct proto_str org, address;
+	uint8_t public_key[PROTO_PUBLIC_KEY_BYTES];
+	uint64_t to;
 	uint8_t op;
 };
+
+/* "id" is an entry id (binary) in get and a node id (integer) in member; keys may come in
+ * any order, so the type on the wire decides and proto_req_assemble checks it fits the op. */
+static int rd_req_id(struct proto_rd *r, struct proto_req_fields *f)
+{
+	if (rd_left(r) >= 1 && (r->p[0] == 0xc4 || r->p[0] == 0xc5 || r->p[0] == 0xc6)) {
+		return rd_id(r, K_ID, f->id);
+	}
+	f->id_is_node = true;
+	return rd_u64(r, K_ID, UINT64_MAX, &f->node_id);
+}
 
 static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
 {
@@ -1357,7 +1530,36 @@ static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
 	case K_LIMIT:
 		return rd_u32(r, K_LIMIT, PROTO_READ_LIMIT_MAX, &f->limit);
 	case K_ID:
-		return rd_id(r, K_ID, f->id);
+		return rd_req_id(r, f);
+	case K_ACTION:
+		rc = rd_str(r, K_ACTION, 16, &s);
+		if (rc != CARELOG_OK) {
+			return rc;
+		}
+		for (uint8_t a = 1; a < CL_ARRAY_LEN(proto_member_action_names); a++) {
+			if (proto_str_is(s, proto_member_action_names[a])) {
+				f->action = a;
+				return CARELOG_OK;
+			}
+		}
+		return rd_fail(r, CARELOG_EPROTO, "unknown action \"%.*s\"", (int)s.len, s.ptr);
+	case K_ORG:
+		return rd_str(r, K_ORG, PROTO_ORG_BYTES_MAX, &f->org);
+	case K_ADDRESS:
+		return rd_str(r, K_ADDRESS, PROTO_ADDRESS_BYTES_MAX, &f->address);
+	case K_PUBLIC_KEY: {
+		rc = rd_bytes(r, K_PUBLIC_KEY, MP_BIN, PROTO_PUBLIC_KEY_BYTES, &s);
+		if (rc == CARELOG_OK && s.len != PROTO_PUBLIC_KEY_BYTES) {
+			rc = rd_fail(r, CARELOG_EPROTO, "key \"public_key\": %zu bytes where %d expected",
+				     s.len, PROTO_PUBLIC_KEY_BYTES);
+		}
+		if (rc == CARELOG_OK) {
+			memcpy(f->public_key, s.ptr, PROTO_PUBLIC_KEY_BYTES);
+		}
+		return rc;
+	}
+	case K_TO:
+		return rd_u64(r, K_TO, UINT64_MAX, &f->to);
 	default:
 		return rd_fail(r, CARELOG_EPROTO, "unknown key \"%s\" in a request",
 			       proto_key_names[k]);
@@ -1381,6 +1583,36 @@ static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields 
 		int k = __builtin_ctzll(missing);
 		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from a %s request",
 			       proto_key_names[k], proto_op_name(f->op));
+	}
+	if ((seen & KB(K_ID)) && f->id_is_node != (f->op == PROTO_OP_MEMBER)) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"id\": %s where %s expected",
+			       f->id_is_node ? "unsigned integer" : "binary",
+			       f->op == PROTO_OP_MEMBER ? "a node id (unsigned integer)"
+							: "an entry id (binary)");
+	}
+	if (f->op == PROTO_OP_MEMBER) {
+		if (f->node_id == 0) {
+			return rd_fail(r, CARELOG_EPROTO, "key \"id\": 0 is not a node id");
+		}
+		uint64_t extra_keys = f->action == PROTO_MEMBER_ADD_LEARNER ? 0 : seen & REQ_MEMBER_NEW;
+		uint64_t missing_keys =
+			f->action == PROTO_MEMBER_ADD_LEARNER ? REQ_MEMBER_NEW & ~seen : 0;
+		if (extra_keys != 0) {
+			return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in a %s request",
+				       proto_key_names[__builtin_ctzll(extra_keys)],
+				       proto_member_action_names[f->action]);
+		}
+		if (missing_keys != 0) {
+			return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from an add-learner request",
+				       proto_key_names[__builtin_ctzll(missing_keys)]);
+		}
+		if (f->action == PROTO_MEMBER_ADD_LEARNER && (f->org.len == 0 || f->address.len == 0)) {
+			return rd_fail(r, CARELOG_EPROTO, "key \"%s\": empty",
+				       f->org.len == 0 ? "org" : "address");
+		}
+	}
+	if (f->op == PROTO_OP_TRANSFER && f->to == 0) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"to\": 0 is not a node id");
 	}
 	memset(out, 0, sizeof(*out));
 	out->version = PROTO_VERSION;
@@ -1416,6 +1648,21 @@ static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields 
 	case PROTO_OP_GET:
 		out->u.get.actor = f->actor;
 		memcpy(out->u.get.id, f->id, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_MEMBER: {
+		struct proto_member_req *m = &out->u.member;
+		m->action = f->action;
+		m->id = f->node_id;
+		if (f->action == PROTO_MEMBER_ADD_LEARNER) {
+			m->org = f->org;
+			m->address = f->address;
+			m->has_public_key = true;
+			memcpy(m->public_key, f->public_key, PROTO_PUBLIC_KEY_BYTES);
+		}
+		break;
+	}
+	case PROTO_OP_TRANSFER:
+		out->u.transfer.to = f->to;
 		break;
 	default:
 		break;
@@ -1610,8 +1857,24 @@ static int rd_member(struct proto_rd *r, struct proto_member *m)
 		case K_ROLE:
 			rc = rd_str(r, K_ROLE, PROTO_NODE_ROLE_BYTES_MAX, &m->role);
 			break;
+		case K_ORG:
+			rc = rd_str(r, K_ORG, PROTO_ORG_BYTES_MAX, &m->org);
+			break;
+		case K_ADDRESS:
+			rc = rd_str(r, K_ADDRESS, PROTO_ADDRESS_BYTES_MAX, &m->address);
+			break;
 		case K_MATCH_INDEX:
-			rc = rd_u64(r, K_MATCH_INDEX, UINT64_MAX, &m->match_index);
+			/* nil: the serving node has no progress for this member */
+			if (rd_left(r) >= 1 && r->p[0] == 0xc0) {
+				r->p++;
+				m->has_match = false;
+			} else {
+				m->has_match = true;
+				rc = rd_u64(r, K_MATCH_INDEX, UINT64_MAX, &m->match_index);
+			}
+			break;
+		case K_LAG:
+			rc = rd_u64(r, K_LAG, UINT64_MAX, &m->lag);
 			break;
 		default:
 			rc = rd_skip(r, 1);
@@ -1639,6 +1902,51 @@ static int rd_array(struct proto_rd *r, enum proto_key k, uint32_t max, uint32_t
 	return CARELOG_OK;
 }
 
+static int rd_transport(struct proto_rd *r, struct proto_transport_stats *t)
+{
+	size_t n;
+	int rc = rd_map(r, "transport", PROTO_MAP_KEYS_MAX, &n);
+	uint32_t seen = 0;
+	memset(t, 0, sizeof(*t));
+	uint64_t *const slots[TK_COUNT_] = {
+		[TK_SENT] = &t->sent,
+		[TK_RECEIVED] = &t->received,
+		[TK_DROPPED_AUTH] = &t->dropped_auth,
+		[TK_DROPPED_REPLAY] = &t->dropped_replay,
+		[TK_DROPPED_UNKNOWN] = &t->dropped_unknown,
+		[TK_HANDSHAKES] = &t->handshakes,
+	};
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		struct proto_item it;
+		rc = rd_item(r, &it);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		if (it.type != MP_STR) {
+			rc = rd_fail(r, CARELOG_EPROTO, "map key is a %s, not a string",
+				     proto_mp_type_names[it.type]);
+			break;
+		}
+		struct proto_str name = {.ptr = (const char *)it.ptr, .len = it.n};
+		int k = -1;
+		for (int j = 0; j < TK_COUNT_ && k < 0; j++) {
+			k = proto_str_is(name, proto_transport_key_names[j]) ? j : -1;
+		}
+		if (k < 0) {
+			rc = rd_skip(r, 2); /* a newer node's counter */
+			continue;
+		}
+		if (seen & (1u << k)) {
+			rc = rd_fail(r, CARELOG_EPROTO, "key \"transport.%s\" twice",
+				     proto_transport_key_names[k]);
+			break;
+		}
+		seen |= 1u << k;
+		rc = rd_u64(r, K_TRANSPORT, UINT64_MAX, slots[k]);
+	}
+	return rc;
+}
+
 static void *rd_alloc(struct proto_arena *arena, size_t n, size_t size)
 {
 	if (n == 0) {
@@ -1651,6 +1959,8 @@ struct proto_reply_fields {
 	struct proto_reply rep;
 	uint64_t node_id, term, leader_id, commit_index, applied_index, index, lag;
 	uint64_t entries_checked, values_checked, problems_count;
+	uint64_t last_index, progress_age_ms, verified_signatures, syncs;
+	struct proto_transport_stats transport;
 	uint32_t withheld;
 	uint8_t chain_head[PROTO_ID_BYTES];
 	uint8_t id[PROTO_ID_BYTES];
@@ -1747,6 +2057,16 @@ static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
 		return rd_entry(r, &f->entry);
 	case K_OK:
 		return rd_bool(r, K_OK, &f->ok);
+	case K_LAST_INDEX:
+		return rd_u64(r, K_LAST_INDEX, UINT64_MAX, &f->last_index);
+	case K_PROGRESS_AGE_MS:
+		return rd_u64(r, K_PROGRESS_AGE_MS, UINT64_MAX, &f->progress_age_ms);
+	case K_VERIFIED_SIGNATURES:
+		return rd_u64(r, K_VERIFIED_SIGNATURES, UINT64_MAX, &f->verified_signatures);
+	case K_SYNCS:
+		return rd_u64(r, K_SYNCS, UINT64_MAX, &f->syncs);
+	case K_TRANSPORT:
+		return rd_transport(r, &f->transport);
 	case K_ENTRIES_CHECKED:
 		return rd_u64(r, K_ENTRIES_CHECKED, UINT64_MAX, &f->entries_checked);
 	case K_VALUES_CHECKED:
@@ -1781,6 +2101,8 @@ static const uint64_t proto_reply_required[] = {
 	[PROTO_OP_VERIFY] = KB(K_OK) | KB(K_ENTRIES_CHECKED) | KB(K_VALUES_CHECKED) |
 			    KB(K_PROBLEMS_COUNT) | KB(K_PROBLEMS) | KB(K_CHAIN_HEAD) |
 			    KB(K_APPLIED_INDEX),
+	[PROTO_OP_MEMBER] = KB(K_INDEX),
+	[PROTO_OP_TRANSFER] = KB(K_LEADER_ID),
 };
 
 static void proto_reply_assemble(const struct proto_reply_fields *f, struct proto_reply *out)
@@ -1799,8 +2121,19 @@ static void proto_reply_assemble(const struct proto_reply_fields *f, struct prot
 		memcpy(s->chain_head, f->chain_head, PROTO_ID_BYTES);
 		s->members_count = f->members_count;
 		s->members = f->members;
+		s->last_index = f->last_index;
+		s->progress_age_ms = f->progress_age_ms;
+		s->verified_signatures = f->verified_signatures;
+		s->syncs = f->syncs;
+		s->transport = f->transport;
 		break;
 	}
+	case PROTO_OP_MEMBER:
+		out->u.member.index = f->index;
+		break;
+	case PROTO_OP_TRANSFER:
+		out->u.transfer.leader_id = f->leader_id;
+		break;
 	case PROTO_OP_APPEND: {
 		struct proto_append_reply *a = &out->u.append;
 		a->committed = f->committed;

@@ -41,6 +41,8 @@ enum {
 	PROTO_MSG_BYTES_MAX = 1024,              /* reply "msg" */
 	PROTO_PROBLEM_BYTES_MAX = 512,           /* one verify finding */
 	PROTO_NODE_ROLE_BYTES_MAX = 16,          /* status role, member role */
+	PROTO_ADDRESS_BYTES_MAX = 128,           /* member address (= MEMBERSHIP_ADDRESS_BYTES_MAX) */
+	PROTO_PUBLIC_KEY_BYTES = 32,             /* Ed25519 public key of a member */
 	PROTO_MAP_KEYS_MAX = 64,                 /* keys in any map of a reply (unknown ones skipped) */
 	PROTO_NESTING_MAX = 8,                   /* depth of a skipped unknown value */
 	PROTO_READ_LIMIT_DEFAULT = 100,
@@ -52,6 +54,15 @@ enum proto_op {
 	PROTO_OP_READ = 3,
 	PROTO_OP_GET = 4,
 	PROTO_OP_VERIFY = 5,
+	PROTO_OP_MEMBER = 6,   /* membership change: add a learner, promote it, remove a member */
+	PROTO_OP_TRANSFER = 7, /* hand leadership to a voter */
+};
+
+/* "action" of a member request; on the wire "add-learner" | "promote" | "remove". */
+enum proto_member_action {
+	PROTO_MEMBER_ADD_LEARNER = 1,
+	PROTO_MEMBER_PROMOTE = 2,
+	PROTO_MEMBER_REMOVE = 3,
 };
 
 enum proto_consistency {
@@ -99,6 +110,19 @@ struct proto_get_req {
 	uint8_t id[PROTO_ID_BYTES];
 };
 
+struct proto_member_req {
+	uint8_t action;           /* enum proto_member_action */
+	uint64_t id;              /* the member concerned; never 0 */
+	struct proto_str org;     /* add-learner only (required there, non-empty) */
+	struct proto_str address; /* add-learner only (required there, non-empty) */
+	bool has_public_key;      /* add-learner: must be true */
+	uint8_t public_key[PROTO_PUBLIC_KEY_BYTES]; /* add-learner only */
+};
+
+struct proto_transfer_req {
+	uint64_t to; /* the voter to hand leadership to; never 0 */
+};
+
 struct proto_request {
 	uint32_t version;
 	uint8_t op;          /* enum proto_op */
@@ -107,6 +131,8 @@ struct proto_request {
 		struct proto_append_req append;
 		struct proto_read_req read;
 		struct proto_get_req get;
+		struct proto_member_req member;
+		struct proto_transfer_req transfer;
 	} u;
 };
 
@@ -136,8 +162,17 @@ struct proto_entry {
 
 struct proto_member {
 	uint64_t id;
-	struct proto_str role; /* "voter" | "learner" */
-	uint64_t match_index;
+	struct proto_str role;    /* "voter" | "learner" */
+	struct proto_str org;     /* "" from an older node */
+	struct proto_str address; /* "" from an older node */
+	bool has_match;           /* false when the serving node has no progress for it (nil) */
+	uint64_t match_index;     /* 0 when !has_match */
+	uint64_t lag;             /* leader's last index - match_index */
+};
+
+/* Peer transport counters since start (0 from an older node). */
+struct proto_transport_stats {
+	uint64_t sent, received, dropped_auth, dropped_replay, dropped_unknown, handshakes;
 };
 
 struct proto_status_reply {
@@ -150,6 +185,20 @@ struct proto_status_reply {
 	uint8_t chain_head[PROTO_ID_BYTES];
 	uint32_t members_count;
 	struct proto_member *members;
+	/* Added with replication; 0 when the serving node predates them. */
+	uint64_t last_index;          /* last log index on this node */
+	uint64_t progress_age_ms;     /* age of the member table on a non-leader; 0 on the leader */
+	uint64_t verified_signatures; /* entry signatures verified at apply since start */
+	uint64_t syncs;               /* synced write transactions since start */
+	struct proto_transport_stats transport;
+};
+
+struct proto_member_reply {
+	uint64_t index; /* the configuration entry's log index */
+};
+
+struct proto_transfer_reply {
+	uint64_t leader_id; /* the node now leading (the target on success) */
 };
 
 struct proto_append_reply {
@@ -192,6 +241,8 @@ struct proto_reply {
 		struct proto_read_reply read;
 		struct proto_entry get; /* one entry */
 		struct proto_verify_reply verify;
+		struct proto_member_reply member;
+		struct proto_transfer_reply transfer;
 	} u;
 };
 
@@ -212,7 +263,7 @@ void proto_arena_free(struct proto_arena *a); /* accepts NULL; leaves a empty */
  * memory. A zero-initialised struct proto_arena is an empty arena. */
 void *proto_arena_alloc(struct proto_arena *a, size_t size);
 
-/* "status", "append", "read", "get", "verify"; "?" for anything else. */
+/* "status", "append", "read", "get", "verify", "member", "transfer"; "?" for anything else. */
 const char *proto_op_name(uint8_t op);
 
 /* Encoders append to `out` (which must start empty) and check every limit the decoders

@@ -14,6 +14,7 @@ struct ctl_command_def {
 	const char *word1;
 	const char *word2; /* NULL for one-word commands */
 	bool network;      /* talks to a node: needs an endpoint */
+	bool help_only;    /* a command group's own --help ("member --help"); never run */
 };
 
 static const struct ctl_command_def ctl_commands[CTL_CMD_COUNT_] = {
@@ -26,6 +27,11 @@ static const struct ctl_command_def ctl_commands[CTL_CMD_COUNT_] = {
 	[CTL_CMD_GET] = {"get", NULL, true},
 	[CTL_CMD_VERIFY] = {"verify", NULL, true},
 	[CTL_CMD_BENCH_APPEND] = {"bench", "append", true},
+	[CTL_CMD_MEMBER] = {"member", NULL, true, true},
+	[CTL_CMD_MEMBER_ADD_LEARNER] = {"member", "add-learner", true},
+	[CTL_CMD_MEMBER_PROMOTE] = {"member", "promote", true},
+	[CTL_CMD_MEMBER_REMOVE] = {"member", "remove", true},
+	[CTL_CMD_TRANSFER_LEADER] = {"transfer-leader", NULL, true},
 };
 
 static const char *const ctl_command_names[CTL_CMD_COUNT_] = {
@@ -38,11 +44,12 @@ static const char *const ctl_command_names[CTL_CMD_COUNT_] = {
 	[CTL_CMD_GET] = "get",
 	[CTL_CMD_VERIFY] = "verify",
 	[CTL_CMD_BENCH_APPEND] = "bench append",
+	[CTL_CMD_MEMBER] = "member",
+	[CTL_CMD_MEMBER_ADD_LEARNER] = "member add-learner",
+	[CTL_CMD_MEMBER_PROMOTE] = "member promote",
+	[CTL_CMD_MEMBER_REMOVE] = "member remove",
+	[CTL_CMD_TRANSFER_LEADER] = "transfer-leader",
 };
-
-/* Named in DESIGN.md's contract but needing admin operations the client protocol does not
- * carry yet. */
-static const char *const ctl_planned_commands[] = {"member", "transfer-leader"};
 
 const char *ctl_command_name(enum ctl_command command)
 {
@@ -81,11 +88,20 @@ enum ctl_opt {
 	OPT_CLIENTS,
 	OPT_COUNT,
 	OPT_BODY_BYTES,
+	OPT_ORG,
+	OPT_ADDRESS,
+	OPT_PUBLIC_KEY,
+	OPT_WAIT,
+	OPT_TO,
 	OPT_COUNT_
 };
+CL_STATIC_ASSERT(OPT_COUNT_ <= 64, "options seen are a uint64_t mask");
+CL_STATIC_ASSERT(CTL_CMD_COUNT_ <= 32, "commands are a uint32_t mask");
 
 #define CMD(c) (1u << (c))
 #define CMDS_ALL (~0u)
+#define CMDS_MEMBER_ID                                                                      \
+	(CMD(CTL_CMD_MEMBER_ADD_LEARNER) | CMD(CTL_CMD_MEMBER_PROMOTE) | CMD(CTL_CMD_MEMBER_REMOVE))
 
 struct ctl_opt_def {
 	const char *name;
@@ -122,10 +138,15 @@ static const struct ctl_opt_def ctl_opts[OPT_COUNT_] = {
 	[OPT_MIN_INDEX] = {"--min-index", true, false, CMD(CTL_CMD_READ)},
 	[OPT_SINCE_INDEX] = {"--since-index", true, false, CMD(CTL_CMD_READ)},
 	[OPT_LIMIT] = {"--limit", true, false, CMD(CTL_CMD_READ)},
-	[OPT_ID] = {"--id", true, false, CMD(CTL_CMD_GET)},
+	[OPT_ID] = {"--id", true, false, CMD(CTL_CMD_GET) | CMDS_MEMBER_ID},
 	[OPT_CLIENTS] = {"--clients", true, false, CMD(CTL_CMD_BENCH_APPEND)},
 	[OPT_COUNT] = {"--count", true, false, CMD(CTL_CMD_BENCH_APPEND)},
 	[OPT_BODY_BYTES] = {"--body-bytes", true, false, CMD(CTL_CMD_BENCH_APPEND)},
+	[OPT_ORG] = {"--org", true, false, CMD(CTL_CMD_MEMBER_ADD_LEARNER)},
+	[OPT_ADDRESS] = {"--address", true, false, CMD(CTL_CMD_MEMBER_ADD_LEARNER)},
+	[OPT_PUBLIC_KEY] = {"--public-key", true, false, CMD(CTL_CMD_MEMBER_ADD_LEARNER)},
+	[OPT_WAIT] = {"--wait", false, false, CMD(CTL_CMD_MEMBER_ADD_LEARNER)},
+	[OPT_TO] = {"--to", true, false, CMD(CTL_CMD_TRANSFER_LEADER)},
 };
 
 /* ------------------------------------------------------------------ parsing */
@@ -387,7 +408,21 @@ static int ctl_apply(struct ctl_parser *p, enum ctl_opt opt, const char *v)
 	case OPT_LIMIT:
 		return ctl_need_u32(p, flag, v, 1, CTL_READ_LIMIT_MAX, &o->limit);
 	case OPT_ID:
+		if (o->command != CTL_CMD_GET) {
+			return ctl_need_u64(p, flag, v, 1, UINT64_MAX, &o->node_id);
+		}
 		return ctl_need_id(p, flag, v, o->id);
+	case OPT_ORG:
+		return ctl_need_text(p, flag, v, CTL_ORG_BYTES_MAX, &o->org);
+	case OPT_ADDRESS:
+		return ctl_need_text(p, flag, v, CTL_ADDRESS_BYTES_MAX, &o->address);
+	case OPT_PUBLIC_KEY:
+		return ctl_need_text(p, flag, v, CTL_PATH_ARG_BYTES_MAX, &o->public_key_file);
+	case OPT_WAIT:
+		o->wait = true;
+		return CTL_EXIT_OK;
+	case OPT_TO:
+		return ctl_need_u64(p, flag, v, 1, UINT64_MAX, &o->to);
 	case OPT_CLIENTS:
 		return ctl_need_u32(p, flag, v, 1, CTL_BENCH_CLIENTS_MAX, &o->bench_clients);
 	case OPT_COUNT:
@@ -440,40 +475,60 @@ static int ctl_option(struct ctl_parser *p, int argc, char *const argv[], int *i
 			       arg, cmd, cmd[0] != '\0' ? " " : "");
 }
 
+/* "add-learner|promote|remove": the second words of the commands starting with `w1`. */
+static void ctl_second_words(const char *w1, char *out, size_t out_len)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (int c = 1; c < CTL_CMD_COUNT_; c++) {
+		const struct ctl_command_def *d = &ctl_commands[c];
+		if (d->word2 != NULL && strcmp(d->word1, w1) == 0 && n < out_len) {
+			int w = snprintf(out + n, out_len - n, "%s%s", n > 0 ? "|" : "", d->word2);
+			n += w > 0 ? (size_t)w : 0;
+		}
+	}
+}
+
 static int ctl_command_word(struct ctl_parser *p, int argc, char *const argv[], int *i)
 {
 	const char *w1 = argv[*i];
-	for (size_t k = 0; k < CL_ARRAY_LEN(ctl_planned_commands); k++) {
-		if (strcmp(w1, ctl_planned_commands[k]) == 0) {
-			return ctl_usage_error(p, "%s: not available yet: membership changes arrive "
-						  "with multi-node regions (replication)",
-					       w1);
-		}
-	}
+	const char *w2 = *i + 1 < argc ? argv[*i + 1] : NULL;
+	int group = 0; /* a command with this first word: its group's help, or the only one */
 	for (int c = 1; c < CTL_CMD_COUNT_; c++) {
 		const struct ctl_command_def *d = &ctl_commands[c];
 		if (strcmp(d->word1, w1) != 0) {
 			continue;
 		}
-		if (d->word2 != NULL) {
-			if (*i + 1 >= argc || argv[*i + 1][0] == '-') {
-				if (*i + 1 < argc && (strcmp(argv[*i + 1], "--help") == 0 ||
-						      strcmp(argv[*i + 1], "-h") == 0)) {
-					p->o->command = (enum ctl_command)c;
-					return CTL_EXIT_OK;
-				}
-				return ctl_usage_error(p, "%s: expected \"%s %s\"", w1, w1, d->word2);
-			}
-			if (strcmp(argv[*i + 1], d->word2) != 0) {
-				return ctl_usage_error(p, "unknown command \"%s %s\" (see carelogctl --help)",
-						       w1, argv[*i + 1]);
-			}
-			++*i;
+		if (d->help_only) {
+			group = c; /* listed before its subcommands */
+			continue;
 		}
-		p->o->command = (enum ctl_command)c;
+		if (group == 0) {
+			group = c;
+		}
+		if (d->word2 == NULL) {
+			p->o->command = (enum ctl_command)c;
+			return CTL_EXIT_OK;
+		}
+		if (w2 != NULL && strcmp(w2, d->word2) == 0) {
+			++*i;
+			p->o->command = (enum ctl_command)c;
+			return CTL_EXIT_OK;
+		}
+	}
+	if (group == 0) {
+		return ctl_usage_error(p, "unknown command \"%s\" (see carelogctl --help)", w1);
+	}
+	if (w2 != NULL && (strcmp(w2, "--help") == 0 || strcmp(w2, "-h") == 0)) {
+		p->o->command = (enum ctl_command)group;
 		return CTL_EXIT_OK;
 	}
-	return ctl_usage_error(p, "unknown command \"%s\" (see carelogctl --help)", w1);
+	if (w2 == NULL || w2[0] == '-') {
+		char words[128];
+		ctl_second_words(w1, words, sizeof(words));
+		return ctl_usage_error(p, "%s: expected \"%s %s\"", w1, w1, words);
+	}
+	return ctl_usage_error(p, "unknown command \"%s %s\" (see carelogctl --help)", w1, w2);
 }
 
 static int ctl_check_required(struct ctl_parser *p)
@@ -515,6 +570,24 @@ static int ctl_check_required(struct ctl_parser *p)
 	case CTL_CMD_GET:
 		if (!(p->seen & ((uint64_t)1 << OPT_ID))) {
 			return ctl_usage_error(p, "--id ID is required");
+		}
+		break;
+	case CTL_CMD_MEMBER_ADD_LEARNER:
+		if (o->node_id == 0 || o->org == NULL || o->address == NULL ||
+		    o->public_key_file == NULL) {
+			return ctl_usage_error(p, "--id N, --org ORG, --address URL and --public-key "
+						  "FILE are required");
+		}
+		break;
+	case CTL_CMD_MEMBER_PROMOTE:
+	case CTL_CMD_MEMBER_REMOVE:
+		if (o->node_id == 0) {
+			return ctl_usage_error(p, "--id N is required");
+		}
+		break;
+	case CTL_CMD_TRANSFER_LEADER:
+		if (o->to == 0) {
+			return ctl_usage_error(p, "--to N is required");
 		}
 		break;
 	default:
@@ -596,12 +669,12 @@ static const char ctl_usage_tool[] =
 	"  get --id ID                 one entry by its 64-hex id\n"
 	"  verify                      check signatures, chain and indexes on the node\n"
 	"  bench append                load generator through libcarelog\n"
+	"  member add-learner --id N --org ORG --address URL --public-key FILE [--wait]\n"
+	"                              add a node as a learner (it copies the log, no vote)\n"
+	"  member promote --id N       make a caught-up learner a voter\n"
+	"  member remove --id N        take a member out of the cluster\n"
+	"  transfer-leader --to N      hand leadership to voter N\n"
 	"  help [COMMAND]              this text, or a command's (also: COMMAND --help)\n"
-	"\n"
-	"not available yet (exit 2): membership changes arrive with multi-node regions\n"
-	"(replication):\n"
-	"  member add-learner|promote|remove ...\n"
-	"  transfer-leader --to ID\n"
 	"\n"
 	"options for every command:\n"
 	"  --endpoint URL    the node's client endpoint (ipc:///path or tcp://host:port);\n"
@@ -615,7 +688,7 @@ static const char ctl_usage_tool[] =
 	"\n"
 	"exit status: 0 success, 1 the operation failed (message on stderr), 2 bad usage,\n"
 	"3 outcome pending (an append not yet known to be committed: retry with the same\n"
-	"--request-id).\n";
+	"--request-id; a membership change not yet known to be committed: check status).\n";
 
 /* Printed after every command's own text: the options it shares with all the others. */
 static const char ctl_usage_network_options[] =
@@ -645,7 +718,15 @@ static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 		"\n"
 		"Writes the genesis configuration of a new cluster to FILE with a fresh random\n"
 		"16-byte cluster id. Needs no node. Copy FILE to every node; each turns it into the\n"
-		"same first log entry.\n"
+		"same first log entry. A genesis holds 1-8 members, at least one a voter; give\n"
+		"each with its own flag, e.g. three voters and a learner:\n"
+		"  carelogctl cluster init --out genesis.mpk \\\n"
+		"    --member 1,helse-vest,tcp://10.0.0.1:7401,n1/node.pub \\\n"
+		"    --member 2,helse-midt,tcp://10.0.0.2:7401,n2/node.pub \\\n"
+		"    --member 3,helse-nord,tcp://10.0.0.3:7401,n3/node.pub \\\n"
+		"    --learner 4,helse-sor-ost,tcp://10.0.0.4:7401,n4/node.pub\n"
+		"Later nodes join with member add-learner (on a running cluster), using the same\n"
+		"genesis file.\n"
 		"  --out FILE           where the genesis goes (required; never overwritten)\n"
 		"  --member M           a first voter (at least one; repeatable)\n"
 		"  --learner M          a first learner (optional; repeatable)\n"
@@ -663,11 +744,18 @@ static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 		"usage: carelogctl [--endpoint URL] [--timeout S] status [--json]\n"
 		"\n"
 		"The node's view of the cluster: its id and role (leader, follower, candidate,\n"
-		"learner), term, the leader it knows (none known = 0 in JSON), commit and applied\n"
-		"index, the hash-chain head at the applied index, and each member with its role\n"
-		"and match index.\n"
-		"JSON: {node_id, role, term, leader_id, commit_index, applied_index, chain_head,\n"
-		"       members:[{id, role, match_index}]}\n"
+		"learner), term, the leader it knows (none known = 0 in JSON), commit, applied and\n"
+		"last log index, the hash-chain head at the applied index, every member (id, role,\n"
+		"organisation, address, match index, lag behind the leader's last index) and the\n"
+		"node's counters since it started: entry signatures verified at apply, synced\n"
+		"write transactions, and the peer transport (messages sent and received, sessions\n"
+		"established, frames dropped for failed authentication, replay or unknown sender).\n"
+		"Member progress comes from the leader: a non-leader shows how old its copy is\n"
+		"(progress_age_ms). A match of \"-\" (null in JSON): no progress known yet.\n"
+		"JSON: {node_id, role, term, leader_id, commit_index, applied_index, last_index,\n"
+		"       chain_head, members:[{id, role, org, address, match_index, lag}],\n"
+		"       progress_age_ms, verified_signatures, syncs, transport:{sent, received,\n"
+		"       dropped_auth, dropped_replay, dropped_unknown, handshakes}}\n"
 		"Exit 0 answered, 1 failed (no connection within --timeout, ...), 2 bad usage.\n",
 	[CTL_CMD_APPEND] =
 		"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] append\n"
@@ -763,6 +851,76 @@ static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 		"JSON: {ops_per_s, p50_ms, p99_ms, errors, ops, clients, body_bytes, seconds}\n"
 		"Exit 0 all committed, 1 an append failed (3 when the first failure was a pending\n"
 		"outcome), 2 bad usage. The first failure's message goes to stderr.\n",
+	[CTL_CMD_MEMBER] =
+		"usage: carelogctl [--endpoint URL] [--timeout S] member add-learner|promote|remove\n"
+		"           ... [--json]\n"
+		"\n"
+		"Membership changes, one at a time, through the leader (a follower answers with\n"
+		"the leader's id: exit 1, use that node's endpoint). Adding a node takes two\n"
+		"steps: add it as a learner, which copies the log without voting, then promote it\n"
+		"once it has caught up:\n"
+		"  member add-learner --id N --org ORG --address URL --public-key FILE [--wait]\n"
+		"  member promote --id N\n"
+		"  member remove --id N\n"
+		"See carelogctl member add-learner --help (and promote, remove) for each.\n"
+		"JSON: {action, id, index} (add-learner --wait adds caught_up, match_index, lag,\n"
+		"      wait_ms)\n"
+		"Exit 0 done, 1 refused or failed, 2 bad usage, 3 pending: not known to be\n"
+		"committed in time, check status before trying again.\n",
+	[CTL_CMD_MEMBER_ADD_LEARNER] =
+		"usage: carelogctl [--endpoint URL] [--timeout S] member add-learner --id N\n"
+		"           --org ORG --address URL --public-key FILE [--wait] [--json]\n"
+		"\n"
+		"Adds node N as a learner: it receives the log but does not vote. Start the new\n"
+		"node (empty data directory, the cluster's genesis file, its own key) before or\n"
+		"after; it catches up once both are done. Ask the leader.\n"
+		"  --id N             the new node's id, a number above 0 never used before\n"
+		"  --org ORG          its organisation, 1-64 bytes\n"
+		"  --address URL      its peer address, e.g. tcp://10.0.0.4:7401, 1-128 bytes\n"
+		"  --public-key FILE  its node.pub, as written by carelogctl keygen\n"
+		"  --wait             then poll status on the same endpoint until the learner's lag\n"
+		"                     is 0, printing progress to stderr at most once a second:\n"
+		"                     \"learner 4: match 120000/250000 (48%), 31000 entries/s\"\n"
+		"--timeout bounds the whole command, the wait included (default 10 s; a large log\n"
+		"needs more, e.g. --timeout 3600).\n"
+		"Output: the configuration entry's index; with --wait, the learner's final match.\n"
+		"JSON: {action: \"add-learner\", id, index}; with --wait also caught_up,\n"
+		"      match_index (null if unknown), lag, wait_ms\n"
+		"Exit 0 added (and with --wait caught up), 1 refused or failed (id in use, not the\n"
+		"leader, bad key file; with --wait: not caught up within --timeout, the learner\n"
+		"stays), 2 bad usage, 3 pending: not known to be committed in time, check status\n"
+		"before trying again.\n",
+	[CTL_CMD_MEMBER_PROMOTE] =
+		"usage: carelogctl [--endpoint URL] [--timeout S] member promote --id N [--json]\n"
+		"\n"
+		"Makes learner N a voter. Promote only a learner whose lag is 0 (see status or\n"
+		"member add-learner --wait): a voter far behind weakens the majority. Ask the\n"
+		"leader.\n"
+		"  --id N   the learner's node id\n"
+		"Output: the configuration entry's index.\n"
+		"JSON: {action: \"promote\", id, index}\n"
+		"Exit 0 promoted, 1 refused or failed (not a learner, not the leader, another\n"
+		"change in progress), 2 bad usage, 3 pending: check status before trying again.\n",
+	[CTL_CMD_MEMBER_REMOVE] =
+		"usage: carelogctl [--endpoint URL] [--timeout S] member remove --id N [--json]\n"
+		"\n"
+		"Removes member N (voter or learner) from the cluster; once the change is\n"
+		"committed its key is no longer trusted. Ask the leader.\n"
+		"  --id N   the member's node id\n"
+		"Output: the configuration entry's index.\n"
+		"JSON: {action: \"remove\", id, index}\n"
+		"Exit 0 removed, 1 refused or failed (not a member, not the leader, another change\n"
+		"in progress), 2 bad usage, 3 pending: check status before trying again.\n",
+	[CTL_CMD_TRANSFER_LEADER] =
+		"usage: carelogctl [--endpoint URL] [--timeout S] transfer-leader --to N [--json]\n"
+		"\n"
+		"Asks the leader to hand leadership to voter N (e.g. before maintenance on the\n"
+		"leader's host) and waits until N leads or --timeout passes.\n"
+		"  --to N   the voter to lead next\n"
+		"Output: the new leader.\n"
+		"JSON: {leader_id}\n"
+		"Exit 0 N leads, 1 refused or failed (N not a voter, not the leader, not done in\n"
+		"time: check status), 2 bad usage.\n",
 };
 
 void ctl_usage(FILE *out, enum ctl_command command)

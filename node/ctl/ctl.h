@@ -31,6 +31,9 @@ enum {
 	CTL_BENCH_BODY_BYTES_DEFAULT = 512,
 	CTL_BENCH_BODY_BYTES_MAX = 64 * 1024 * 1024,
 	CTL_READ_LIMIT_MAX = 1000,
+	CTL_PUBLIC_KEY_BYTES = 32,
+	CTL_PATH_ARG_BYTES_MAX = 4000,   /* a file or directory name on the command line */
+	CTL_PROGRESS_LINE_BYTES = 160,   /* one member add-learner --wait progress line */
 };
 
 enum ctl_command {
@@ -43,6 +46,11 @@ enum ctl_command {
 	CTL_CMD_GET,
 	CTL_CMD_VERIFY,
 	CTL_CMD_BENCH_APPEND,
+	CTL_CMD_MEMBER, /* only for "member --help": the subcommands below do the work */
+	CTL_CMD_MEMBER_ADD_LEARNER,
+	CTL_CMD_MEMBER_PROMOTE,
+	CTL_CMD_MEMBER_REMOVE,
+	CTL_CMD_TRANSFER_LEADER,
 	CTL_CMD_COUNT_
 };
 
@@ -97,6 +105,14 @@ struct ctl_options {
 	/* get */
 	uint8_t id[CTL_ID_BYTES];
 
+	/* member add-learner, promote, remove (--id N); transfer-leader (--to N) */
+	uint64_t node_id;
+	const char *org;
+	const char *address;
+	const char *public_key_file;
+	bool wait; /* add-learner --wait: poll status until the learner's lag is 0 */
+	uint64_t to;
+
 	/* bench append */
 	uint32_t bench_clients;
 	uint32_t bench_count; /* appends in total, spread over the clients */
@@ -136,6 +152,17 @@ void ctl_time_format(char out[CTL_TIME_TEXT_BYTES], uint64_t ms);
 /* Parses milliseconds since the epoch ("1700000000123") or ISO-8601 UTC
  * ("2024-05-01T12:00:00Z", "2024-05-01T12:00:00.250Z", "2024-05-01"). */
 int ctl_time_parse(const char *text, uint64_t *out_ms);
+
+/*
+ * One progress line of "member add-learner --wait", without a newline:
+ * "learner 4: match 120000/250000 (48%), 31000 entries/s". The total is match + lag (the
+ * leader's last index); the percentage is floored and reaches 100 only at lag 0. Without
+ * progress (has_match false): "learner 4: no progress reported yet". `rate_known` false
+ * leaves the rate out (the first line). Returns `out`.
+ */
+const char *ctl_progress_line(char *out, size_t out_len, uint64_t id, bool has_match,
+			      uint64_t match, uint64_t lag, bool rate_known,
+			      uint64_t entries_per_s);
 
 /* ------------------------------------------------------------------ JSON */
 

@@ -35,7 +35,7 @@ int ctl_fail(const struct ctl_options *o, int rc, const char *detail_fmt, ...)
 }
 
 /* A failed libcarelog call: its own message is the detail. */
-static int ctl_fail_call(const struct ctl_options *o, int rc)
+int ctl_fail_call(const struct ctl_options *o, int rc)
 {
 	return ctl_fail(o, rc, "%s", carelog_last_message());
 }
@@ -47,6 +47,129 @@ static void ctl_hex(char *out, const uint8_t *bytes, size_t len)
 
 /* ------------------------------------------------------------------ status */
 
+static void ctl_json_status(const struct carelog_status *s, const char *head)
+{
+	struct ctl_json j;
+	ctl_json_init(&j, stdout);
+	ctl_json_object_begin(&j);
+	ctl_json_key(&j, "node_id");
+	ctl_json_u64(&j, s->node_id);
+	ctl_json_key(&j, "role");
+	ctl_json_string(&j, s->role);
+	const struct {
+		const char *key;
+		uint64_t value;
+	} top[] = {
+		{"term", s->term},
+		{"leader_id", s->leader_id},
+		{"commit_index", s->commit_index},
+		{"applied_index", s->applied_index},
+		{"last_index", s->last_index},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(top); i++) {
+		ctl_json_key(&j, top[i].key);
+		ctl_json_u64(&j, top[i].value);
+	}
+	ctl_json_key(&j, "chain_head");
+	ctl_json_string(&j, head);
+	ctl_json_key(&j, "members");
+	ctl_json_array_begin(&j);
+	for (size_t i = 0; i < s->members_count; i++) {
+		const struct carelog_member *m = &s->members[i];
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "id");
+		ctl_json_u64(&j, m->id);
+		ctl_json_key(&j, "role");
+		ctl_json_string(&j, m->role);
+		ctl_json_key(&j, "org");
+		ctl_json_string(&j, m->org);
+		ctl_json_key(&j, "address");
+		ctl_json_string(&j, m->address);
+		ctl_json_key(&j, "match_index");
+		if (m->has_match) {
+			ctl_json_u64(&j, m->match_index);
+		} else {
+			ctl_json_null(&j);
+		}
+		ctl_json_key(&j, "lag");
+		ctl_json_u64(&j, m->lag);
+		ctl_json_object_end(&j);
+	}
+	ctl_json_array_end(&j);
+	ctl_json_key(&j, "progress_age_ms");
+	ctl_json_u64(&j, s->progress_age_ms);
+	ctl_json_key(&j, "verified_signatures");
+	ctl_json_u64(&j, s->verified_signatures);
+	ctl_json_key(&j, "syncs");
+	ctl_json_u64(&j, s->syncs);
+	const struct carelog_transport_stats *t = &s->transport;
+	const struct {
+		const char *key;
+		uint64_t value;
+	} tr[] = {
+		{"sent", t->sent},
+		{"received", t->received},
+		{"dropped_auth", t->dropped_auth},
+		{"dropped_replay", t->dropped_replay},
+		{"dropped_unknown", t->dropped_unknown},
+		{"handshakes", t->handshakes},
+	};
+	ctl_json_key(&j, "transport");
+	ctl_json_object_begin(&j);
+	for (size_t i = 0; i < CL_ARRAY_LEN(tr); i++) {
+		ctl_json_key(&j, tr[i].key);
+		ctl_json_u64(&j, tr[i].value);
+	}
+	ctl_json_object_end(&j);
+	ctl_json_object_end(&j);
+	ctl_json_finish(&j);
+}
+
+static void ctl_print_status(const struct carelog_status *s, const char *head)
+{
+	printf("node          %llu (%s)\n", (unsigned long long)s->node_id, s->role);
+	printf("term          %llu\n", (unsigned long long)s->term);
+	if (s->leader_id != 0) {
+		printf("leader        %llu\n", (unsigned long long)s->leader_id);
+	} else {
+		printf("leader        none known\n");
+	}
+	printf("commit index  %llu\n", (unsigned long long)s->commit_index);
+	printf("applied index %llu\n", (unsigned long long)s->applied_index);
+	printf("last index    %llu\n", (unsigned long long)s->last_index);
+	printf("chain head    %s\n", head);
+	if (s->members_count > 0) {
+		printf("\n%-6s %-8s %-20s %-28s %12s %12s\n", "MEMBER", "ROLE", "ORG", "ADDRESS",
+		       "MATCH", "LAG");
+		for (size_t i = 0; i < s->members_count; i++) {
+			const struct carelog_member *m = &s->members[i];
+			char match[24];
+			if (m->has_match) {
+				snprintf(match, sizeof(match), "%llu", (unsigned long long)m->match_index);
+			} else {
+				snprintf(match, sizeof(match), "-");
+			}
+			printf("%-6llu %-8s %-20s %-28s %12s %12llu\n", (unsigned long long)m->id,
+			       m->role, m->org[0] != '\0' ? m->org : "-",
+			       m->address[0] != '\0' ? m->address : "-", match,
+			       (unsigned long long)m->lag);
+		}
+		if (s->progress_age_ms > 0) {
+			printf("(match and lag as the leader reported them %llu ms ago)\n",
+			       (unsigned long long)s->progress_age_ms);
+		}
+	}
+	const struct carelog_transport_stats *t = &s->transport;
+	printf("\nverified signatures %llu\n", (unsigned long long)s->verified_signatures);
+	printf("synced writes       %llu\n", (unsigned long long)s->syncs);
+	printf("transport           sent %llu, received %llu, handshakes %llu\n",
+	       (unsigned long long)t->sent, (unsigned long long)t->received,
+	       (unsigned long long)t->handshakes);
+	printf("dropped             auth %llu, replay %llu, unknown sender %llu\n",
+	       (unsigned long long)t->dropped_auth, (unsigned long long)t->dropped_replay,
+	       (unsigned long long)t->dropped_unknown);
+}
+
 static int ctl_status(const struct ctl_options *o, struct carelog_client *c)
 {
 	struct carelog_status *s;
@@ -57,57 +180,9 @@ static int ctl_status(const struct ctl_options *o, struct carelog_client *c)
 	char head[2 * CARELOG_ID_BYTES + 1];
 	ctl_hex(head, s->chain_head, sizeof(s->chain_head));
 	if (o->json) {
-		struct ctl_json j;
-		ctl_json_init(&j, stdout);
-		ctl_json_object_begin(&j);
-		ctl_json_key(&j, "node_id");
-		ctl_json_u64(&j, s->node_id);
-		ctl_json_key(&j, "role");
-		ctl_json_string(&j, s->role);
-		ctl_json_key(&j, "term");
-		ctl_json_u64(&j, s->term);
-		ctl_json_key(&j, "leader_id");
-		ctl_json_u64(&j, s->leader_id);
-		ctl_json_key(&j, "commit_index");
-		ctl_json_u64(&j, s->commit_index);
-		ctl_json_key(&j, "applied_index");
-		ctl_json_u64(&j, s->applied_index);
-		ctl_json_key(&j, "chain_head");
-		ctl_json_string(&j, head);
-		ctl_json_key(&j, "members");
-		ctl_json_array_begin(&j);
-		for (size_t i = 0; i < s->members_count; i++) {
-			ctl_json_object_begin(&j);
-			ctl_json_key(&j, "id");
-			ctl_json_u64(&j, s->members[i].id);
-			ctl_json_key(&j, "role");
-			ctl_json_string(&j, s->members[i].role);
-			ctl_json_key(&j, "match_index");
-			ctl_json_u64(&j, s->members[i].match_index);
-			ctl_json_object_end(&j);
-		}
-		ctl_json_array_end(&j);
-		ctl_json_object_end(&j);
-		ctl_json_finish(&j);
+		ctl_json_status(s, head);
 	} else {
-		printf("node          %llu (%s)\n", (unsigned long long)s->node_id, s->role);
-		printf("term          %llu\n", (unsigned long long)s->term);
-		if (s->leader_id != 0) {
-			printf("leader        %llu\n", (unsigned long long)s->leader_id);
-		} else {
-			printf("leader        none known\n");
-		}
-		printf("commit index  %llu\n", (unsigned long long)s->commit_index);
-		printf("applied index %llu\n", (unsigned long long)s->applied_index);
-		printf("chain head    %s\n", head);
-		if (s->members_count > 0) {
-			printf("\n%-8s %-8s %s\n", "MEMBER", "ROLE", "MATCH");
-			for (size_t i = 0; i < s->members_count; i++) {
-				printf("%-8llu %-8s %llu\n", (unsigned long long)s->members[i].id,
-				       s->members[i].role,
-				       (unsigned long long)s->members[i].match_index);
-			}
-		}
+		ctl_print_status(s, head);
 	}
 	carelog_status_free(s);
 	return CTL_EXIT_OK;
@@ -564,6 +639,14 @@ static int ctl_run_network(const struct ctl_options *o)
 		break;
 	case CTL_CMD_BENCH_APPEND:
 		exit_code = ctl_run_bench_append(o, c);
+		break;
+	case CTL_CMD_MEMBER_ADD_LEARNER:
+	case CTL_CMD_MEMBER_PROMOTE:
+	case CTL_CMD_MEMBER_REMOVE:
+		exit_code = ctl_run_member(o, c);
+		break;
+	case CTL_CMD_TRANSFER_LEADER:
+		exit_code = ctl_run_transfer_leader(o, c);
 		break;
 	default:
 		CL_UNREACHABLE();

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,6 +75,30 @@ bool ctl_text_printable(const uint8_t *s, size_t len)
 }
 
 /* ------------------------------------------------------------------ base64 */
+
+const char *ctl_progress_line(char *out, size_t out_len, uint64_t id, bool has_match,
+			      uint64_t match, uint64_t lag, bool rate_known,
+			      uint64_t entries_per_s)
+{
+	CL_ASSERT(out != NULL && out_len > 0);
+	if (!has_match) {
+		snprintf(out, out_len, "learner %" PRIu64 ": no progress reported yet", id);
+		return out;
+	}
+	/* match + lag can only overflow with a corrupt reply: saturate rather than wrap */
+	uint64_t total = lag > UINT64_MAX - match ? UINT64_MAX : match + lag;
+	unsigned percent = 100;
+	if (lag > 0) {
+		double p = 100.0 * (double)match / (double)total;
+		percent = p >= 99.0 ? 99u : (unsigned)p; /* 100% means caught up, nothing less */
+	}
+	int n = snprintf(out, out_len, "learner %" PRIu64 ": match %" PRIu64 "/%" PRIu64 " (%u%%)",
+			 id, match, total, percent);
+	if (rate_known && n > 0 && (size_t)n < out_len) {
+		snprintf(out + n, out_len - (size_t)n, ", %" PRIu64 " entries/s", entries_per_s);
+	}
+	return out;
+}
 
 size_t ctl_base64_size(size_t len)
 {

@@ -104,6 +104,12 @@ static int classify_conf(const struct node_apply_state *st, const struct consens
 		*out_reason = "configuration entry does not decode";
 		return rc == CARELOG_EVERSION ? rc : CARELOG_EPROTO;
 	}
+	if (context_len == 0 && st->has_membership) {
+		/* Leaving a joint configuration changes voters, not the members' metadata. */
+		*conf_buf = st->membership;
+		out->conf = conf_buf;
+		return CARELOG_OK;
+	}
 	rc = membership_decode(context, context_len, conf_buf);
 	if (rc != CARELOG_OK) {
 		*out_reason = rc == CARELOG_EVERSION
@@ -142,6 +148,7 @@ static int classify_record_trust(const struct node_apply_state *st, struct node_
 	}
 	/* Signature first, then journal_header_check, then the body (journal.h). */
 	int rc = journal_verify_decoded(&out->record, &out->header, m->public_key);
+	out->signature_checked = true;
 	if (rc == CARELOG_EUNKNOWN) {
 		*out_reason = "entry kind, status or sensitivity unknown to this node "
 		              "(upgrade this node)";
@@ -275,6 +282,8 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 	int rc = node_request_key(c->header.org, strlen(c->header.org), c->header.request_id,
 	                          strlen(c->header.request_id), key, &key_len);
 	CL_ASSERT(rc == CARELOG_OK); /* journal_header_check passed: both non-empty, bounded */
+	memcpy(out->request_key, key, key_len);
+	out->request_key_len = key_len;
 	uint64_t first_index = 0;
 	uint8_t first_id[JOURNAL_ID_BYTES];
 	rc = storage_index_request_get(t, key, key_len, &first_index, first_id);
@@ -316,6 +325,7 @@ static int apply_one(struct storage_txn *t, struct node_apply_state *st,
 		return rc;
 	}
 	out->kind = c->kind;
+	out->signature_verified = c->signature_checked;
 	switch (c->kind) {
 	case NODE_APPLY_KIND_NOOP:
 		break;

@@ -70,6 +70,10 @@ struct node_apply_outcome {
 	uint8_t id[JOURNAL_ID_BYTES]; /* this entry's id */
 	uint64_t answer_index;        /* accepted: index; duplicate: the first entry's */
 	uint8_t answer_id[JOURNAL_ID_BYTES];
+	/* Accepted or duplicate by request id: org || 0 || request id (whoever waits for it). */
+	size_t request_key_len;
+	uint8_t request_key[NODE_REQUEST_KEY_BYTES_MAX];
+	bool signature_verified; /* this entry's signature was checked while applying it */
 };
 
 /* A classified entry (read-only: shared by apply and verify). Views into the entry data. */
@@ -82,6 +86,7 @@ struct node_apply_class {
 	int verdict;        /* CARELOG_OK = signature, node and org hold; else the reject code */
 	const char *reason; /* for a reject */
 	struct membership *conf; /* CONF: the merged membership (caller's buffer) */
+	bool signature_checked;  /* the signature was verified (whatever the result) */
 };
 
 /* Request index key: org || 0x00 || request id. *out_len <= NODE_REQUEST_KEY_BYTES_MAX. */

@@ -35,6 +35,16 @@ const char node_config_help[] =
     "  [batch]\n"
     "  entries_max = 1024          appends per write transaction (group commit)\n"
     "  bytes_max   = 8MiB          entry bytes per write transaction\n"
+    "  [replication]\n"
+    "  listen            = URL     peer listen URL; default: this node's member address\n"
+    "  tick_ms           = 100     one consensus tick\n"
+    "  election_ticks    = 10      election timeout in ticks (randomised up to twice)\n"
+    "  heartbeat_ticks   = 1       leader heartbeat period in ticks\n"
+    "  message_bytes_max = 16MiB   largest peer message sent or accepted\n"
+    "  append_bytes_max  = 4MiB    entry bytes per append message (catch-up batch)\n"
+    "  inflight_msgs_max = 32      appends in flight per follower\n"
+    "  [peers]\n"
+    "  ID = URL                    dial node ID at URL instead of its member address\n"
     "Sizes take K/KiB/M/MiB/G/GiB/T/TiB (1024s), KB/MB/GB/TB (1000s) or bytes.\n";
 
 enum {
@@ -58,6 +68,12 @@ void node_config_defaults(struct node_config *out)
 	out->client_timeout_ms = CONFIG_TIMEOUT_MS_DEFAULT;
 	out->client_stale_lag_max = CONFIG_STALE_LAG_MAX_DEFAULT;
 	out->storage_map_size_bytes = config_map_size_default;
+	out->replication_tick_ms = 100;
+	out->replication_election_ticks = 10;
+	out->replication_heartbeat_ticks = 1;
+	out->replication_message_bytes_max = 16ULL << 20;
+	out->replication_append_bytes_max = 4ULL << 20;
+	out->replication_inflight_msgs_max = 32;
 	out->batch_entries_max = CONFIG_BATCH_ENTRIES_MAX_DEFAULT;
 	out->batch_bytes_max = config_batch_bytes_default;
 }
@@ -364,6 +380,70 @@ static int handle_client(struct config_parse *p, const char *key, const char *va
 	return 0;
 }
 
+static int handle_replication(struct config_parse *p, const char *key, const char *value)
+{
+	struct node_config *c = &p->config;
+	if (strcmp(key, "listen") == 0) {
+		if (strstr(value, "://") == NULL) {
+			config_fail(p, key, "'%s' is not a URL (tcp://HOST:PORT)", value);
+			return 0;
+		}
+		return set_string(p, key, value, c->replication_listen,
+		                  sizeof(c->replication_listen));
+	}
+	if (strcmp(key, "tick_ms") == 0) {
+		return set_u32(p, key, value, 1, 10000, &c->replication_tick_ms);
+	}
+	if (strcmp(key, "election_ticks") == 0) {
+		return set_u32(p, key, value, 2, 1000, &c->replication_election_ticks);
+	}
+	if (strcmp(key, "heartbeat_ticks") == 0) {
+		return set_u32(p, key, value, 1, 999, &c->replication_heartbeat_ticks);
+	}
+	if (strcmp(key, "message_bytes_max") == 0) {
+		return set_size(p, key, value, 1ULL << 20, &c->replication_message_bytes_max);
+	}
+	if (strcmp(key, "append_bytes_max") == 0) {
+		return set_size(p, key, value, 4096, &c->replication_append_bytes_max);
+	}
+	if (strcmp(key, "inflight_msgs_max") == 0) {
+		return set_u32(p, key, value, 1, 4096, &c->replication_inflight_msgs_max);
+	}
+	config_fail(p, key, "%s", "unknown key in [replication]");
+	return 0;
+}
+
+static int handle_peer(struct config_parse *p, const char *key, const char *value)
+{
+	struct node_config *c = &p->config;
+	uint64_t id = 0;
+	if (parse_u64(key, &id) != CARELOG_OK || id == 0) {
+		config_fail(p, key, "%s", "a [peers] key is a node id (u64 > 0)");
+		return 0;
+	}
+	if (strstr(value, "://") == NULL) {
+		config_fail(p, key, "'%s' is not a URL (tcp://HOST:PORT)", value);
+		return 0;
+	}
+	for (uint32_t i = 0; i < c->peers_count; i++) {
+		if (c->peers[i].id == id) {
+			config_fail(p, key, "%s", "node listed twice in [peers]");
+			return 0;
+		}
+	}
+	if (c->peers_count == NODE_CONFIG_PEERS_MAX) {
+		config_fail(p, key, "%s", "too many [peers] entries");
+		return 0;
+	}
+	struct node_config_peer *peer = &c->peers[c->peers_count];
+	if (!set_string(p, key, value, peer->url, sizeof(peer->url))) {
+		return 0;
+	}
+	peer->id = id;
+	c->peers_count++;
+	return 1;
+}
+
 static int config_handle(void *user, const char *section, const char *key, const char *value)
 {
 	struct config_parse *p = user;
@@ -391,6 +471,12 @@ static int config_handle(void *user, const char *section, const char *key, const
 		}
 		config_fail(p, key, "%s", "unknown key in [batch]");
 		return 0;
+	}
+	if (strcmp(section, "replication") == 0) {
+		return handle_replication(p, key, value);
+	}
+	if (strcmp(section, "peers") == 0) {
+		return handle_peer(p, key, value);
 	}
 	if (section[0] == '\0') {
 		config_fail(p, key, "%s",
@@ -427,6 +513,13 @@ static int config_finish(struct config_parse *p, int ini_rc, struct node_config 
 			         p->name, missing);
 			p->failed = true;
 		}
+	}
+	if (!p->failed && p->config.replication_heartbeat_ticks >=
+	                      p->config.replication_election_ticks) {
+		snprintf(p->err, sizeof(p->err),
+		         "config %s: [replication] heartbeat_ticks must be below election_ticks",
+		         p->name);
+		p->failed = true;
 	}
 	if (p->failed) {
 		snprintf(err, err_len, "%s", p->err);

@@ -31,6 +31,20 @@
  *   entries_max = 1024                       appends per write transaction (group commit)
  *   bytes_max   = 8MiB                       entry bytes per write transaction
  *
+ *   [replication]
+ *   listen            = <own member address>  nng URL to listen on for peers (e.g. to bind
+ *                                              tcp://0.0.0.0:7401)
+ *   tick_ms           = 100                  one consensus tick
+ *   election_ticks    = 10                   election timeout, randomised in [n, 2n) ticks
+ *   heartbeat_ticks   = 1                    leader heartbeat period
+ *   message_bytes_max = 16MiB                largest peer message sent or accepted
+ *   append_bytes_max  = 4MiB                 entry bytes per append message (catch-up batch)
+ *   inflight_msgs_max = 32                   appends in flight per follower
+ *
+ *   [peers]
+ *   <node id> = <url>                        dial that peer here instead of its member address
+ *                                            (NAT, relays); at most NODE_CONFIG_PEERS_MAX
+ *
  * Sizes accept a suffix: K/KiB/M/MiB/G/GiB/T/TiB (powers of 1024), KB/MB/GB/TB (powers of
  * 1000), B or none (bytes). Unknown sections or keys refuse to start, naming key and line.
  */
@@ -49,6 +63,13 @@ enum {
 	NODE_CONFIG_LINE_BYTES_MAX = 4096, /* longest accepted line */
 	NODE_CONFIG_REQUESTS_MAX_LIMIT = 65536,
 	NODE_CONFIG_BATCH_ENTRIES_LIMIT = 1000000,
+	NODE_CONFIG_PEERS_MAX = 64,
+	NODE_CONFIG_URL_BYTES_MAX = 255,
+};
+
+struct node_config_peer {
+	uint64_t id;
+	char url[NODE_CONFIG_URL_BYTES_MAX + 1];
 };
 
 struct node_config {
@@ -72,6 +93,17 @@ struct node_config {
 	/* [batch] */
 	uint32_t batch_entries_max;
 	uint64_t batch_bytes_max;
+	/* [replication] */
+	char replication_listen[NODE_CONFIG_URL_BYTES_MAX + 1]; /* "" = own member address */
+	uint32_t replication_tick_ms;
+	uint32_t replication_election_ticks;
+	uint32_t replication_heartbeat_ticks;
+	uint64_t replication_message_bytes_max;
+	uint64_t replication_append_bytes_max;
+	uint32_t replication_inflight_msgs_max;
+	/* [peers] */
+	uint32_t peers_count;
+	struct node_config_peer peers[NODE_CONFIG_PEERS_MAX];
 };
 
 /* Fills every default (required keys empty / zero). */

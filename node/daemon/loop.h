@@ -3,24 +3,34 @@
 #define CARELOG_NODE_DAEMON_LOOP_H
 
 /*
- * Client threads (nng callbacks) hand decoded appends to node_loop_submit (a bounded queue).
- * The loop thread drains up to batch entries_max / bytes_max of them and, for each:
+ * The loop thread owns the consensus core (consensus/consensus.h) and is the only writer of the
+ * replicated store. It takes three kinds of input:
  *
- *   1. exactly once: a request id already committed (request_index) is answered with the first
- *      entry's index and id (duplicate); one already in flight in this process gets the waiter
- *      attached to the existing proposal (the node encodes and signs once per request id);
- *   2. otherwise signs it (author = request actor or actor_default; unit from config; org from
- *      the applied membership's entry for this node, never from the request), wraps it in a
- *      record stamped with the leader time (the clock seam) and proposes it.
+ *   - client items (node_loop_submit, from the client server's threads): appends, linearizable
+ *     read points (ReadIndex), membership changes and leadership transfers;
+ *   - peer payloads (node_loop_receive, from the transport's thread): Raft messages, appends
+ *     forwarded by followers and learners, forward results and the leader's progress table;
+ *   - time: consensus_tick every tick_ms.
  *
- * Then one ready batch = ONE write transaction: apply committed entries, persist new entries
- * and hard state, commit with one sync (group commit). Waiters are answered only after the
- * transaction that applied their entry committed, so every answer is durable. A failed sync
- * (CARELOG_EIO) is fatal: the fatal hook runs (default: log and _exit(1)). CARELOG_EMAPFULL
- * refuses the batch's new appends with that error; reads keep being served.
+ * An append is made exactly once per request id: a request id already committed (request_index)
+ * is answered with the first entry's index and id; one already in flight here gets the waiter
+ * attached to the existing proposal; otherwise this node signs it (author = request actor or
+ * actor_default; unit from config; org from the applied membership's entry for this node, never
+ * from the request). The leader proposes the record stamped with its time; a follower or learner
+ * forwards the signed record to the leader (FORWARD) and keeps it to forward again on a retry or
+ * a leader change. Either way the waiter is answered when this node applies an entry with that
+ * request key.
+ *
+ * One ready batch = ONE write transaction: apply committed entries (signatures verified with
+ * the key the configuration held at that log position), persist new entries and hard state,
+ * commit with one sync (group commit); messages that depend on it are sent only after the sync.
+ * Waiters are answered only after the transaction that applied their entry committed, so every
+ * answer is durable. Any failure to persist (a failed sync, a full map) is fatal: the fatal hook
+ * runs (default: log and _exit(1)); Raft's promises cannot be taken back once made.
  */
 
 #include "node/api/proto.h"
+#include "consensus/consensus.h"
 #include "node/daemon/apply.h"
 #include "storage/storage.h"
 
@@ -42,25 +52,30 @@ struct node_waiter {
 	uint64_t generation;
 };
 
-/* The answer to one append. */
+/* The answer to one client item. */
 struct node_append_result {
-	int err; /* CARELOG_OK: committed */
+	int err; /* CARELOG_OK: done */
 	char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
+	/* APPEND: the committed index; READ: the read point (serve once applied >= it);
+	 * MEMBER: the configuration entry's index (applied); TRANSFER: 0. */
 	uint64_t index;
-	uint8_t id[JOURNAL_ID_BYTES];
-	bool duplicate; /* the request id had already committed or was in flight */
+	uint8_t id[JOURNAL_ID_BYTES]; /* APPEND: the entry id */
+	bool duplicate; /* APPEND: the request id had already committed or was in flight */
+	uint64_t leader_id; /* TRANSFER: the leader when answered */
 };
 
-/* One queued append: a private copy of the request message and its decoded view. Allocate
- * with node_append_item_create; ownership passes to the loop on a successful submit. */
+/* One queued client item (append, linearizable read point, member change, transfer): a
+ * private copy of the request message and its decoded view. Allocate with
+ * node_append_item_create; ownership passes to the loop on a successful submit. */
 struct node_append_item {
 	struct node_waiter waiter;
-	struct proto_append_req req; /* views into bytes */
+	struct proto_request req; /* views into bytes */
 	size_t bytes_len;
 	uint8_t bytes[];
 };
 
-/* Copies `message` and decodes it; CARELOG_ENOMEM, or the decoder's error (then NULL). */
+/* Copies `message` and decodes it; CARELOG_ENOMEM, CARELOG_EINVAL for an operation the loop
+ * does not take (status, get, verify, local reads), or the decoder's error (then NULL). */
 int node_append_item_create(const uint8_t *message, size_t len, struct node_waiter waiter,
                             struct node_append_item **out);
 void node_append_item_free(struct node_append_item *item); /* accepts NULL */
@@ -70,17 +85,30 @@ typedef void (*node_loop_reply_fn)(void *ctx, struct node_waiter waiter,
 typedef void (*node_loop_applied_fn)(void *ctx, uint64_t applied_index, uint64_t commit_index);
 typedef uint64_t (*node_clock_ms_fn)(void *ctx);
 typedef void (*node_fatal_fn)(void *ctx, int err);
+/* Sends one peer payload; must not block (drop instead: Raft retransmits). */
+typedef int (*node_loop_send_fn)(void *ctx, uint64_t to, uint8_t channel, const uint8_t *payload,
+                                 size_t len);
+/* The applied membership changed (start, and after each configuration entry): the peers to
+ * trust and dial. Called on the loop thread. */
+typedef void (*node_loop_members_fn)(void *ctx, const struct membership *m);
+
+enum {
+	NODE_LOOP_CHANNEL_CONTROL = 0,
+	NODE_LOOP_CHANNEL_BULK = 1,
+};
 
 struct node_loop_config {
 	uint64_t node_id;
 	const uint8_t *secret_key; /* CL_SIGN_SECRET_BYTES, borrowed for the loop's lifetime */
 	const char *actor_default;
 	const char *unit;
-	uint32_t queue_max;         /* appends waiting for the loop */
+	uint32_t queue_max;         /* client items waiting for the loop */
 	uint32_t batch_entries_max; /* appends per write transaction */
 	uint64_t batch_bytes_max;   /* request bytes per write transaction */
 	uint64_t request_bytes_max; /* largest single request (bounds one record) */
-	node_clock_ms_fn clock_ms;  /* NULL = wall clock */
+	uint32_t request_timeout_ms; /* an in-flight request is forgotten after this (its client
+	                                was told "pending" by then) */
+	node_clock_ms_fn clock_ms;  /* NULL = wall clock (leader time stamps) */
 	void *clock_ctx;
 	node_loop_reply_fn reply; /* called on the loop thread */
 	void *reply_ctx;
@@ -88,6 +116,41 @@ struct node_loop_config {
 	void *applied_ctx;
 	node_fatal_fn fatal; /* NULL = log and _exit(1) */
 	void *fatal_ctx;
+	/* Replication. With send NULL the node is alone (tests): peers' messages are dropped. */
+	node_loop_send_fn send;
+	void *send_ctx;
+	node_loop_members_fn members;
+	void *members_ctx;
+	uint32_t tick_ms;          /* 0 = 100 */
+	uint32_t election_ticks;   /* 0 = 10 */
+	uint32_t heartbeat_ticks;  /* 0 = 1 */
+	uint32_t inflight_msgs_max; /* 0 = 32 */
+	uint64_t append_bytes_max; /* 0 = 4 MiB: entry bytes per append message */
+	uint64_t seed;             /* election jitter; 0 = random */
+};
+
+enum { NODE_LOOP_MEMBERS_MAX = MEMBERSHIP_MEMBERS_MAX };
+
+/* What `status` shows; a copy published by the loop thread. */
+struct node_loop_status {
+	uint64_t term;
+	uint64_t leader_id;
+	uint8_t role; /* enum consensus_role */
+	bool learner; /* this node is a learner in the applied configuration */
+	uint64_t commit_index;
+	uint64_t known_commit_index; /* max(commit, the leader's commit as last heard) */
+	uint64_t applied_index;
+	uint64_t last_index;
+	uint64_t progress_age_ms; /* 0 on the leader */
+	uint32_t members_count;
+	struct {
+		uint64_t id;
+		bool has_match;
+		uint64_t match_index;
+	} members[NODE_LOOP_MEMBERS_MAX];
+	uint64_t verified_signatures;
+	uint64_t syncs;
+	uint64_t peer_messages_dropped; /* inbound queue full or undecodable */
 };
 
 struct node_loop;
@@ -104,16 +167,28 @@ int node_loop_start(struct node_loop *l);
  * joins the thread. Idempotent. */
 void node_loop_stop(struct node_loop *l);
 
-/* Queues an append; ownership of `item` passes to the loop on CARELOG_OK. CARELOG_EBUSY when
+/* Queues a client item; ownership of `item` passes to the loop on CARELOG_OK. CARELOG_EBUSY when
  * the queue is full, CARELOG_ECLOSED when stopping. Thread-safe. */
 int node_loop_submit(struct node_loop *l, struct node_append_item *item);
 
-/* Without a thread (tests): drains the queue and runs ready batches until none is left. */
+/* Queues one authenticated peer payload (copied). Never blocks: a full queue drops it
+ * (counted; Raft retransmits). Thread-safe. */
+void node_loop_receive(struct node_loop *l, uint64_t from, uint8_t channel, const uint8_t *payload,
+                       size_t len);
+
+/* A copy of the latest published status. Thread-safe. */
+void node_loop_get_status(struct node_loop *l, struct node_loop_status *out);
+
+/* Without a thread (tests): drains the queues and runs ready batches until none is left. */
 int node_loop_run_until_idle(struct node_loop *l);
+/* Without a thread (tests): one tick of logical time. */
+void node_loop_tick(struct node_loop *l);
 
 /* Published after each committed transaction. Thread-safe. */
 uint64_t node_loop_applied_index(const struct node_loop *l);
 uint64_t node_loop_commit_index(const struct node_loop *l);
+/* max(commit index, the leader's commit index as last heard). Thread-safe. */
+uint64_t node_loop_known_commit_index(const struct node_loop *l);
 
 /* The wall clock in milliseconds since the epoch. */
 uint64_t node_clock_wall_ms(void *ctx);

@@ -7,7 +7,9 @@
 #include "common/keyfile.h"
 #include "common/log.h"
 #include "node/daemon/server.h"
+#include "replication/transport.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,11 @@ struct node {
 	void *clock_ctx;
 	struct node_loop *loop;
 	struct node_server *server;
+	struct replication_transport *transport;
+	/* A joining node (not in the genesis) trusts the genesis members until it has applied a
+	 * configuration of its own from the log. NULL otherwise. */
+	struct membership *genesis_trust;
+	_Atomic(struct node_loop *) receiving_loop; /* the transport's thread delivers here */
 	bool running;
 	uint64_t stopped_applied_index; /* what the loop had applied when it stopped */
 };
@@ -38,27 +45,19 @@ static void hex_id(char out[2 * NODE_CONFIG_CLUSTER_ID_BYTES + 1], const uint8_t
 	cl_hex_encode(out, id, NODE_CONFIG_CLUSTER_ID_BYTES);
 }
 
-/* Fresh data dir: check the genesis file against config and key, write the genesis. */
-static int node_genesis(struct node *n, char *err, size_t err_len)
+/* Loads the genesis file into `m` and checks it is for config's cluster. */
+static int node_load_genesis(struct node *n, struct membership *m, char *err, size_t err_len)
 {
 	const struct node_config *c = &n->config;
 	if (c->genesis_file[0] == '\0') {
 		snprintf(err, err_len,
-		         "data dir %s is new and [node] genesis_file is not set: give the genesis "
-		         "file made by `carelogctl cluster init`",
+		         "data dir %s has no applied cluster configuration and [node] genesis_file is "
+		         "not set: give the genesis file made by `carelogctl cluster init`",
 		         c->data_dir);
 		return CARELOG_ECONFIG;
 	}
-	struct membership *m = malloc(sizeof(*m));
-	uint8_t *entry = malloc(NODE_GENESIS_ENTRY_BYTES_MAX);
-	if (m == NULL || entry == NULL) {
-		free(m);
-		free(entry);
-		return CARELOG_ENOMEM;
-	}
 	char why[NODE_CONFIG_ERR_BYTES] = "";
 	int rc = membership_genesis_load(c->genesis_file, m, why, sizeof(why));
-	size_t entry_len = 0;
 	char want[33], have[33];
 	hex_id(want, c->cluster_id);
 	if (rc != CARELOG_OK) {
@@ -68,10 +67,29 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 		snprintf(err, err_len, "genesis_file %s is for cluster %s, config says cluster %s",
 		         c->genesis_file, m->has_cluster_id ? have : "(none)", want);
 		rc = CARELOG_EMISMATCH;
-	} else if (membership_find(m, c->node_id) == NULL) {
-		snprintf(err, err_len, "genesis_file %s does not list node %llu (config [node] id)",
-		         c->genesis_file, (unsigned long long)c->node_id);
-		rc = CARELOG_EMISMATCH;
+	}
+	return rc;
+}
+
+/* Fresh data dir: check the genesis file against config and key, write the genesis (a
+ * genesis voter) or only the identity (a joining node, caught up from the leader). */
+static int node_genesis(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	struct membership *m = malloc(sizeof(*m));
+	uint8_t *entry = malloc(NODE_GENESIS_ENTRY_BYTES_MAX);
+	if (m == NULL || entry == NULL) {
+		free(m);
+		free(entry);
+		return CARELOG_ENOMEM;
+	}
+	int rc = node_load_genesis(n, m, err, err_len);
+	size_t entry_len = 0;
+	char want[33];
+	hex_id(want, c->cluster_id);
+	bool joining = rc == CARELOG_OK && membership_find(m, c->node_id) == NULL;
+	if (rc != CARELOG_OK || joining) {
+		/* checked above, or a joining node: nothing to encode */
 	} else if (memcmp(membership_find(m, c->node_id)->public_key, n->public_key,
 	                  CL_SIGN_PUBLIC_BYTES) != 0) {
 		snprintf(err, err_len,
@@ -95,7 +113,7 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 		memcpy(id.cluster_id, c->cluster_id, sizeof(id.cluster_id));
 		rc = storage_identity_put(t, &id);
 	}
-	if (rc == CARELOG_OK) {
+	if (rc == CARELOG_OK && !joining) {
 		struct storage_entry genesis = {.index = 1,
 		                                .term = 1,
 		                                .type = CONSENSUS_ENTRY_CONF,
@@ -103,7 +121,7 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 		                                .data = entry};
 		rc = storage_log_append(t, &genesis, 1);
 	}
-	if (rc == CARELOG_OK) {
+	if (rc == CARELOG_OK && !joining) {
 		struct storage_hard_state hs = {.term = 1, .vote = 0, .commit = 1};
 		rc = storage_hard_state_put(t, &hs);
 	}
@@ -116,6 +134,8 @@ static int node_genesis(struct node *n, char *err, size_t err_len)
 		if (rc != CARELOG_OK) {
 			snprintf(err, err_len, "data dir %s: cannot write the genesis: %s",
 			         c->data_dir, carelog_strerror(rc));
+		} else if (joining) {
+			cl_log_info("node.joining", "cluster=%s genesis_members=%u", want, m->count);
 		} else {
 			cl_log_info("node.genesis", "cluster=%s members=%u", want, m->count);
 		}
@@ -154,6 +174,10 @@ int node_recover(struct storage *s, struct node_apply_state *st, uint32_t batch_
 		int rc = storage_txn_begin_write(s, &t);
 		if (rc == CARELOG_OK) {
 			rc = storage_hard_state_get(t, &hs);
+			if (rc == CARELOG_ENOTFOUND) {
+				rc = CARELOG_OK; /* a joining node: nothing stored yet */
+				hs = (struct storage_hard_state){0};
+			}
 		}
 		if (rc == CARELOG_OK && hs.commit <= st->applied_index) {
 			storage_txn_abort(t);
@@ -199,12 +223,20 @@ static int node_check_pinned(struct node *n, char *err, size_t err_len)
 	const struct membership_member *self =
 	    n->state.has_membership ? membership_find(&n->state.membership, c->node_id) : NULL;
 	if (self == NULL) {
-		snprintf(err, err_len,
-		         "node %llu is not a member of the cluster configuration applied at index "
-		         "%llu",
-		         (unsigned long long)c->node_id,
-		         (unsigned long long)n->state.applied_index);
-		return CARELOG_EMISMATCH;
+		/* Joining and part way through catching up (or removed): the log's members are
+		 * the peers to trust; the leader contacts this node once it is added. */
+		cl_log_warn("node.not_a_member", "node=%llu applied_index=%llu",
+		            (unsigned long long)c->node_id,
+		            (unsigned long long)n->state.applied_index);
+		if (c->replication_listen[0] == '\0') {
+			snprintf(err, err_len,
+			         "node %llu is not in the cluster configuration applied at index %llu: "
+			         "set [replication] listen to the address it is (to be) added with",
+			         (unsigned long long)c->node_id,
+			         (unsigned long long)n->state.applied_index);
+			return CARELOG_ECONFIG;
+		}
+		return CARELOG_OK;
 	}
 	if (memcmp(self->public_key, n->public_key, CL_SIGN_PUBLIC_BYTES) != 0) {
 		snprintf(
@@ -298,8 +330,20 @@ int node_open(const struct node_config *config, struct node **out, char *err, si
 			         config->data_dir, carelog_strerror(rc));
 		}
 	}
-	if (rc == CARELOG_OK) {
+	if (rc == CARELOG_OK && n->state.has_membership) {
 		rc = node_check_pinned(n, err, err_len);
+	} else if (rc == CARELOG_OK) {
+		/* Joining: trust the genesis members' keys until the log says otherwise. */
+		n->genesis_trust = malloc(sizeof(*n->genesis_trust));
+		rc = n->genesis_trust == NULL ? CARELOG_ENOMEM
+		                              : node_load_genesis(n, n->genesis_trust, err, err_len);
+		if (rc == CARELOG_OK && config->replication_listen[0] == '\0') {
+			snprintf(err, err_len,
+			         "node %llu is not in the cluster configuration yet: set [replication] "
+			         "listen to the address you give `carelogctl member add-learner`",
+			         (unsigned long long)config->node_id);
+			rc = CARELOG_ECONFIG;
+		}
 	}
 	if (rc != CARELOG_OK) {
 		node_close(n);
@@ -313,6 +357,124 @@ void node_set_clock(struct node *n, node_clock_ms_fn clock_ms, void *clock_ctx)
 {
 	n->clock_ms = clock_ms;
 	n->clock_ctx = clock_ctx;
+}
+
+/* --- the peer transport --- */
+
+static void node_on_peer_message(void *ctx, uint64_t from, uint8_t channel,
+                                 const uint8_t *payload, size_t len)
+{
+	struct node *n = ctx;
+	struct node_loop *l = atomic_load(&n->receiving_loop);
+	if (l != NULL) {
+		node_loop_receive(l, from, channel, payload, len);
+	}
+}
+
+/* The peers to trust and dial: every member but us, at its address or the [peers] override. */
+static void node_set_peers(void *ctx, const struct membership *m)
+{
+	struct node *n = ctx;
+	if (n->transport == NULL) {
+		return;
+	}
+	struct replication_peer *peers = calloc(MEMBERSHIP_MEMBERS_MAX, sizeof(*peers));
+	if (peers == NULL) {
+		cl_log_error("peers.update_failed", "err=%s", carelog_errname(CARELOG_ENOMEM));
+		return;
+	}
+	size_t count = 0;
+	for (uint32_t i = 0; i < m->count; i++) {
+		const struct membership_member *mm = &m->members[i];
+		if (mm->id == n->config.node_id) {
+			continue;
+		}
+		const char *url = mm->address;
+		for (uint32_t p = 0; p < n->config.peers_count; p++) {
+			if (n->config.peers[p].id == mm->id) {
+				url = n->config.peers[p].url;
+			}
+		}
+		peers[count].id = mm->id;
+		snprintf(peers[count].url, sizeof(peers[count].url), "%s", url);
+		memcpy(peers[count].public_key, mm->public_key, sizeof(peers[count].public_key));
+		count++;
+	}
+	int rc = replication_transport_set_peers(n->transport, peers, count);
+	if (rc != CARELOG_OK) {
+		cl_log_error("peers.update_failed", "err=%s", carelog_errname(rc));
+	} else {
+		cl_log_info("peers.updated", "peers=%zu", count);
+	}
+	free(peers);
+}
+
+static void node_transport_stats(void *ctx, struct proto_transport_stats *out)
+{
+	struct node *n = ctx;
+	if (n->transport == NULL) {
+		return;
+	}
+	struct replication_transport_stats st;
+	replication_transport_get_stats(n->transport, &st);
+	out->sent = st.sent;
+	out->received = st.received;
+	out->dropped_auth = st.dropped_auth;
+	out->dropped_replay = st.dropped_replay;
+	out->dropped_unknown = st.dropped_unknown_peer;
+	out->handshakes = st.handshakes_done;
+}
+
+static int node_send(void *ctx, uint64_t to, uint8_t channel, const uint8_t *payload, size_t len)
+{
+	struct node *n = ctx;
+	return replication_transport_send(n->transport, to, channel, payload, len);
+}
+
+static int node_transport_start(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	const char *listen = c->replication_listen;
+	if (listen[0] == '\0') {
+		const struct membership_member *self =
+		    membership_find(&n->state.membership, c->node_id);
+		CL_ASSERT(self != NULL); /* node_open: a member, or joining with listen set */
+		listen = self->address;
+	}
+	/* One append message carries up to append_bytes_max and always at least one entry, which
+	 * may be as large as the replicated body limit allows: never refuse what we must send. */
+	uint64_t body_max = n->state.membership.has_params ? n->state.membership.params.body_max_bytes
+	                                                   : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
+	uint64_t message_bytes_max = c->replication_append_bytes_max +
+	                             node_config_request_bytes_max(c, body_max) + (1u << 20);
+	if (c->replication_message_bytes_max > message_bytes_max) {
+		message_bytes_max = c->replication_message_bytes_max;
+	}
+	if (message_bytes_max > REPLICATION_SESSION_PAYLOAD_BYTES_MAX) {
+		/* Bodies near the 64 MiB format limit do not fit a peer message: keep the
+		 * replicated body_max_bytes well below it (the default is 1 MiB). */
+		message_bytes_max = REPLICATION_SESSION_PAYLOAD_BYTES_MAX;
+	}
+	struct replication_transport_config tc = {
+	    .node_id = c->node_id,
+	    .secret_key = n->secret,
+	    .listen_url = listen,
+	    .message_bytes_max = message_bytes_max,
+	    .on_message = node_on_peer_message,
+	    .ctx = n,
+	};
+	memcpy(tc.cluster_id, c->cluster_id, sizeof(tc.cluster_id));
+	char why[NODE_CONFIG_ERR_BYTES] = "";
+	int rc = replication_transport_create(&tc, &n->transport, why, sizeof(why));
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "peer endpoint %s: %s", listen,
+		         why[0] != '\0' ? why : carelog_strerror(rc));
+		return rc;
+	}
+	if (n->genesis_trust != NULL) {
+		node_set_peers(n, n->genesis_trust);
+	}
+	return CARELOG_OK;
 }
 
 int node_start(struct node *n, char *err, size_t err_len)
@@ -329,8 +491,14 @@ int node_start(struct node *n, char *err, size_t err_len)
 	    .request_bytes_max = request_bytes_max,
 	    .timeout_ms = c->client_timeout_ms,
 	    .stale_lag_max = c->client_stale_lag_max,
+	    .transport_stats = node_transport_stats,
+	    .transport_ctx = n,
 	};
-	int rc = node_server_create(&sc, n->storage, &n->server);
+	int rc = node_transport_start(n, err, err_len);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	rc = node_server_create(&sc, n->storage, &n->server);
 	if (rc == CARELOG_OK) {
 		struct node_loop_config lc = {
 		    .node_id = c->node_id,
@@ -347,11 +515,22 @@ int node_start(struct node *n, char *err, size_t err_len)
 		    .reply_ctx = n->server,
 		    .applied = node_server_on_applied,
 		    .applied_ctx = n->server,
+		    .request_timeout_ms = 2 * c->client_timeout_ms + 1000,
+		    .send = node_send,
+		    .send_ctx = n,
+		    .members = node_set_peers,
+		    .members_ctx = n,
+		    .tick_ms = c->replication_tick_ms,
+		    .election_ticks = c->replication_election_ticks,
+		    .heartbeat_ticks = c->replication_heartbeat_ticks,
+		    .inflight_msgs_max = c->replication_inflight_msgs_max,
+		    .append_bytes_max = c->replication_append_bytes_max,
 		};
 		rc = node_loop_create(&lc, n->storage, &n->state, &n->loop);
 	}
 	if (rc == CARELOG_OK) {
 		node_server_set_loop(n->server, n->loop);
+		atomic_store(&n->receiving_loop, n->loop);
 		rc = node_loop_start(n->loop);
 	}
 	if (rc != CARELOG_OK) {
@@ -363,6 +542,10 @@ int node_start(struct node *n, char *err, size_t err_len)
 		if (n->server != NULL) {
 			node_server_stop_accepting(n->server);
 		}
+		node_loop_stop(n->loop);
+		replication_transport_destroy(n->transport);
+		n->transport = NULL;
+		atomic_store(&n->receiving_loop, NULL);
 		node_loop_destroy(n->loop);
 		n->loop = NULL;
 		node_server_destroy(n->server, 0);
@@ -381,6 +564,10 @@ void node_stop(struct node *n)
 	node_server_stop_accepting(n->server);
 	node_loop_stop(n->loop); /* finishes the queue and the batch in flight, answers */
 	n->stopped_applied_index = node_loop_applied_index(n->loop);
+	/* No peer payload arrives after this; the loop (which sends) has stopped. */
+	replication_transport_destroy(n->transport);
+	n->transport = NULL;
+	atomic_store(&n->receiving_loop, NULL);
 	node_loop_destroy(n->loop); /* answers anything left while the server still exists */
 	n->loop = NULL;
 	node_server_destroy(n->server, NODE_STOP_REPLY_WAIT_MS);
@@ -395,6 +582,7 @@ void node_close(struct node *n)
 	}
 	node_stop(n);
 	storage_close(n->storage);
+	free(n->genesis_trust);
 	cl_memzero(n->secret, sizeof(n->secret));
 	free(n);
 }

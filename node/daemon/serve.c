@@ -62,8 +62,16 @@ struct serve_view {
 static int view_load(struct storage_txn *t, struct serve_view *v)
 {
 	int rc = storage_hard_state_get(t, &v->hs);
+	if (rc == CARELOG_ENOTFOUND) {
+		memset(&v->hs, 0, sizeof(v->hs)); /* a joining node before its first write */
+		rc = CARELOG_OK;
+	}
 	if (rc == CARELOG_OK) {
 		rc = storage_applied_get(t, &v->applied);
+		if (rc == CARELOG_ENOTFOUND) {
+			memset(&v->applied, 0, sizeof(v->applied));
+			rc = CARELOG_OK;
+		}
 	}
 	if (rc == CARELOG_OK && v->membership != NULL) { /* reads and gets need none */
 		rc = node_apply_read_membership(t, v->membership);
@@ -184,6 +192,39 @@ static void entry_fill(struct proto_entry *out, uint64_t index, const uint8_t *i
 
 /* --- status --- */
 
+/* Role, leader and counters from the loop's published status. */
+static void status_from_loop(const struct node_loop_status *ls, struct proto_status_reply *st)
+{
+	static const char *const roles[] = {"follower", "candidate", "candidate", "leader"};
+	st->role = str_of(ls->learner ? "learner" : roles[ls->role & 3u]);
+	st->term = ls->term;
+	st->leader_id = ls->leader_id;
+	st->commit_index = ls->commit_index;
+	st->applied_index = ls->applied_index;
+	st->last_index = ls->last_index;
+	st->progress_age_ms = ls->progress_age_ms;
+	st->verified_signatures = ls->verified_signatures;
+	st->syncs = ls->syncs;
+}
+
+/* A member's match index and lag behind the leader's log, as the leader last reported. */
+static void member_progress(const struct node_loop_status *ls, struct proto_member *pm)
+{
+	uint64_t leader_last = 0;
+	for (uint32_t i = 0; i < ls->members_count; i++) {
+		if (ls->members[i].id == ls->leader_id) {
+			leader_last = ls->members[i].match_index;
+		}
+	}
+	for (uint32_t i = 0; i < ls->members_count; i++) {
+		if (ls->members[i].id == pm->id && ls->members[i].has_match) {
+			pm->has_match = true;
+			pm->match_index = ls->members[i].match_index;
+			pm->lag = leader_last > pm->match_index ? leader_last - pm->match_index : 0;
+		}
+	}
+}
+
 int node_serve_status(const struct node_serve *sv, struct proto_buf *out)
 {
 	struct serve_view v = {.membership = malloc(sizeof(struct membership))};
@@ -204,21 +245,45 @@ int node_serve_status(const struct node_serve *sv, struct proto_buf *out)
 		reply_init(&rep, PROTO_OP_STATUS);
 		struct proto_status_reply *st = &rep.u.status;
 		st->node_id = sv->node_id;
-		st->role = str_of("leader"); /* a single voter leads its own term */
 		st->term = v.hs.term;
-		st->leader_id = sv->node_id;
 		st->commit_index = v.hs.commit;
 		st->applied_index = v.applied.index;
 		memcpy(st->chain_head, v.applied.chain_head, sizeof(st->chain_head));
+		struct node_loop_status *ls = NULL;
+		if (sv->loop != NULL) {
+			ls = malloc(sizeof(*ls));
+			if (ls != NULL) {
+				node_loop_get_status(sv->loop, ls);
+			}
+		}
+		if (ls != NULL) {
+			status_from_loop(ls, st);
+		} else {
+			st->role = str_of("leader"); /* no loop (tests): a lone voter's store */
+			st->leader_id = sv->node_id;
+		}
+		if (sv->transport_stats != NULL) {
+			sv->transport_stats(sv->transport_ctx, &st->transport);
+		}
 		uint32_t n = 0;
 		for (uint32_t i = 0;
 		     v.has_membership && i < v.membership->count && n < PROTO_MEMBERS_MAX; i++) {
 			const struct membership_member *m = &v.membership->members[i];
-			members[n].id = m->id;
-			members[n].role = str_of(m->voter ? "voter" : "learner");
-			members[n].match_index = m->id == sv->node_id ? v.hs.commit : 0;
+			members[n] = (struct proto_member){
+			    .id = m->id,
+			    .role = str_of(m->voter ? "voter" : "learner"),
+			    .org = str_of(m->org),
+			    .address = str_of(m->address),
+			};
+			if (ls != NULL) {
+				member_progress(ls, &members[n]);
+			} else if (m->id == sv->node_id) {
+				members[n].has_match = true;
+				members[n].match_index = v.hs.commit;
+			}
 			n++;
 		}
+		free(ls);
 		st->members_count = n;
 		st->members = members;
 		rc = proto_reply_encode(&rep, out);
@@ -344,8 +409,13 @@ int node_serve_read(const struct node_serve *sv, const struct proto_read_req *re
 	reply_init(&rep, PROTO_OP_READ);
 	struct proto_read_reply *rr = &rep.u.read;
 	rr->applied_index = r.view.applied.index;
-	rr->lag =
-	    r.view.hs.commit > r.view.applied.index ? r.view.hs.commit - r.view.applied.index : 0;
+	/* Lag behind the commit index this node knows of (the leader's, as last heard): a
+	 * learner still catching up must never look current. */
+	uint64_t known_commit = r.view.hs.commit;
+	if (sv->loop != NULL && node_loop_known_commit_index(sv->loop) > known_commit) {
+		known_commit = node_loop_known_commit_index(sv->loop);
+	}
+	rr->lag = known_commit > r.view.applied.index ? known_commit - r.view.applied.index : 0;
 	rr->stale = rr->lag > sv->stale_lag_max;
 	rr->withheld = 0; /* access rules come later */
 	rr->entries = r.entries;
@@ -474,7 +544,25 @@ static void verify_record_rows(struct verify_walk *w, uint64_t index)
 		return;
 	}
 	if (ei < index) {
-		return; /* the same signed header replayed later: a recorded no-op */
+		/* The same signed header replayed later is a recorded no-op; the row must then
+		 * point at the first copy, which carries this very id. */
+		struct storage_entry first;
+		struct journal_record rec;
+		uint8_t first_id[JOURNAL_ID_BYTES];
+		rc = storage_log_get(w->t, ei, &first);
+		if (rc == CARELOG_OK) {
+			rc = journal_record_decode(first.data, first.data_len, &rec);
+		}
+		if (rc == CARELOG_OK) {
+			journal_entry_id(rec.header, rec.header_len, first_id);
+			rc = memcmp(first_id, c->id, sizeof(first_id)) == 0 ? CARELOG_OK
+			                                                     : CARELOG_EMISMATCH;
+		}
+		if (rc != CARELOG_OK) {
+			problem(w, "entry_index/%s: points at %llu, which does not hold it (log/%llu "
+			        "does)", id_hex, (unsigned long long)ei, (unsigned long long)index);
+		}
+		return;
 	}
 	if (ei != index) {
 		problem(w, "entry_index/%s: points at %llu, the log has it at %llu", id_hex,

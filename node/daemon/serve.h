@@ -16,6 +16,7 @@
  */
 
 #include "node/api/proto.h"
+#include "node/daemon/loop.h"
 #include "storage/storage.h"
 
 #include <stdint.h>
@@ -30,6 +31,9 @@ struct node_serve {
 	struct storage *storage;
 	uint64_t node_id;
 	uint64_t stale_lag_max;
+	struct node_loop *loop; /* NULL (tests): status from storage alone */
+	void (*transport_stats)(void *ctx, struct proto_transport_stats *out); /* may be NULL */
+	void *transport_ctx;
 };
 
 int node_serve_status(const struct node_serve *sv, struct proto_buf *out);

@@ -215,12 +215,14 @@ static void append_reply(struct server_work *w)
 	work_send(w, &out);
 }
 
-static void handle_append(struct server_work *w)
+/* Hands the request to the loop (appends, linearizable read points, membership changes,
+ * transfers) and parks the context on its timer until the loop answers. */
+static void submit_to_loop(struct server_work *w)
 {
 	struct node_server *srv = w->srv;
+	uint8_t op = w->req.op;
 	if (!atomic_load(&srv->accepting) || srv->loop == NULL) {
-		work_send_error(w, PROTO_OP_APPEND, CARELOG_ECLOSED,
-		                "node is stopping: not taking appends");
+		work_send_error(w, op, CARELOG_ECLOSED, "node is stopping");
 		return;
 	}
 	pthread_mutex_lock(&w->mu);
@@ -243,9 +245,9 @@ static void handle_append(struct server_work *w)
 		}
 	}
 	if (rc != CARELOG_OK) {
-		work_send_error(w, PROTO_OP_APPEND, rc,
-		                rc == CARELOG_EBUSY     ? "too many appends queued: retry later"
-		                : rc == CARELOG_ECLOSED ? "node is stopping: not taking appends"
+		work_send_error(w, op, rc,
+		                rc == CARELOG_EBUSY     ? "too many requests queued: retry later"
+		                : rc == CARELOG_ECLOSED ? "node is stopping"
 		                                        : carelog_strerror(rc));
 		return;
 	}
@@ -258,23 +260,41 @@ static void handle_append(struct server_work *w)
 	pthread_mutex_unlock(&w->mu);
 }
 
-void node_server_on_reply(void *ctx, struct node_waiter waiter,
-                          const struct node_append_result *result)
+/* The loop's answer to a member change or transfer (or its absence in time). */
+static void admin_reply(struct server_work *w)
 {
-	(void)ctx;
-	struct server_work *w = waiter.owner;
-	pthread_mutex_lock(&w->mu);
-	if (w->generation == waiter.generation && w->state == WORK_WAIT_APPEND &&
-	    !w->result_ready) {
-		w->result = *result;
-		w->result_ready = true;
-		/* The cancel completes the timer aio on an nng thread, never inline. */
-		nng_aio_cancel(w->timer);
+	struct proto_buf out = {0};
+	uint8_t op = w->req.op;
+	const struct node_append_result *r = &w->result;
+	int rc;
+	if (!w->result_ready && op == PROTO_OP_MEMBER) {
+		rc = node_serve_error(op, CARELOG_EPENDING, &out,
+		                      "not known to be committed within %u ms: check `status` "
+		                      "before trying again",
+		                      w->wait_ms);
+	} else if (!w->result_ready) {
+		rc = node_serve_error(op, CARELOG_ETIMEDOUT, &out,
+		                      "no new leader within %u ms: check `status`", w->wait_ms);
+	} else if (r->err != CARELOG_OK) {
+		rc = node_serve_error(op, r->err, &out, "%s", r->msg);
+	} else {
+		struct proto_reply rep;
+		memset(&rep, 0, sizeof(rep));
+		rep.version = PROTO_VERSION;
+		rep.op = op;
+		rep.msg = (struct proto_str){.ptr = "", .len = 0};
+		if (op == PROTO_OP_MEMBER) {
+			rep.u.member.index = r->index;
+		} else {
+			rep.u.transfer.leader_id = r->leader_id;
+		}
+		rc = proto_reply_encode(&rep, &out);
 	}
-	pthread_mutex_unlock(&w->mu);
+	if (rc != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_send(w, &out);
 }
-
-/* --- reads that wait for an applied index --- */
 
 static void wait_list_remove(struct node_server *srv, struct server_work *w)
 {
@@ -289,6 +309,45 @@ static void wait_list_remove(struct node_server *srv, struct server_work *w)
 	w->wait_next = NULL;
 	w->in_wait_list = false;
 }
+
+void node_server_on_reply(void *ctx, struct node_waiter waiter,
+                          const struct node_append_result *result)
+{
+	(void)ctx;
+	struct server_work *w = waiter.owner;
+	struct node_server *srv = w->srv;
+	/* A linearizable read's point: wait (same timer) until applied reaches it. Lock order
+	 * wait_mu then w->mu; the timer callback takes them one after the other, never nested. */
+	pthread_mutex_lock(&srv->wait_mu);
+	pthread_mutex_lock(&w->mu);
+	if (w->generation == waiter.generation && w->state == WORK_WAIT_APPEND &&
+	    !w->result_ready && w->req.op == PROTO_OP_READ && result->err == CARELOG_OK) {
+		uint64_t target = w->req.u.read.min_index;
+		w->wait_index = result->index > target ? result->index : target;
+		w->state = WORK_WAIT_READ;
+		w->in_wait_list = true;
+		w->wait_next = srv->wait_head;
+		srv->wait_head = w;
+		if (w->wait_index <= atomic_load(&srv->applied_index)) {
+			wait_list_remove(srv, w);
+			nng_aio_cancel(w->timer); /* its callback serves the read */
+		}
+		pthread_mutex_unlock(&w->mu);
+		pthread_mutex_unlock(&srv->wait_mu);
+		return;
+	}
+	pthread_mutex_unlock(&srv->wait_mu);
+	if (w->generation == waiter.generation && w->state == WORK_WAIT_APPEND &&
+	    !w->result_ready) {
+		w->result = *result;
+		w->result_ready = true;
+		/* The cancel completes the timer aio on an nng thread, never inline. */
+		nng_aio_cancel(w->timer);
+	}
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* --- reads that wait for an applied index --- */
 
 void node_server_on_applied(void *ctx, uint64_t applied_index, uint64_t commit_index)
 {
@@ -326,11 +385,12 @@ static void handle_read(struct server_work *w)
 	const struct proto_read_req *req = &w->req.u.read;
 	uint64_t target = req->min_index;
 	if (req->consistency == PROTO_CONSISTENCY_LINEARIZABLE) {
-		/* A single voter is always the leader: its commit index at request time is a safe
-		 * read point (Raft thesis 6.4 with a quorum of one). */
-		uint64_t commit = atomic_load(&srv->commit_index);
-		target = commit > target ? commit : target;
-	} else if (req->consistency != PROTO_CONSISTENCY_LOCAL) {
+		/* ReadIndex (Raft thesis 6.4) through the loop, also from followers and learners:
+		 * the answer is a read point; the read waits until this replica applied it. */
+		submit_to_loop(w);
+		return;
+	}
+	if (req->consistency != PROTO_CONSISTENCY_LOCAL) {
 		work_send_error(w, PROTO_OP_READ, CARELOG_EINVAL, "unknown consistency level");
 		return;
 	}
@@ -367,8 +427,21 @@ static void timer_callback(void *arg)
 		w->state = WORK_HANDLE; /* a late loop answer for this generation is ignored now */
 	}
 	pthread_mutex_unlock(&w->mu);
-	if (state == WORK_WAIT_APPEND) {
+	if (state == WORK_WAIT_APPEND && w->req.op == PROTO_OP_APPEND) {
 		append_reply(w);
+	} else if (state == WORK_WAIT_APPEND && w->req.op == PROTO_OP_READ) {
+		if (w->result_ready) {
+			work_send_error(w, PROTO_OP_READ, w->result.err, w->result.msg);
+		} else {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+			         "no linearizable read point from the leader within %u ms (no quorum "
+			         "reachable?)",
+			         w->wait_ms);
+			work_send_error(w, PROTO_OP_READ, CARELOG_ETIMEDOUT, msg);
+		}
+	} else if (state == WORK_WAIT_APPEND) {
+		admin_reply(w);
 	} else if (state == WORK_WAIT_READ) {
 		uint64_t applied = atomic_load(&srv->applied_index);
 		if (applied >= w->wait_index) {
@@ -429,7 +502,9 @@ static void handle_request(struct server_work *w)
 		handle_read(w);
 		return;
 	case PROTO_OP_APPEND:
-		handle_append(w);
+	case PROTO_OP_MEMBER:
+	case PROTO_OP_TRANSFER:
+		submit_to_loop(w);
 		return;
 	default:
 		work_send_error(w, w->req.op, CARELOG_EUNKNOWN, "unknown operation");
@@ -493,8 +568,11 @@ int node_server_create(const struct node_server_config *config, struct storage *
 		return CARELOG_ENOMEM;
 	}
 	srv->config = *config;
-	srv->serve = (struct node_serve){
-	    .storage = s, .node_id = config->node_id, .stale_lag_max = config->stale_lag_max};
+	srv->serve = (struct node_serve){.storage = s,
+	                                 .node_id = config->node_id,
+	                                 .stale_lag_max = config->stale_lag_max,
+	                                 .transport_stats = config->transport_stats,
+	                                 .transport_ctx = config->transport_ctx};
 	srv->works = calloc(config->requests_max, sizeof(*srv->works));
 	if (srv->works == NULL) {
 		free(srv);
@@ -526,6 +604,7 @@ int node_server_create(const struct node_server_config *config, struct storage *
 void node_server_set_loop(struct node_server *srv, struct node_loop *loop)
 {
 	srv->loop = loop;
+	srv->serve.loop = loop;
 }
 
 /*

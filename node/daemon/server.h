@@ -30,6 +30,9 @@ struct node_server_config {
 	uint64_t request_bytes_max;
 	uint32_t timeout_ms;    /* default wait when the request names none */
 	uint64_t stale_lag_max; /* reads lagging more are marked stale */
+	/* Peer transport counters for status (may be NULL). */
+	void (*transport_stats)(void *ctx, struct proto_transport_stats *out);
+	void *transport_ctx;
 };
 
 struct node_server;

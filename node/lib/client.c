@@ -20,6 +20,9 @@ CL_STATIC_ASSERT((int)CARELOG_ID_BYTES == (int)PROTO_ID_BYTES, "entry ids are SH
 CL_STATIC_ASSERT((int)CARELOG_READ_LIMIT_MAX == (int)PROTO_READ_LIMIT_MAX, "one page limit");
 CL_STATIC_ASSERT((int)CARELOG_REQUEST_ID_BYTES_MAX == (int)PROTO_REQUEST_ID_BYTES_MAX, "one id limit");
 CL_STATIC_ASSERT((int)CARELOG_MESSAGE_BYTES_MAX == (int)PROTO_MESSAGE_BYTES_MAX, "one message limit");
+CL_STATIC_ASSERT((int)CARELOG_PUBLIC_KEY_BYTES == (int)PROTO_PUBLIC_KEY_BYTES, "Ed25519 keys");
+CL_STATIC_ASSERT((int)CARELOG_ORG_BYTES_MAX == (int)PROTO_ORG_BYTES_MAX, "one org limit");
+CL_STATIC_ASSERT((int)CARELOG_ADDRESS_BYTES_MAX == (int)PROTO_ADDRESS_BYTES_MAX, "one address limit");
 
 enum {
 	CLIENT_MESSAGE_TEXT_BYTES = PROTO_MSG_BYTES_MAX + 256,
@@ -79,12 +82,24 @@ enum client_phase {
 	CLIENT_PHASE_RECEIVE, /* the request was on its way or at the node */
 };
 
-/* The one place nng's errors become carelog's. */
-static int client_nng_error(int rv, enum client_phase phase, bool is_append,
+/* What a caller should do when a change it sent may or may not have happened. */
+static const char *client_unknown_outcome_hint(uint8_t op)
+{
+	return op == PROTO_OP_APPEND ? "the append may still commit: retry with the same request id"
+				     : "the membership change may still take effect: check status "
+				       "before trying again";
+}
+
+/* The one place nng's errors become carelog's. Appends and membership changes whose request
+ * left come back CARELOG_EPENDING: only they change the cluster, so only for them does "no
+ * answer" mean "outcome unknown" rather than a plain failure. */
+static int client_nng_error(int rv, enum client_phase phase, uint8_t op,
 			    const struct carelog_client *client, uint32_t timeout_ms)
 {
 	CL_ASSERT(rv != 0);
 	bool sent = phase == CLIENT_PHASE_RECEIVE;
+	bool changes = op == PROTO_OP_APPEND || op == PROTO_OP_MEMBER;
+	const char *hint = client_unknown_outcome_hint(op);
 	switch (rv) {
 	case NNG_ENOMEM:
 		client_message_set("out of memory");
@@ -104,10 +119,9 @@ static int client_nng_error(int rv, enum client_phase phase, bool is_append,
 					   client->endpoint, timeout_ms);
 			return CARELOG_ECONNECT;
 		}
-		if (is_append) {
-			client_message_set("no answer from %s within %u ms; the append may still "
-					   "commit: retry with the same request id",
-					   client->endpoint, timeout_ms);
+		if (changes) {
+			client_message_set("no answer from %s within %u ms; %s", client->endpoint,
+					   timeout_ms, hint);
 			return CARELOG_EPENDING;
 		}
 		client_message_set("no answer from %s within %u ms", client->endpoint, timeout_ms);
@@ -121,10 +135,9 @@ static int client_nng_error(int rv, enum client_phase phase, bool is_append,
 	case NNG_ENOENT:
 	case NNG_EADDRINUSE:
 	case NNG_EPEERAUTH:
-		if (sent && is_append) {
-			client_message_set("connection to %s lost after sending (%s); the append may "
-					   "still commit: retry with the same request id",
-					   client->endpoint, nng_strerror(rv));
+		if (sent && changes) {
+			client_message_set("connection to %s lost after sending (%s); %s",
+					   client->endpoint, nng_strerror(rv), hint);
 			return CARELOG_EPENDING;
 		}
 		client_message_set("cannot reach %s: %s", client->endpoint, nng_strerror(rv));
@@ -133,9 +146,9 @@ static int client_nng_error(int rv, enum client_phase phase, bool is_append,
 		client_message_set("protocol error talking to %s", client->endpoint);
 		return CARELOG_EPROTO;
 	default:
-		if (sent && is_append) {
-			client_message_set("%s after sending to %s; retry with the same request id",
-					   nng_strerror(rv), client->endpoint);
+		if (sent && changes) {
+			client_message_set("%s after sending to %s; %s", nng_strerror(rv),
+					   client->endpoint, hint);
 			return CARELOG_EPENDING;
 		}
 		client_message_set("%s: %s", client->endpoint, nng_strerror(rv));
@@ -167,7 +180,7 @@ int carelog_client_open(const char *endpoint, struct carelog_client **out_client
 	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
 	int rv = nng_req0_open(&c->socket);
 	if (rv != 0) {
-		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, false, c, 0);
+		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, 0, c, 0);
 		free(c);
 		return rc;
 	}
@@ -189,7 +202,7 @@ int carelog_client_open(const char *endpoint, struct carelog_client **out_client
 		rv = nng_dial(c->socket, c->endpoint, &c->dialer, NNG_FLAG_NONBLOCK);
 	}
 	if (rv != 0) {
-		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, false, c, 0);
+		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, 0, c, 0);
 		nng_close(c->socket);
 		free(c);
 		return rc;
@@ -351,7 +364,7 @@ static void client_exchange_free(struct client_exchange *x)
 }
 
 static int client_send_receive(struct carelog_client *client, nng_ctx ctx, nng_aio *aio,
-			       const struct proto_buf *request, uint32_t timeout_ms, bool is_append,
+			       const struct proto_buf *request, uint32_t timeout_ms, uint8_t op,
 			       nng_msg **out_reply)
 {
 	nng_msg *msg;
@@ -363,7 +376,7 @@ static int client_send_receive(struct carelog_client *client, nng_ctx ctx, nng_a
 		}
 	}
 	if (rv != 0) {
-		return client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+		return client_nng_error(rv, CLIENT_PHASE_SETUP, op, client, timeout_ms);
 	}
 	uint64_t start_ms = client_now_ms();
 	nng_aio_set_msg(aio, msg);
@@ -374,7 +387,7 @@ static int client_send_receive(struct carelog_client *client, nng_ctx ctx, nng_a
 	if (rv != 0) {
 		nng_msg_free(nng_aio_get_msg(aio)); /* a failed send gives the message back */
 		nng_aio_set_msg(aio, NULL);
-		return client_nng_error(rv, CLIENT_PHASE_SEND, is_append, client, timeout_ms);
+		return client_nng_error(rv, CLIENT_PHASE_SEND, op, client, timeout_ms);
 	}
 	uint64_t spent_ms = client_now_ms() - start_ms;
 	uint32_t left_ms = spent_ms < timeout_ms ? (uint32_t)(timeout_ms - spent_ms) : 1;
@@ -383,7 +396,7 @@ static int client_send_receive(struct carelog_client *client, nng_ctx ctx, nng_a
 	nng_aio_wait(aio);
 	rv = nng_aio_result(aio);
 	if (rv != 0) {
-		return client_nng_error(rv, CLIENT_PHASE_RECEIVE, is_append, client, timeout_ms);
+		return client_nng_error(rv, CLIENT_PHASE_RECEIVE, op, client, timeout_ms);
 	}
 	*out_reply = nng_aio_get_msg(aio);
 	nng_aio_set_msg(aio, NULL);
@@ -433,16 +446,16 @@ static int client_call(struct carelog_client *client, struct proto_request *req,
 	int rv = nng_ctx_open(&ctx, client->socket);
 	if (rv != 0) {
 		proto_buf_free(&request);
-		return client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+		return client_nng_error(rv, CLIENT_PHASE_SETUP, req->op, client, timeout_ms);
 	}
 	rv = nng_ctx_set_ms(ctx, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	if (rv == 0) {
 		rv = nng_aio_alloc(&aio, NULL, NULL);
 	}
 	if (rv != 0) {
-		rc = client_nng_error(rv, CLIENT_PHASE_SETUP, is_append, client, timeout_ms);
+		rc = client_nng_error(rv, CLIENT_PHASE_SETUP, req->op, client, timeout_ms);
 	} else {
-		rc = client_send_receive(client, ctx, aio, &request, timeout_ms, is_append,
+		rc = client_send_receive(client, ctx, aio, &request, timeout_ms, req->op,
 					 &x->reply_msg);
 	}
 	if (aio != NULL) {
@@ -809,7 +822,8 @@ int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
 	size_t size = sizeof(struct carelog_status) +
 		      (size_t)s->members_count * sizeof(struct carelog_member) + str_size(s->role);
 	for (uint32_t i = 0; i < s->members_count; i++) {
-		size += str_size(s->members[i].role);
+		size += str_size(s->members[i].role) + str_size(s->members[i].org) +
+			str_size(s->members[i].address);
 	}
 	struct carelog_status *res = calloc(1, size);
 	if (res == NULL) {
@@ -828,10 +842,27 @@ int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
 	memcpy(res->chain_head, s->chain_head, CARELOG_ID_BYTES);
 	res->members_count = s->members_count;
 	res->members = s->members_count > 0 ? members : NULL;
+	res->last_index = s->last_index;
+	res->progress_age_ms = s->progress_age_ms;
+	res->verified_signatures = s->verified_signatures;
+	res->syncs = s->syncs;
+	res->transport = (struct carelog_transport_stats){
+		.sent = s->transport.sent,
+		.received = s->transport.received,
+		.dropped_auth = s->transport.dropped_auth,
+		.dropped_replay = s->transport.dropped_replay,
+		.dropped_unknown = s->transport.dropped_unknown,
+		.handshakes = s->transport.handshakes,
+	};
 	for (uint32_t i = 0; i < s->members_count; i++) {
-		members[i].id = s->members[i].id;
-		members[i].role = pool_copy(&pool, s->members[i].role);
-		members[i].match_index = s->members[i].match_index;
+		const struct proto_member *m = &s->members[i];
+		members[i].id = m->id;
+		members[i].role = pool_copy(&pool, m->role);
+		members[i].org = pool_copy(&pool, m->org);
+		members[i].address = pool_copy(&pool, m->address);
+		members[i].has_match = m->has_match;
+		members[i].match_index = m->has_match ? m->match_index : 0;
+		members[i].lag = m->lag;
 	}
 	CL_ASSERT(pool.next == pool.end);
 	client_exchange_free(&x);
@@ -842,6 +873,117 @@ int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
 void carelog_status_free(struct carelog_status *status)
 {
 	free(status);
+}
+
+/* ------------------------------------------------------------------ membership */
+
+static int client_member_call(struct carelog_client *client, struct proto_request *req,
+			      uint32_t timeout_ms, uint64_t *out_index)
+{
+	struct client_exchange x;
+	int rc = client_call(client, req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	*out_index = x.reply.u.member.index;
+	client_exchange_free(&x);
+	return CARELOG_OK;
+}
+
+static int client_check_node_id(uint64_t id)
+{
+	if (id == 0) {
+		client_message_set("node id 0 is not a node id");
+		return CARELOG_EINVAL;
+	}
+	return CARELOG_OK;
+}
+
+int carelog_member_add_learner(struct carelog_client *client,
+			       const struct carelog_learner_args *args, uint32_t timeout_ms,
+			       uint64_t *out_index)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out_index == NULL) {
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_node_id(args->id);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (opt(args->org)[0] == '\0' || opt(args->address)[0] == '\0' ||
+	    args->public_key == NULL) {
+		client_message_set("org, address and public key are required");
+		return CARELOG_EINVAL;
+	}
+	rc = client_check_size("org", strlen(args->org), PROTO_ORG_BYTES_MAX);
+	if (rc == CARELOG_OK) {
+		rc = client_check_size("address", strlen(args->address), PROTO_ADDRESS_BYTES_MAX);
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_MEMBER};
+	struct proto_member_req *m = &req.u.member;
+	m->action = PROTO_MEMBER_ADD_LEARNER;
+	m->id = args->id;
+	m->org = view(args->org);
+	m->address = view(args->address);
+	m->has_public_key = true;
+	memcpy(m->public_key, args->public_key, PROTO_PUBLIC_KEY_BYTES);
+	return client_member_call(client, &req, timeout_ms, out_index);
+}
+
+static int client_member_simple(struct carelog_client *client, uint8_t action, uint64_t id,
+				uint32_t timeout_ms, uint64_t *out_index)
+{
+	client_message_clear();
+	if (client == NULL || out_index == NULL) {
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_node_id(id);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_MEMBER};
+	req.u.member.action = action;
+	req.u.member.id = id;
+	return client_member_call(client, &req, timeout_ms, out_index);
+}
+
+int carelog_member_promote(struct carelog_client *client, uint64_t id, uint32_t timeout_ms,
+			   uint64_t *out_index)
+{
+	return client_member_simple(client, PROTO_MEMBER_PROMOTE, id, timeout_ms, out_index);
+}
+
+int carelog_member_remove(struct carelog_client *client, uint64_t id, uint32_t timeout_ms,
+			  uint64_t *out_index)
+{
+	return client_member_simple(client, PROTO_MEMBER_REMOVE, id, timeout_ms, out_index);
+}
+
+int carelog_transfer_leader(struct carelog_client *client, uint64_t to, uint32_t timeout_ms,
+			    uint64_t *out_leader_id)
+{
+	client_message_clear();
+	if (client == NULL || out_leader_id == NULL) {
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_node_id(to);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_TRANSFER};
+	req.u.transfer.to = to;
+	struct client_exchange x;
+	rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	*out_leader_id = x.reply.u.transfer.leader_id;
+	client_exchange_free(&x);
+	return CARELOG_OK;
 }
 
 int carelog_verify(struct carelog_client *client, uint32_t timeout_ms,

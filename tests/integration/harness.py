@@ -28,6 +28,14 @@ CTL_TIMEOUT_S = 60     # bound on one carelogctl run (its own --timeout is short
 EXIT_PENDING = 3       # carelogctl: outcome pending, retry with the same request id
 
 
+
+def free_tcp_port():
+    """A loopback TCP port nobody listens on right now (the kernel's pick)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
 class TestFailure(Exception):
     pass
 
@@ -96,7 +104,10 @@ class Node:
         self.runs = 0
         if not os.path.exists(os.path.join(region_dir, "genesis.ini")):
             bindir = os.path.dirname(os.path.dirname(os.path.dirname(args.carelogd)))
-            cmd = [LOCAL_CLUSTER, "init", region_dir, "--voters", "1", "--bin-dir", bindir]
+            # Every node listens for peers on its member address: tests that run side by
+            # side each need their own port.
+            cmd = [LOCAL_CLUSTER, "init", region_dir, "--voters", "1", "--bin-dir", bindir,
+                   "--base-port", str(free_tcp_port())]
             if body_max_bytes is not None:
                 cmd += ["--body-max-bytes", str(body_max_bytes)]
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=CTL_TIMEOUT_S)

@@ -24,6 +24,10 @@
  *   "pending-err" err EPENDING                           "toobig"  err ETOOBIG with the node's text
  *   anything else: a normal answer
  * Appends are deduplicated by request id like the real node.
+ * Membership and transfer requests are answered by node id:
+ *   FAKE_ID_NOT_LEADER  err ENOTLEADER "not the leader; the leader is node 2"
+ *   FAKE_ID_SILENT      no answer (the client times out after sending)
+ *   anything else: index FAKE_MEMBER_INDEX_BASE + action (transfer: leader_id = to)
  */
 
 /*
@@ -41,6 +45,9 @@ enum {
 	FAKE_STOP_ID_BYTE = 0xee, /* a get of an id starting with this byte stops the fake */
 	FAKE_REQUEST_IDS_MAX = 4096,
 	FAKE_ENTRIES = 3,
+	FAKE_ID_NOT_LEADER = 4242,
+	FAKE_ID_SILENT = 4343,
+	FAKE_MEMBER_INDEX_BASE = 250000,
 };
 
 struct fake_node {
@@ -53,6 +60,10 @@ struct fake_node {
 	char last_request_id[PROTO_REQUEST_ID_BYTES_MAX + 1];
 	char last_actor[PROTO_ACTOR_BYTES_MAX + 1];
 	uint32_t appends_committed;
+	struct proto_member_req last_member; /* views valid only inside fake_run: copy below */
+	char last_member_org[PROTO_ORG_BYTES_MAX + 1];
+	char last_member_address[PROTO_ADDRESS_BYTES_MAX + 1];
+	uint64_t last_transfer_to;
 	bool stop; /* set by the fake's own thread when it gets the stop request */
 	char request_ids[FAKE_REQUEST_IDS_MAX][PROTO_REQUEST_ID_BYTES_MAX + 1];
 };
@@ -131,15 +142,24 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		return true;
 	}
 	struct proto_entry entries[FAKE_ENTRIES];
-	struct proto_member members[2] = {{.id = 1, .role = {"voter", 5}, .match_index = 7},
-					  {.id = 9, .role = {"learner", 7}, .match_index = 6}};
+	struct proto_member members[3] = {
+		{.id = 1, .role = {"voter", 5}, .org = {"helse-vest", 10},
+		 .address = {"tcp://10.0.0.1:7401", 19}, .has_match = true, .match_index = 7},
+		{.id = 9, .role = {"learner", 7}, .org = {"helse-nord", 10},
+		 .address = {"tcp://10.0.0.9:7401", 19}, .has_match = true, .match_index = 6,
+		 .lag = 1},
+		{.id = 10, .role = {"learner", 7}, .org = {"helse-sor", 9},
+		 .address = {"tcp://10.0.0.10:7401", 20}, .has_match = false, .lag = 7}};
 	struct proto_str problems[1] = {{"log/3: checksum mismatch", 24}};
 	switch (req->op) {
 	case PROTO_OP_STATUS:
 		rep.u.status = (struct proto_status_reply){
 			.node_id = 1, .role = {"leader", 6}, .term = 2, .leader_id = 1,
-			.commit_index = 7, .applied_index = 7, .members_count = 2,
-			.members = members};
+			.commit_index = 7, .applied_index = 7, .members_count = 3,
+			.members = members, .last_index = 7, .progress_age_ms = 0,
+			.verified_signatures = 70, .syncs = 8,
+			.transport = {.sent = 100, .received = 90, .dropped_auth = 3,
+				      .dropped_replay = 2, .dropped_unknown = 1, .handshakes = 4}};
 		memset(rep.u.status.chain_head, 0xab, PROTO_ID_BYTES);
 		break;
 	case PROTO_OP_APPEND: {
@@ -193,6 +213,25 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		rep.u.get.has_corrects = true;
 		memset(rep.u.get.corrects, 0x33, PROTO_ID_BYTES);
 		break;
+	case PROTO_OP_MEMBER:
+	case PROTO_OP_TRANSFER: {
+		uint64_t id = req->op == PROTO_OP_MEMBER ? req->u.member.id : req->u.transfer.to;
+		if (id == FAKE_ID_SILENT) {
+			return false;
+		}
+		if (id == FAKE_ID_NOT_LEADER) {
+			FAKE_CHECK(proto_reply_encode_error(req->op, CARELOG_ENOTLEADER,
+							    "not the leader; the leader is node 2",
+							    out) == CARELOG_OK);
+			return true;
+		}
+		if (req->op == PROTO_OP_MEMBER) {
+			rep.u.member.index = FAKE_MEMBER_INDEX_BASE + req->u.member.action;
+		} else {
+			rep.u.transfer.leader_id = id;
+		}
+		break;
+	}
 	case PROTO_OP_VERIFY:
 		rep.u.verify = (struct proto_verify_reply){.ok = false, .entries_checked = 7,
 							   .values_checked = 30, .problems_count = 4,
@@ -236,6 +275,17 @@ static void *fake_run(void *arg)
 					 (int)req.u.append.request_id.len, req.u.append.request_id.ptr);
 				snprintf(fake.last_actor, sizeof(fake.last_actor), "%.*s",
 					 (int)req.u.append.actor.id.len, req.u.append.actor.id.ptr);
+			}
+			if (req.op == PROTO_OP_MEMBER) {
+				fake.last_member = req.u.member;
+				snprintf(fake.last_member_org, sizeof(fake.last_member_org), "%.*s",
+					 (int)req.u.member.org.len, req.u.member.org.ptr);
+				snprintf(fake.last_member_address, sizeof(fake.last_member_address),
+					 "%.*s", (int)req.u.member.address.len,
+					 req.u.member.address.ptr);
+			}
+			if (req.op == PROTO_OP_TRANSFER) {
+				fake.last_transfer_to = req.u.transfer.to;
 			}
 			pthread_mutex_unlock(&fake.lock);
 			answer = fake_answer(&req, &out);
@@ -336,15 +386,138 @@ static void test_status_returns_members_as_owned_copies(void **state)
 	assert_string_equal(s->role, "leader");
 	assert_int_equal(s->commit_index, 7);
 	assert_int_equal(s->chain_head[31], 0xab);
-	assert_int_equal(s->members_count, 2);
+	assert_int_equal(s->members_count, 3);
 	assert_string_equal(s->members[1].role, "learner");
 	assert_int_equal(s->members[1].match_index, 6);
+	assert_true(s->members[1].has_match);
+	assert_int_equal(s->members[1].lag, 1);
+	assert_false(s->members[2].has_match);
+	assert_int_equal(s->members[2].match_index, 0);
+	assert_int_equal(s->members[2].lag, 7);
+	assert_int_equal(s->last_index, 7);
+	assert_int_equal(s->verified_signatures, 70);
+	assert_int_equal(s->syncs, 8);
+	assert_int_equal(s->transport.sent, 100);
+	assert_int_equal(s->transport.received, 90);
+	assert_int_equal(s->transport.dropped_auth, 3);
+	assert_int_equal(s->transport.dropped_replay, 2);
+	assert_int_equal(s->transport.dropped_unknown, 1);
+	assert_int_equal(s->transport.handshakes, 4);
 	/* the node may take most of the caller's time, never all of it */
 	assert_true(fake.last_timeout_ms > 0 && fake.last_timeout_ms < TEST_CALL_TIMEOUT_MS);
 	carelog_client_close(c); /* results outlive the client */
 	assert_string_equal(s->members[0].role, "voter");
+	assert_string_equal(s->members[0].org, "helse-vest");
+	assert_string_equal(s->members[2].address, "tcp://10.0.0.10:7401");
 	carelog_status_free(s);
 	carelog_status_free(NULL);
+}
+
+static void test_membership_calls_send_their_fields_and_return_the_index(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	uint8_t key[CARELOG_PUBLIC_KEY_BYTES];
+	for (size_t i = 0; i < sizeof(key); i++) {
+		key[i] = (uint8_t)(0x40 + i);
+	}
+	struct carelog_learner_args a = {.id = 4, .org = "helse-nord",
+					 .address = "tcp://10.0.0.4:7401", .public_key = key};
+	uint64_t index = 0;
+	assert_int_equal(carelog_member_add_learner(c, &a, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_OK);
+	assert_int_equal(index, FAKE_MEMBER_INDEX_BASE + PROTO_MEMBER_ADD_LEARNER);
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.last_member.action, PROTO_MEMBER_ADD_LEARNER);
+	assert_int_equal(fake.last_member.id, 4);
+	assert_string_equal(fake.last_member_org, "helse-nord");
+	assert_string_equal(fake.last_member_address, "tcp://10.0.0.4:7401");
+	assert_true(fake.last_member.has_public_key);
+	assert_memory_equal(fake.last_member.public_key, key, sizeof(key));
+	pthread_mutex_unlock(&fake.lock);
+
+	assert_int_equal(carelog_member_promote(c, 4, TEST_CALL_TIMEOUT_MS, &index), CARELOG_OK);
+	assert_int_equal(index, FAKE_MEMBER_INDEX_BASE + PROTO_MEMBER_PROMOTE);
+	assert_int_equal(fake.last_member.action, PROTO_MEMBER_PROMOTE);
+	assert_int_equal(carelog_member_remove(c, 9, TEST_CALL_TIMEOUT_MS, &index), CARELOG_OK);
+	assert_int_equal(index, FAKE_MEMBER_INDEX_BASE + PROTO_MEMBER_REMOVE);
+	assert_int_equal(fake.last_member.id, 9);
+
+	uint64_t leader = 0;
+	assert_int_equal(carelog_transfer_leader(c, 3, TEST_CALL_TIMEOUT_MS, &leader), CARELOG_OK);
+	assert_int_equal(leader, 3);
+	assert_int_equal(fake.last_transfer_to, 3);
+
+	/* the node's refusal comes back with its message; outputs stay untouched */
+	index = 77;
+	assert_int_equal(carelog_member_promote(c, FAKE_ID_NOT_LEADER, TEST_CALL_TIMEOUT_MS,
+						&index),
+			 CARELOG_ENOTLEADER);
+	assert_string_equal(carelog_last_message(), "not the leader; the leader is node 2");
+	assert_int_equal(index, 77);
+	assert_int_equal(carelog_transfer_leader(c, FAKE_ID_NOT_LEADER, TEST_CALL_TIMEOUT_MS,
+						 &leader),
+			 CARELOG_ENOTLEADER);
+	carelog_client_close(c);
+}
+
+static void test_membership_change_without_answer_is_pending_transfer_times_out(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	test_connect(c);
+	uint64_t index = 77;
+	/* the change may have been committed: pending, as for an append */
+	assert_int_equal(carelog_member_remove(c, FAKE_ID_SILENT, TEST_SILENT_TIMEOUT_MS, &index),
+			 CARELOG_EPENDING);
+	assert_non_null(strstr(carelog_last_message(), "check status"));
+	assert_int_equal(index, 77);
+	/* a transfer changes no configuration: a plain timeout */
+	uint64_t leader = 77;
+	assert_int_equal(carelog_transfer_leader(c, FAKE_ID_SILENT, TEST_SILENT_TIMEOUT_MS,
+						 &leader),
+			 CARELOG_ETIMEDOUT);
+	assert_int_equal(leader, 77);
+	carelog_client_close(c);
+}
+
+static void test_membership_arguments_are_checked_before_sending(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	test_connect(c);
+	uint32_t seen = fake.requests_seen;
+	uint8_t key[CARELOG_PUBLIC_KEY_BYTES] = {0};
+	uint64_t index = 0;
+	struct carelog_learner_args a = {.id = 0, .org = "o", .address = "tcp://h:1",
+					 .public_key = key};
+	assert_int_equal(carelog_member_add_learner(c, &a, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	a.id = 5;
+	a.public_key = NULL;
+	assert_int_equal(carelog_member_add_learner(c, &a, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	a.public_key = key;
+	a.org = "";
+	assert_int_equal(carelog_member_add_learner(c, &a, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	char long_address[CARELOG_ADDRESS_BYTES_MAX + 2];
+	memset(long_address, 'a', sizeof(long_address) - 1);
+	long_address[sizeof(long_address) - 1] = '\0';
+	a.org = "o";
+	a.address = long_address;
+	assert_int_equal(carelog_member_add_learner(c, &a, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "address"));
+	assert_int_equal(carelog_member_add_learner(c, NULL, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	assert_int_equal(carelog_member_promote(c, 0, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	assert_int_equal(carelog_member_remove(c, 3, TEST_CALL_TIMEOUT_MS, NULL), CARELOG_EINVAL);
+	assert_int_equal(carelog_transfer_leader(c, 0, TEST_CALL_TIMEOUT_MS, &index),
+			 CARELOG_EINVAL);
+	assert_int_equal(fake.requests_seen, seen);
+	carelog_client_close(c);
 }
 
 static void test_append_generates_a_request_id_and_reports_commit(void **state)
@@ -642,6 +815,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_status_returns_members_as_owned_copies),
+		cmocka_unit_test(test_membership_calls_send_their_fields_and_return_the_index),
+		cmocka_unit_test(test_membership_change_without_answer_is_pending_transfer_times_out),
+		cmocka_unit_test(test_membership_arguments_are_checked_before_sending),
 		cmocka_unit_test(test_append_generates_a_request_id_and_reports_commit),
 		cmocka_unit_test(test_append_pending_answer_returns_the_request_id_to_retry),
 		cmocka_unit_test(test_append_without_answer_is_pending_not_lost),

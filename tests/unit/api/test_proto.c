@@ -31,6 +31,7 @@ _Static_assert((int)PROTO_BODY_BYTES_MAX == (int)JOURNAL_BODY_BYTES_LIMIT, "body
 _Static_assert((int)PROTO_ID_BYTES == (int)JOURNAL_ID_BYTES, "id");
 
 #define S(lit) ((struct proto_str){.ptr = (lit), .len = sizeof(lit) - 1})
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool str_eq(struct proto_str s, const char *lit)
 {
@@ -41,6 +42,54 @@ static bool view_inside(struct proto_str s, const struct proto_buf *b)
 {
 	const uint8_t *p = (const uint8_t *)s.ptr;
 	return s.len == 0 || (p >= b->data && p + s.len <= b->data + b->len);
+}
+
+/* ---------------------------------------------------------------- crafted messages */
+
+/* Builds messages with msgpack-c's packer: an encoder independent of ours. */
+struct mp {
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+};
+
+static void mp_init(struct mp *m)
+{
+	msgpack_sbuffer_init(&m->sb);
+	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+}
+
+static void mp_str(struct mp *m, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(&m->pk, n);
+	msgpack_pack_str_body(&m->pk, s, n);
+}
+
+static void mp_kv_str(struct mp *m, const char *k, const char *v)
+{
+	mp_str(m, k);
+	mp_str(m, v);
+}
+
+static void mp_kv_u64(struct mp *m, const char *k, uint64_t v)
+{
+	mp_str(m, k);
+	msgpack_pack_uint64(&m->pk, v);
+}
+
+static void mp_kv_bin(struct mp *m, const char *k, const void *v, size_t n)
+{
+	mp_str(m, k);
+	msgpack_pack_bin(&m->pk, n);
+	msgpack_pack_bin_body(&m->pk, v, n);
+}
+
+static int decode_req(struct mp *m)
+{
+	struct proto_request req;
+	int rc = proto_request_decode((const uint8_t *)m->sb.data, m->sb.size, &req);
+	msgpack_sbuffer_destroy(&m->sb);
+	return rc;
 }
 
 static struct proto_request full_append_request(void)
@@ -181,6 +230,240 @@ static void test_request_encode_refuses_what_decode_would_refuse(void **state)
 	assert_null(buf.data);
 }
 
+static struct proto_request add_learner_request(void)
+{
+	struct proto_request req = {.op = PROTO_OP_MEMBER, .timeout_ms = 4000};
+	struct proto_member_req *m = &req.u.member;
+	m->action = PROTO_MEMBER_ADD_LEARNER;
+	m->id = 4;
+	m->org = S("helse-nord");
+	m->address = S("tcp://10.0.0.4:7401");
+	m->has_public_key = true;
+	for (int i = 0; i < PROTO_PUBLIC_KEY_BYTES; i++) {
+		m->public_key[i] = (uint8_t)(0xa0 + i);
+	}
+	return req;
+}
+
+static void test_member_and_transfer_requests_round_trip(void **state)
+{
+	(void)state;
+	struct proto_request req = add_learner_request();
+	struct proto_buf buf = {0};
+	struct proto_request got;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_MEMBER);
+	assert_string_equal(proto_op_name(got.op), "member");
+	assert_int_equal(got.timeout_ms, 4000);
+	assert_int_equal(got.u.member.action, PROTO_MEMBER_ADD_LEARNER);
+	assert_int_equal(got.u.member.id, 4);
+	assert_true(str_eq(got.u.member.org, "helse-nord"));
+	assert_true(str_eq(got.u.member.address, "tcp://10.0.0.4:7401"));
+	assert_true(view_inside(got.u.member.address, &buf));
+	assert_true(got.u.member.has_public_key);
+	assert_memory_equal(got.u.member.public_key, req.u.member.public_key,
+			    PROTO_PUBLIC_KEY_BYTES);
+	proto_buf_free(&buf);
+
+	const uint8_t actions[] = {PROTO_MEMBER_PROMOTE, PROTO_MEMBER_REMOVE};
+	for (size_t i = 0; i < LEN(actions); i++) {
+		struct proto_request r = {.op = PROTO_OP_MEMBER};
+		r.u.member.action = actions[i];
+		r.u.member.id = UINT64_MAX;
+		assert_int_equal(proto_request_encode(&r, &buf), CARELOG_OK);
+		assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+		assert_int_equal(got.u.member.action, actions[i]);
+		assert_int_equal(got.u.member.id, UINT64_MAX);
+		assert_int_equal(got.u.member.org.len, 0);
+		assert_int_equal(got.u.member.address.len, 0);
+		assert_false(got.u.member.has_public_key);
+		proto_buf_free(&buf);
+	}
+
+	struct proto_request t = {.op = PROTO_OP_TRANSFER, .timeout_ms = 7};
+	t.u.transfer.to = 3;
+	assert_int_equal(proto_request_encode(&t, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_TRANSFER);
+	assert_string_equal(proto_op_name(got.op), "transfer");
+	assert_int_equal(got.u.transfer.to, 3);
+	proto_buf_free(&buf);
+}
+
+static void test_member_and_transfer_encode_refuses_what_decode_would_refuse(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	struct proto_request req = add_learner_request();
+	req.u.member.action = 0;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req.u.member.action = 4;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req = add_learner_request();
+	req.u.member.id = 0;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req = add_learner_request();
+	req.u.member.has_public_key = false;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req = add_learner_request();
+	req.u.member.org = S("");
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req = add_learner_request();
+	req.u.member.address = S("");
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	char big[PROTO_ADDRESS_BYTES_MAX + 1];
+	memset(big, 'a', sizeof(big));
+	req = add_learner_request();
+	req.u.member.address = (struct proto_str){big, sizeof(big)};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_ETOOBIG);
+	req.u.member.address = (struct proto_str){big, PROTO_ADDRESS_BYTES_MAX};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+	proto_buf_free(&buf);
+	req = add_learner_request();
+	req.u.member.org = (struct proto_str){big, PROTO_ORG_BYTES_MAX + 1};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_ETOOBIG);
+	/* promote and remove carry only the id */
+	req = add_learner_request();
+	req.u.member.action = PROTO_MEMBER_PROMOTE;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	struct proto_request t = {.op = PROTO_OP_TRANSFER};
+	assert_int_equal(proto_request_encode(&t, &buf), CARELOG_EINVAL);
+	assert_null(buf.data);
+}
+
+/* A crafted member request: action, id as given (id_bin: as 32 bytes of binary), and the
+ * add-learner fields selected by `with` (bit 0 org, 1 address, 2 public_key, 3 a 31-byte key). */
+static int decode_member_req(const char *action, uint64_t id, bool id_bin, unsigned with,
+			     char *why, size_t why_len)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	uint32_t pairs = 4u + ((with & 1u) != 0) + ((with & 2u) != 0) + ((with & 12u) != 0);
+	msgpack_pack_map(&pk, pairs);
+	const struct {
+		const char *k, *v;
+	} strs[] = {{"op", "member"}, {"action", action}, {"org", "o"}, {"address", "tcp://h:1"}};
+	msgpack_pack_str(&pk, 1);
+	msgpack_pack_str_body(&pk, "v", 1);
+	msgpack_pack_uint8(&pk, 1);
+	for (size_t i = 0; i < LEN(strs); i++) {
+		if ((i == 2 && !(with & 1)) || (i == 3 && !(with & 2))) {
+			continue;
+		}
+		msgpack_pack_str(&pk, strlen(strs[i].k));
+		msgpack_pack_str_body(&pk, strs[i].k, strlen(strs[i].k));
+		msgpack_pack_str(&pk, strlen(strs[i].v));
+		msgpack_pack_str_body(&pk, strs[i].v, strlen(strs[i].v));
+	}
+	msgpack_pack_str(&pk, 2);
+	msgpack_pack_str_body(&pk, "id", 2);
+	uint8_t bytes[32] = {7};
+	if (id_bin) {
+		msgpack_pack_bin(&pk, 32);
+		msgpack_pack_bin_body(&pk, bytes, 32);
+	} else {
+		msgpack_pack_uint64(&pk, id);
+	}
+	if (with & 12) {
+		size_t n = (with & 8) ? 31 : 32;
+		msgpack_pack_str(&pk, 10);
+		msgpack_pack_str_body(&pk, "public_key", 10);
+		msgpack_pack_bin(&pk, n);
+		msgpack_pack_bin_body(&pk, bytes, n);
+	}
+	struct proto_request req;
+	int rc = proto_request_decode_reason((const uint8_t *)sb.data, sb.size, &req, why, why_len);
+	msgpack_sbuffer_destroy(&sb);
+	return rc;
+}
+
+static void test_member_request_decode_is_strict(void **state)
+{
+	(void)state;
+	char why[160];
+	assert_int_equal(decode_member_req("add-learner", 4, false, 7, why, sizeof(why)),
+			 CARELOG_OK);
+	assert_int_equal(decode_member_req("promote", 4, false, 0, why, sizeof(why)), CARELOG_OK);
+	assert_int_equal(decode_member_req("remove", 4, false, 0, why, sizeof(why)), CARELOG_OK);
+	/* add-learner without each of its fields */
+	for (unsigned with = 0; with < 7; with++) {
+		assert_int_equal(decode_member_req("add-learner", 4, false, with, why, sizeof(why)),
+				 CARELOG_EPROTO);
+		assert_non_null(strstr(why, "missing"));
+	}
+	/* promote/remove with add-learner fields */
+	assert_int_equal(decode_member_req("promote", 4, false, 1, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_non_null(strstr(why, "\"org\" not allowed in a promote"));
+	assert_int_equal(decode_member_req("remove", 4, false, 4, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_non_null(strstr(why, "public_key"));
+	/* unknown action, node id 0, id as an entry id, short key */
+	assert_int_equal(decode_member_req("demote", 4, false, 0, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_non_null(strstr(why, "demote"));
+	assert_int_equal(decode_member_req("promote", 0, false, 0, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_int_equal(decode_member_req("promote", 0, true, 0, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_non_null(strstr(why, "node id"));
+	assert_int_equal(decode_member_req("add-learner", 4, false, 11, why, sizeof(why)),
+			 CARELOG_EPROTO);
+	assert_non_null(strstr(why, "31 bytes"));
+
+	/* a get with a numeric id is refused the same way */
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "get");
+	mp_kv_u64(&m, "id", 5);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* transfer: "to" required, above 0, no other keys */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "transfer");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "transfer");
+	mp_kv_u64(&m, "to", 0);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 4);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "transfer");
+	mp_kv_u64(&m, "to", 2);
+	mp_kv_u64(&m, "id", 2);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "transfer");
+	mp_kv_str(&m, "to", "2");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* an over-long address is ETOOBIG */
+	char big[PROTO_ADDRESS_BYTES_MAX + 2];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	uint8_t key[32] = {0};
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 7);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "member");
+	mp_kv_str(&m, "action", "add-learner");
+	mp_kv_u64(&m, "id", 9);
+	mp_kv_str(&m, "org", "o");
+	mp_kv_str(&m, "address", big);
+	mp_kv_bin(&m, "public_key", key, sizeof(key));
+	assert_int_equal(decode_req(&m), CARELOG_ETOOBIG);
+}
+
 /* ---------------------------------------------------------------- replies */
 
 static struct proto_entry sample_entry(uint64_t index)
@@ -210,9 +493,9 @@ static void test_status_reply_round_trips_members(void **state)
 {
 	(void)state;
 	struct proto_member members[3] = {
-		{.id = 1, .role = S("voter"), .match_index = 10},
-		{.id = 2, .role = S("voter"), .match_index = 9},
-		{.id = 7, .role = S("learner"), .match_index = 0},
+		{.id = 1, .role = S("voter"), .has_match = true, .match_index = 10},
+		{.id = 2, .role = S("voter"), .has_match = true, .match_index = 9},
+		{.id = 7, .role = S("learner"), .has_match = true, .match_index = 0},
 	};
 	struct proto_reply rep = {.op = PROTO_OP_STATUS};
 	struct proto_status_reply *s = &rep.u.status;
@@ -244,6 +527,265 @@ static void test_status_reply_round_trips_members(void **state)
 	assert_int_equal(got.u.status.members[0].match_index, 10);
 	proto_arena_free(&arena);
 	proto_buf_free(&buf);
+}
+
+/* Every new status field set, one member without progress. */
+static struct proto_reply full_status_reply(struct proto_member members[2])
+{
+	members[0] = (struct proto_member){.id = 1, .role = S("voter"), .org = S("helse-vest"),
+					   .address = S("tcp://10.0.0.1:7401"), .has_match = true,
+					   .match_index = 250000, .lag = 0};
+	members[1] = (struct proto_member){.id = 4, .role = S("learner"), .org = S("helse-nord"),
+					   .address = S("tcp://10.0.0.4:7401"), .has_match = false,
+					   .lag = 250000};
+	struct proto_reply rep = {.op = PROTO_OP_STATUS};
+	struct proto_status_reply *s = &rep.u.status;
+	s->node_id = 1;
+	s->role = S("leader");
+	s->term = 3;
+	s->leader_id = 1;
+	s->commit_index = 250000;
+	s->applied_index = 249999;
+	s->last_index = 250000;
+	s->progress_age_ms = 0;
+	s->verified_signatures = 123456;
+	s->syncs = 789;
+	s->transport = (struct proto_transport_stats){.sent = 10, .received = 11,
+						      .dropped_auth = 12, .dropped_replay = 13,
+						      .dropped_unknown = 14, .handshakes = 15};
+	memset(s->chain_head, 0x77, PROTO_ID_BYTES);
+	s->members_count = 2;
+	s->members = members;
+	return rep;
+}
+
+static void test_status_reply_round_trips_replication_fields(void **state)
+{
+	(void)state;
+	struct proto_member members[2];
+	struct proto_reply rep = full_status_reply(members);
+	rep.u.status.progress_age_ms = 850;
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	const struct proto_status_reply *s = &got.u.status;
+	assert_int_equal(s->last_index, 250000);
+	assert_int_equal(s->progress_age_ms, 850);
+	assert_int_equal(s->verified_signatures, 123456);
+	assert_int_equal(s->syncs, 789);
+	assert_int_equal(s->transport.sent, 10);
+	assert_int_equal(s->transport.received, 11);
+	assert_int_equal(s->transport.dropped_auth, 12);
+	assert_int_equal(s->transport.dropped_replay, 13);
+	assert_int_equal(s->transport.dropped_unknown, 14);
+	assert_int_equal(s->transport.handshakes, 15);
+	assert_int_equal(s->members_count, 2);
+	assert_true(str_eq(s->members[0].org, "helse-vest"));
+	assert_true(str_eq(s->members[0].address, "tcp://10.0.0.1:7401"));
+	assert_true(s->members[0].has_match);
+	assert_int_equal(s->members[0].match_index, 250000);
+	assert_int_equal(s->members[0].lag, 0);
+	assert_true(str_eq(s->members[1].role, "learner"));
+	assert_false(s->members[1].has_match); /* nil on the wire */
+	assert_int_equal(s->members[1].match_index, 0);
+	assert_int_equal(s->members[1].lag, 250000);
+	proto_arena_free(&arena);
+
+	/* the independent decoder sees nil for the member without progress */
+	msgpack_unpacked u;
+	msgpack_unpacked_init(&u);
+	size_t off = 0;
+	assert_int_equal(msgpack_unpack_next(&u, (const char *)buf.data, buf.len, &off),
+			 MSGPACK_UNPACK_SUCCESS);
+	bool saw_nil = false;
+	for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+		const msgpack_object_kv *kv = &u.data.via.map.ptr[i];
+		if (kv->key.via.str.size == 7 && memcmp(kv->key.via.str.ptr, "members", 7) == 0) {
+			const msgpack_object *m1 = &kv->val.via.array.ptr[1];
+			for (uint32_t j = 0; j < m1->via.map.size; j++) {
+				const msgpack_object_kv *f = &m1->via.map.ptr[j];
+				if (f->key.via.str.size == 11 &&
+				    memcmp(f->key.via.str.ptr, "match_index", 11) == 0) {
+					saw_nil = f->val.type == MSGPACK_OBJECT_NIL;
+				}
+			}
+		}
+	}
+	assert_true(saw_nil);
+	msgpack_unpacked_destroy(&u);
+	proto_buf_free(&buf);
+
+	/* limits on the new member strings */
+	char big[PROTO_ADDRESS_BYTES_MAX + 1];
+	memset(big, 'a', sizeof(big));
+	rep = full_status_reply(members);
+	members[1].address = (struct proto_str){big, sizeof(big)};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	members[1].address = S("a");
+	members[1].org = (struct proto_str){big, PROTO_ORG_BYTES_MAX + 1};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	assert_null(buf.data);
+}
+
+static void test_status_reply_from_an_older_node_decodes_with_defaults(void **state)
+{
+	(void)state;
+	uint8_t head[PROTO_ID_BYTES] = {0};
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 12);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "status");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "node_id", 1);
+	mp_kv_str(&m, "role", "leader");
+	mp_kv_u64(&m, "term", 1);
+	mp_kv_u64(&m, "leader_id", 1);
+	mp_kv_u64(&m, "commit_index", 5);
+	mp_kv_u64(&m, "applied_index", 5);
+	mp_kv_bin(&m, "chain_head", head, sizeof(head));
+	mp_str(&m, "members");
+	msgpack_pack_array(&m.pk, 1);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "id", 1);
+	mp_kv_str(&m, "role", "voter");
+	mp_kv_u64(&m, "match_index", 5);
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	memset(&rep, 0xff, sizeof(rep));
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &rep),
+			 CARELOG_OK);
+	const struct proto_status_reply *s = &rep.u.status;
+	assert_int_equal(s->last_index, 0);
+	assert_int_equal(s->progress_age_ms, 0);
+	assert_int_equal(s->verified_signatures, 0);
+	assert_int_equal(s->syncs, 0);
+	assert_int_equal(s->transport.sent, 0);
+	assert_int_equal(s->transport.handshakes, 0);
+	assert_int_equal(s->members[0].org.len, 0);
+	assert_int_equal(s->members[0].address.len, 0);
+	assert_true(s->members[0].has_match);
+	assert_int_equal(s->members[0].match_index, 5);
+	assert_int_equal(s->members[0].lag, 0);
+	msgpack_sbuffer_destroy(&m.sb);
+	proto_arena_free(&arena);
+}
+
+/* A complete status reply whose "transport" map `fill` writes (transport_pairs keys). */
+static int decode_status_with_transport(void (*fill)(struct mp *m), uint32_t transport_pairs,
+					struct proto_reply *rep, struct proto_arena *arena)
+{
+	uint8_t head[PROTO_ID_BYTES] = {0};
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 13);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "status");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "node_id", 2);
+	mp_kv_str(&m, "role", "follower");
+	mp_kv_u64(&m, "term", 1);
+	mp_kv_u64(&m, "leader_id", 1);
+	mp_kv_u64(&m, "commit_index", 5);
+	mp_kv_u64(&m, "applied_index", 5);
+	mp_kv_bin(&m, "chain_head", head, sizeof(head));
+	mp_str(&m, "members");
+	msgpack_pack_array(&m.pk, 0);
+	mp_str(&m, "transport");
+	msgpack_pack_map(&m.pk, transport_pairs);
+	fill(&m);
+	int rc = proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, arena, rep);
+	msgpack_sbuffer_destroy(&m.sb);
+	return rc;
+}
+
+static void fill_transport_future(struct mp *m)
+{
+	mp_kv_u64(m, "sent", 3);
+	mp_str(m, "dropped_cosmic_rays");
+	msgpack_pack_array(&m->pk, 2);
+	msgpack_pack_nil(&m->pk);
+	msgpack_pack_true(&m->pk);
+	mp_kv_u64(m, "handshakes", 2);
+}
+
+static void fill_transport_duplicate(struct mp *m)
+{
+	mp_kv_u64(m, "sent", 3);
+	mp_kv_u64(m, "sent", 4);
+}
+
+static void fill_transport_wrong_type(struct mp *m)
+{
+	mp_kv_str(m, "received", "3");
+}
+
+static void fill_transport_integer_key(struct mp *m)
+{
+	msgpack_pack_uint8(&m->pk, 1);
+	msgpack_pack_uint8(&m->pk, 1);
+}
+
+static void test_transport_counters_skip_new_ones_but_refuse_bad_ones(void **state)
+{
+	(void)state;
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	assert_int_equal(decode_status_with_transport(fill_transport_future, 3, &rep, &arena),
+			 CARELOG_OK);
+	assert_int_equal(rep.u.status.transport.sent, 3);
+	assert_int_equal(rep.u.status.transport.handshakes, 2);
+	assert_int_equal(rep.u.status.transport.received, 0);
+	assert_int_equal(decode_status_with_transport(fill_transport_duplicate, 2, &rep, &arena),
+			 CARELOG_EPROTO);
+	assert_int_equal(decode_status_with_transport(fill_transport_wrong_type, 1, &rep, &arena),
+			 CARELOG_EPROTO);
+	assert_int_equal(decode_status_with_transport(fill_transport_integer_key, 1, &rep, &arena),
+			 CARELOG_EPROTO);
+	proto_arena_free(&arena);
+}
+
+static void test_member_and_transfer_replies_round_trip(void **state)
+{
+	(void)state;
+	struct proto_reply rep = {.op = PROTO_OP_MEMBER, .u.member.index = 250001};
+	struct proto_buf buf = {0};
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_MEMBER);
+	assert_int_equal(got.u.member.index, 250001);
+	proto_buf_free(&buf);
+	rep = (struct proto_reply){.op = PROTO_OP_TRANSFER, .u.transfer.leader_id = 3};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_TRANSFER);
+	assert_int_equal(got.u.transfer.leader_id, 3);
+	proto_buf_free(&buf);
+	/* errors carry no op fields; success without its field is EPROTO */
+	assert_int_equal(proto_reply_encode_error(PROTO_OP_MEMBER, CARELOG_ENOTLEADER,
+						  "leader is 2", &buf),
+			 CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.err, CARELOG_ENOTLEADER);
+	assert_true(str_eq(got.msg, "leader is 2"));
+	proto_buf_free(&buf);
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 4);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "transfer");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &got),
+			 CARELOG_EPROTO);
+	msgpack_sbuffer_destroy(&m.sb);
+	proto_arena_free(&arena);
 }
 
 static void test_append_reply_round_trips_committed_and_pending(void **state)
@@ -402,54 +944,6 @@ static void test_long_error_message_is_cut_at_a_utf8_boundary(void **state)
 	assert_int_equal(got.msg.len, PROTO_MSG_BYTES_MAX - 1);
 	proto_buf_free(&buf);
 	proto_arena_free(&arena);
-}
-
-/* ---------------------------------------------------------------- crafted messages */
-
-/* Builds messages with msgpack-c's packer: an encoder independent of ours. */
-struct mp {
-	msgpack_sbuffer sb;
-	msgpack_packer pk;
-};
-
-static void mp_init(struct mp *m)
-{
-	msgpack_sbuffer_init(&m->sb);
-	msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-}
-
-static void mp_str(struct mp *m, const char *s)
-{
-	size_t n = strlen(s);
-	msgpack_pack_str(&m->pk, n);
-	msgpack_pack_str_body(&m->pk, s, n);
-}
-
-static void mp_kv_str(struct mp *m, const char *k, const char *v)
-{
-	mp_str(m, k);
-	mp_str(m, v);
-}
-
-static void mp_kv_u64(struct mp *m, const char *k, uint64_t v)
-{
-	mp_str(m, k);
-	msgpack_pack_uint64(&m->pk, v);
-}
-
-static void mp_kv_bin(struct mp *m, const char *k, const void *v, size_t n)
-{
-	mp_str(m, k);
-	msgpack_pack_bin(&m->pk, n);
-	msgpack_pack_bin_body(&m->pk, v, n);
-}
-
-static int decode_req(struct mp *m)
-{
-	struct proto_request req;
-	int rc = proto_request_decode((const uint8_t *)m->sb.data, m->sb.size, &req);
-	msgpack_sbuffer_destroy(&m->sb);
-	return rc;
 }
 
 static void test_request_from_another_encoder_decodes_in_any_key_order(void **state)
@@ -775,7 +1269,9 @@ static void decode_both_ways(const uint8_t *bytes, size_t len)
 	proto_arena_free(&arena);
 }
 
-static void sample_messages(struct proto_buf out[4])
+enum { SAMPLE_COUNT = 7 };
+
+static void sample_messages(struct proto_buf out[SAMPLE_COUNT])
 {
 	struct proto_request req = full_append_request();
 	assert_int_equal(proto_request_encode(&req, &out[0]), CARELOG_OK);
@@ -795,14 +1291,21 @@ static void sample_messages(struct proto_buf out[4])
 	read.u.read.patient = S("p");
 	read.u.read.limit = 10;
 	assert_int_equal(proto_request_encode(&read, &out[3]), CARELOG_OK);
+	struct proto_request add = add_learner_request();
+	assert_int_equal(proto_request_encode(&add, &out[4]), CARELOG_OK);
+	struct proto_request transfer = {.op = PROTO_OP_TRANSFER, .u.transfer.to = 3};
+	assert_int_equal(proto_request_encode(&transfer, &out[5]), CARELOG_OK);
+	struct proto_member full[2];
+	struct proto_reply fst = full_status_reply(full);
+	assert_int_equal(proto_reply_encode(&fst, &out[6]), CARELOG_OK);
 }
 
 static void test_every_truncation_is_rejected(void **state)
 {
 	(void)state;
-	struct proto_buf msgs[4] = {{0}};
+	struct proto_buf msgs[SAMPLE_COUNT] = {{0}};
 	sample_messages(msgs);
-	for (size_t m = 0; m < 4; m++) {
+	for (size_t m = 0; m < SAMPLE_COUNT; m++) {
 		for (size_t len = 0; len < msgs[m].len; len++) {
 			/* copy into an exact-size heap block so ASan sees any overread */
 			uint8_t *copy = malloc(len + 1);
@@ -826,11 +1329,11 @@ enum { FUZZ_ROUNDS = 20000, FUZZ_RANDOM_BYTES_MAX = 300 };
 static void test_random_mutations_never_crash(void **state)
 {
 	(void)state;
-	struct proto_buf msgs[4] = {{0}};
+	struct proto_buf msgs[SAMPLE_COUNT] = {{0}};
 	sample_messages(msgs);
 	printf("fuzz seed 0x%llx\n", (unsigned long long)rng_state);
 	for (int round = 0; round < FUZZ_ROUNDS; round++) {
-		const struct proto_buf *src = &msgs[(size_t)round % 4];
+		const struct proto_buf *src = &msgs[(size_t)round % SAMPLE_COUNT];
 		size_t len = src->len;
 		uint8_t *copy = malloc(len + 16);
 		assert_non_null(copy);
@@ -879,7 +1382,7 @@ static void test_random_mutations_never_crash(void **state)
 		decode_both_ways(bytes, len);
 		free(bytes);
 	}
-	for (size_t m = 0; m < 4; m++) {
+	for (size_t m = 0; m < SAMPLE_COUNT; m++) {
 		proto_buf_free(&msgs[m]);
 	}
 }
@@ -951,7 +1454,14 @@ int main(void)
 		cmocka_unit_test(test_minimal_append_request_leaves_optional_fields_empty),
 		cmocka_unit_test(test_read_get_status_verify_requests_round_trip),
 		cmocka_unit_test(test_request_encode_refuses_what_decode_would_refuse),
+		cmocka_unit_test(test_member_and_transfer_requests_round_trip),
+		cmocka_unit_test(test_member_and_transfer_encode_refuses_what_decode_would_refuse),
+		cmocka_unit_test(test_member_request_decode_is_strict),
 		cmocka_unit_test(test_status_reply_round_trips_members),
+		cmocka_unit_test(test_status_reply_round_trips_replication_fields),
+		cmocka_unit_test(test_status_reply_from_an_older_node_decodes_with_defaults),
+		cmocka_unit_test(test_transport_counters_skip_new_ones_but_refuse_bad_ones),
+		cmocka_unit_test(test_member_and_transfer_replies_round_trip),
 		cmocka_unit_test(test_append_reply_round_trips_committed_and_pending),
 		cmocka_unit_test(test_read_reply_round_trips_a_full_page_of_entries),
 		cmocka_unit_test(test_get_and_verify_replies_round_trip),

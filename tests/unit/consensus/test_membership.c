@@ -244,6 +244,38 @@ static void test_learner_added_catches_up_then_promoted_votes(void **state)
 	fx_free(cl);
 }
 
+/* A node that joins empty applies the region's genesis entry (every first voter in one
+ * change) from the log: it must end with the voters the bootstrapped nodes started with,
+ * not a joint configuration with an empty outgoing half. */
+static void test_genesis_change_from_an_empty_configuration_takes_effect_directly(void **state)
+{
+	(void)state;
+	struct fx_options o = {.voters = 1, .extra = 1};
+	struct fx_cluster *cl = fx_new(&o);
+	/* Node 2 restarts as a joining node does: no configuration at all. */
+	fx_node(cl, 2)->voters_count = 0;
+	fx_restart(cl, 2);
+	struct consensus_conf_change cc = {.transition = CONSENSUS_CONF_TRANSITION_AUTO, .count = 3};
+	for (uint8_t i = 0; i < 3; i++) {
+		cc.changes[i].op = CONSENSUS_CONF_ADD_VOTER;
+		cc.changes[i].node_id = (consensus_node_id)(i + 1);
+	}
+	struct consensus_conf_state cs;
+	assert_int_equal(consensus_apply_conf_change(fx_core(cl, 2), &cc, &cs), CARELOG_OK);
+	assert_int_equal(cs.voters_count, 3);
+	assert_int_equal(cs.voters_outgoing_count, 0);
+	assert_false(cs.auto_leave);
+	/* With voters in place, the same change of three voters is joint again. */
+	struct consensus_conf_change more = {.transition = CONSENSUS_CONF_TRANSITION_AUTO, .count = 2};
+	more.changes[0].op = CONSENSUS_CONF_ADD_VOTER;
+	more.changes[0].node_id = 4;
+	more.changes[1].op = CONSENSUS_CONF_ADD_VOTER;
+	more.changes[1].node_id = 5;
+	assert_int_equal(consensus_apply_conf_change(fx_core(cl, 2), &more, &cs), CARELOG_OK);
+	assert_int_equal(cs.voters_outgoing_count, 3);
+	fx_free(cl);
+}
+
 static void test_at_most_one_pending_conf_change(void **state)
 {
 	(void)state;
@@ -394,6 +426,7 @@ int main(void)
 	    cmocka_unit_test(test_joint_configuration_is_left_automatically),
 	    cmocka_unit_test(test_demoting_a_voter_through_joint_keeps_it_voting_until_leave),
 	    cmocka_unit_test(test_learner_added_catches_up_then_promoted_votes),
+	    cmocka_unit_test(test_genesis_change_from_an_empty_configuration_takes_effect_directly),
 	    cmocka_unit_test(test_at_most_one_pending_conf_change),
 	    cmocka_unit_test(test_new_leader_waits_for_unapplied_conf_before_more_changes),
 	    cmocka_unit_test(test_invalid_conf_changes_are_refused),

@@ -28,7 +28,9 @@ void fixture_init(struct fixture *f)
 	m->count = 1;
 	m->members[0].id = FIXTURE_NODE_ID;
 	snprintf(m->members[0].org, sizeof(m->members[0].org), "%s", FIXTURE_ORG);
-	snprintf(m->members[0].address, sizeof(m->members[0].address), "tcp://127.0.0.1:7401");
+	/* Port 0: the kernel picks one, so test binaries running side by side never collide (a
+	 * lone voter dials nobody). */
+	snprintf(m->members[0].address, sizeof(m->members[0].address), "tcp://127.0.0.1:0");
 	memcpy(m->members[0].public_key, f->public_key, sizeof(f->public_key));
 	m->members[0].voter = true;
 	m->has_params = true;

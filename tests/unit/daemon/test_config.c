@@ -98,10 +98,42 @@ static void test_config_unknown_section_is_refused(void **state)
 	(void)state;
 	struct node_config c;
 	char err[512] = "";
-	assert_int_equal(parse(GOOD_NODE "[peers]\nseed = x\n", &c, err, sizeof(err)),
+	assert_int_equal(parse(GOOD_NODE "[gossip]\nseed = x\n", &c, err, sizeof(err)),
 	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 7: seed"));
-	assert_non_null(strstr(err, "unknown section [peers]"));
+	assert_non_null(strstr(err, "unknown section [gossip]"));
+}
+
+static void test_config_replication_and_peer_overrides_parse(void **state)
+{
+	(void)state;
+	struct node_config c;
+	char err[512] = "";
+	assert_int_equal(parse(GOOD_NODE "[replication]\nlisten = tcp://0.0.0.0:7401\ntick_ms = 50\n"
+	                                 "election_ticks = 20\nappend_bytes_max = 1MiB\n"
+	                                 "[peers]\n2 = tcp://10.0.0.2:9000\n3 = tcp://10.0.0.3:9000\n",
+	                       &c, err, sizeof(err)),
+	                 CARELOG_OK);
+	assert_string_equal(c.replication_listen, "tcp://0.0.0.0:7401");
+	assert_int_equal(c.replication_tick_ms, 50);
+	assert_int_equal(c.replication_election_ticks, 20);
+	assert_int_equal(c.replication_heartbeat_ticks, 1);
+	assert_int_equal(c.replication_append_bytes_max, 1u << 20);
+	assert_int_equal(c.peers_count, 2);
+	assert_int_equal(c.peers[1].id, 3);
+	assert_string_equal(c.peers[1].url, "tcp://10.0.0.3:9000");
+	/* Refusals name the key. */
+	assert_int_equal(parse(GOOD_NODE "[peers]\nseed = tcp://x:1\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "a [peers] key is a node id"));
+	assert_int_equal(parse(GOOD_NODE "[peers]\n2 = tcp://x:1\n2 = tcp://y:1\n", &c, err,
+	                       sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "node listed twice"));
+	assert_int_equal(parse(GOOD_NODE "[replication]\nheartbeat_ticks = 10\n", &c, err,
+	                       sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "heartbeat_ticks must be below election_ticks"));
 }
 
 static void test_config_missing_required_key_is_named(void **state)
@@ -238,6 +270,7 @@ int main(void)
 	    cmocka_unit_test(test_config_every_key_is_read),
 	    cmocka_unit_test(test_config_unknown_key_is_refused_naming_key_and_line),
 	    cmocka_unit_test(test_config_unknown_section_is_refused),
+	    cmocka_unit_test(test_config_replication_and_peer_overrides_parse),
 	    cmocka_unit_test(test_config_missing_required_key_is_named),
 	    cmocka_unit_test(test_config_bad_numbers_are_refused_with_the_value),
 	    cmocka_unit_test(test_config_size_suffixes),

@@ -68,6 +68,9 @@ static int setup(void **state)
 	    .fatal = on_fatal,
 	};
 	assert_int_equal(node_loop_create(&c, t->s, &t->st, &t->loop), CARELOG_OK);
+	/* A lone voter campaigns at once: term 2, its no-op at index 2 (Raft thesis 6.4). */
+	assert_int_equal(node_loop_run_until_idle(t->loop), CARELOG_OK);
+	assert_int_equal(node_loop_applied_index(t->loop), 2);
 	*state = t;
 	return 0;
 }
@@ -133,15 +136,15 @@ static void test_loop_append_is_answered_after_it_is_applied_durably(void **stat
 	assert_int_equal(t->results_count, 1);
 	const struct node_append_result *r = result_for(t, 1);
 	assert_int_equal(r->err, CARELOG_OK);
-	assert_int_equal(r->index, 2);
+	assert_int_equal(r->index, 3);
 	assert_false(r->duplicate);
-	assert_int_equal(node_loop_applied_index(t->loop), 2);
-	assert_int_equal(node_loop_commit_index(t->loop), 2);
+	assert_int_equal(node_loop_applied_index(t->loop), 3);
+	assert_int_equal(node_loop_commit_index(t->loop), 3);
 	/* The stored entry carries the leader stamp from the clock seam and the actor. */
 	struct storage_txn *rt = NULL;
 	struct storage_entry e;
 	assert_int_equal(storage_txn_begin_read(t->s, &rt), CARELOG_OK);
-	assert_int_equal(storage_log_get(rt, 2, &e), CARELOG_OK);
+	assert_int_equal(storage_log_get(rt, 3, &e), CARELOG_OK);
 	struct journal_record rec;
 	struct journal_header h;
 	uint8_t id[JOURNAL_ID_BYTES];
@@ -154,8 +157,8 @@ static void test_loop_append_is_answered_after_it_is_applied_durably(void **stat
 	assert_memory_equal(id, r->id, sizeof(id));
 	struct storage_hard_state hs;
 	assert_int_equal(storage_hard_state_get(rt, &hs), CARELOG_OK);
-	assert_int_equal(hs.commit, 2);
-	assert_int_equal(hs.term, 1);
+	assert_int_equal(hs.commit, 3);
+	assert_int_equal(hs.term, 2);
 	storage_txn_abort(rt);
 }
 
@@ -174,7 +177,7 @@ static void test_loop_same_request_id_twice_in_one_batch_gives_one_entry(void **
 	assert_memory_equal(r1->id, r2->id, JOURNAL_ID_BYTES);
 	assert_false(r1->duplicate);
 	assert_true(r2->duplicate);
-	assert_int_equal(log_last(t), 2); /* signed and proposed once */
+	assert_int_equal(log_last(t), 3); /* signed and proposed once */
 }
 
 static void test_loop_same_request_id_across_batches_gives_one_entry(void **state)
@@ -191,7 +194,7 @@ static void test_loop_same_request_id_across_batches_gives_one_entry(void **stat
 	assert_true(r2->duplicate);
 	assert_int_equal(r1->index, r2->index);
 	assert_memory_equal(r1->id, r2->id, JOURNAL_ID_BYTES);
-	assert_int_equal(log_last(t), 2);
+	assert_int_equal(log_last(t), 3);
 }
 
 static void test_loop_group_commits_many_appends_in_order(void **state)
@@ -207,9 +210,9 @@ static void test_loop_group_commits_many_appends_in_order(void **state)
 	for (uint64_t i = 0; i < 20; i++) {
 		const struct node_append_result *r = result_for(t, i + 1);
 		assert_int_equal(r->err, CARELOG_OK);
-		assert_int_equal(r->index, i + 2); /* submission order is log order */
+		assert_int_equal(r->index, i + 3); /* submission order is log order */
 	}
-	assert_int_equal(node_loop_applied_index(t->loop), 21);
+	assert_int_equal(node_loop_applied_index(t->loop), 22);
 }
 
 static void test_loop_refuses_bad_appends_with_reasons(void **state)
@@ -227,7 +230,7 @@ static void test_loop_refuses_bad_appends_with_reasons(void **state)
 	r = result_for(t, 2);
 	assert_int_equal(r->err, CARELOG_EINVAL);
 	assert_non_null(strstr(r->msg, "request_id"));
-	assert_int_equal(log_last(t), 1);
+	assert_int_equal(log_last(t), 2); /* the genesis and the leader's no-op only */
 }
 
 static void test_loop_queue_is_bounded(void **state)
@@ -256,7 +259,7 @@ static void test_loop_queue_is_bounded(void **state)
 	node_append_item_free(item);
 	assert_int_equal(node_loop_run_until_idle(t->loop), CARELOG_OK);
 	assert_int_equal(t->results_count, 64);
-	assert_int_equal(node_loop_applied_index(t->loop), 65);
+	assert_int_equal(node_loop_applied_index(t->loop), 66);
 }
 
 int main(void)

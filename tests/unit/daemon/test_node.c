@@ -168,9 +168,29 @@ static void test_node_fresh_dir_needs_a_matching_genesis(void **state)
 	assert_non_null(strstr(err, "is for cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeaf, config says "
 	                            "cluster a0a1a2a3a4a5a6a7a8a9aaabacadaeae"));
 	t->config.cluster_id[15] ^= 0x01;
+}
+
+/* A node the genesis does not list joins empty (caught up from the leader later); it must say
+ * where it listens, since the address it will be added with is not in its log yet. */
+static void test_node_not_in_genesis_starts_empty_as_a_joining_node(void **state)
+{
+	struct test_ctx *t = *state;
+	char err[512] = "";
+	struct node *n = NULL;
 	t->config.node_id = 9;
-	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_EMISMATCH);
-	assert_non_null(strstr(err, "does not list node 9"));
+	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "node 9 is not in the cluster configuration yet: set "
+	                            "[replication] listen"));
+	assert_null(n);
+	snprintf(t->config.replication_listen, sizeof(t->config.replication_listen),
+	         "tcp://127.0.0.1:1");
+	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_OK);
+	assert_int_equal(node_applied_index(n), 0);
+	node_close(n);
+	/* Without the genesis it has nobody to trust yet: refused with the remedy. */
+	t->config.genesis_file[0] = '\0';
+	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "genesis_file is not set"));
 }
 
 int main(void)
@@ -178,6 +198,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_node_fresh_start_writes_genesis_and_restart_keeps_it, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_node_not_in_genesis_starts_empty_as_a_joining_node, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_missing_key_file_is_refused_naming_it, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_node_key_file_of_wrong_size_is_refused_naming_it,

@@ -113,18 +113,18 @@ static void test_server_append_read_get_status_verify_round_trip(void **state)
 	assert_int_equal(append(t, "01017012345", "allergy", "penicillin", "rq-1", &r), CARELOG_OK);
 	assert_true(r.committed);
 	assert_false(r.duplicate);
-	assert_int_equal(r.index, 2);
+	assert_int_equal(r.index, 3);
 	assert_string_equal(r.request_id, "rq-1");
 
 	struct carelog_read_args ra = {.patient = "01017012345"};
 	struct carelog_read_result *rr = NULL;
 	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
-	assert_int_equal(rr->applied_index, 2);
+	assert_int_equal(rr->applied_index, 3);
 	assert_int_equal(rr->lag, 0);
 	assert_false(rr->stale);
 	assert_int_equal(rr->entries_count, 1);
 	const struct carelog_entry *e = &rr->entries[0];
-	assert_int_equal(e->index, 2);
+	assert_int_equal(e->index, 3);
 	assert_memory_equal(e->id, r.id, CARELOG_ID_BYTES);
 	assert_string_equal(e->kind, "allergy");
 	assert_string_equal(e->author, "hpr-42");
@@ -141,7 +141,7 @@ static void test_server_append_read_get_status_verify_round_trip(void **state)
 	memcpy(ga.id, r.id, CARELOG_ID_BYTES);
 	struct carelog_entry *got = NULL;
 	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_OK);
-	assert_int_equal(got->index, 2);
+	assert_int_equal(got->index, 3);
 	assert_string_equal(got->patient, "01017012345");
 	carelog_entry_free(got);
 	ga.id[0] ^= 0xff;
@@ -151,17 +151,17 @@ static void test_server_append_read_get_status_verify_round_trip(void **state)
 	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
 	assert_int_equal(s->node_id, 1);
 	assert_string_equal(s->role, "leader");
-	assert_int_equal(s->term, 1);
-	assert_int_equal(s->commit_index, 2);
-	assert_int_equal(s->applied_index, 2);
+	assert_int_equal(s->term, 2);
+	assert_int_equal(s->commit_index, 3);
+	assert_int_equal(s->applied_index, 3);
 	assert_int_equal(s->members_count, 1);
-	assert_int_equal(s->members[0].match_index, 2);
+	assert_int_equal(s->members[0].match_index, 3);
 
 	struct carelog_verify_result *v = NULL;
 	assert_int_equal(carelog_verify(t->client, CALL_TIMEOUT_MS, &v), CARELOG_OK);
 	assert_true(v->ok);
-	assert_int_equal(v->entries_checked, 2);
-	assert_int_equal(v->applied_index, 2);
+	assert_int_equal(v->entries_checked, 3); /* genesis, the leader's no-op, the append */
+	assert_int_equal(v->applied_index, 3);
 	assert_memory_equal(v->chain_head, s->chain_head, CARELOG_ID_BYTES);
 	carelog_verify_result_free(v);
 	carelog_status_free(s);
@@ -208,7 +208,7 @@ static void test_server_min_index_read_is_answered_once_applied(void **state)
 {
 	struct test_ctx *t = *state;
 	/* Whether the read parks before or after the append, it must see the entry. */
-	struct waiting_read w = {.t = t, .min_index = 2};
+	struct waiting_read w = {.t = t, .min_index = 3};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, read_thread, &w), 0);
 	struct carelog_append_result r;
@@ -245,7 +245,7 @@ static void test_server_bad_appends_are_refused_and_the_node_keeps_serving(void 
 	assert_int_equal(append(t, "p4", "gossip", "x", "kind-1", &r), CARELOG_EUNKNOWN);
 	assert_non_null(strstr(carelog_last_message(), "unknown kind 'gossip'"));
 	assert_int_equal(append(t, "p4", "note", "fine", "ok-1", &r), CARELOG_OK);
-	assert_int_equal(r.index, 2);
+	assert_int_equal(r.index, 3);
 }
 
 static void

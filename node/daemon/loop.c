@@ -560,6 +560,32 @@ static void forward_to_leader(struct node_loop *l, const struct loop_proposal *p
 	peer_send(l, leader_of(l), &m);
 }
 
+/* Sends a signed record on its way again (a retry, a leader change): proposed here if this
+ * node leads now, else forwarded to the leader it knows. */
+static void proposal_resend(struct node_loop *l, struct loop_proposal *p)
+{
+	CL_ASSERT(p->record != NULL);
+	if (!is_leader(l)) {
+		if (leader_of(l) != 0) {
+			forward_to_leader(l, p);
+		}
+		return;
+	}
+	size_t len = 0;
+	int rc = restamp_record(l, p->record, p->record_len, &len);
+	if (rc == CARELOG_OK) {
+		rc = propose_record(l, l->record_buf, len, &p->index);
+	}
+	if (rc != CARELOG_OK) {
+		proposal_fail(l, p, rc == CARELOG_ENOMEM ? rc : CARELOG_EPENDING,
+		              propose_error_text(rc));
+		return;
+	}
+	free(p->record); /* proposed by us now: a later leader change fails it for a re-sign */
+	p->record = NULL;
+	p->record_len = 0;
+}
+
 /* Exactly once, then sign and propose or forward. `rt` reads committed state. */
 static void handle_append(struct node_loop *l, struct storage_txn *rt,
                           const struct node_append_item *item)
@@ -595,7 +621,7 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 		p->waiters[p->waiters_count++] = item->waiter;
 		p->deadline_ms = monotonic_ms() + l->config.request_timeout_ms;
 		if (p->record != NULL) {
-			forward_to_leader(l, p); /* a retry: the leader may have changed */
+			proposal_resend(l, p); /* a retry: the forward may have been lost */
 		}
 		return;
 	}
@@ -1270,8 +1296,8 @@ static void sweep(struct node_loop *l, uint64_t now, bool leader_changed)
 			proposal_fail(l, p, CARELOG_EPENDING,
 			              "leadership changed before the append committed: the outcome is "
 			              "pending; retry with the same request id");
-		} else if (leader_changed && p->record != NULL && leader_of(l) != 0) {
-			forward_to_leader(l, p);
+		} else if (leader_changed && p->record != NULL) {
+			proposal_resend(l, p);
 		}
 	}
 	for (uint32_t i = 0; i < LOOP_READS_MAX; i++) {

@@ -462,6 +462,34 @@ static void test_region_isolated_leader_gives_no_read_point_and_majority_moves_o
 	assert_converged(r, answer(r, 2)->r.index);
 }
 
+/* A follower forwards to a leader that is cut off: the forward is lost. Once a new leader is
+ * elected (perhaps this very follower) the signed record goes there, and the append commits
+ * without the client doing anything; a retry is the same entry. */
+static void test_region_forward_lost_to_an_isolated_leader_commits_after_the_election(void **state)
+{
+	struct region *r = *state;
+	r->nodes[3].up = false;
+	uint64_t old = elect(r);
+	for (uint64_t other = 1; other <= NODES_MAX; other++) {
+		r->cut[old][other] = true;
+		r->cut[other][old] = true;
+	}
+	uint64_t follower = old == 1 ? 2 : 1;
+	submit_append(r, follower, 1, "req-lost");
+	tick_all(r, 60);
+	uint64_t now_leader = leader_of(r);
+	assert_int_not_equal(now_leader, old);
+	const struct result *a = answer(r, 1);
+	assert_int_equal(a->r.err, CARELOG_OK);
+	submit_append(r, follower, 2, "req-lost");
+	tick_all(r, 2);
+	assert_int_equal(answer(r, 2)->r.index, a->r.index);
+	assert_true(answer(r, 2)->r.duplicate);
+	memset(r->cut, 0, sizeof(r->cut));
+	tick_all(r, 30);
+	assert_converged(r, a->r.index);
+}
+
 static void test_region_joining_learner_catches_up_and_serves_a_read_point(void **state)
 {
 	struct region *r = *state;
@@ -518,6 +546,9 @@ int main(void)
 	        test_region_linearizable_read_point_comes_from_the_leader, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_region_isolated_leader_gives_no_read_point_and_majority_moves_on, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_region_forward_lost_to_an_isolated_leader_commits_after_the_election, setup,
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_region_joining_learner_catches_up_and_serves_a_read_point, setup, teardown),

@@ -275,36 +275,64 @@ static bool uncommitted_fits(const struct consensus *c, uint64_t bytes)
 	       c->uncommitted_bytes + bytes <= c->uncommitted_bytes_max;
 }
 
-int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
-                      uint64_t *out_index)
+/* Appends one proposal to the leader's log without sending it. */
+static int propose_one(struct consensus *c, const struct consensus_proposal *p, uint64_t *out_index)
 {
-	CL_ASSERT(!c->in_ready);
-	if (data == NULL && data_len > 0) {
+	if (p->data == NULL && p->data_len > 0) {
 		return CARELOG_EINVAL;
 	}
-	int rc = propose_allowed(c);
-	if (rc != CARELOG_OK) {
-		return rc;
-	}
-	if (!uncommitted_fits(c, data_len) || !cs_log_has_room(c)) {
+	if (!uncommitted_fits(c, p->data_len) || !cs_log_has_room(c)) {
 		return CARELOG_EBUSY;
 	}
 	uint8_t *copy = NULL;
-	if (data_len > 0) {
-		copy = cs_alloc(c, data_len);
+	if (p->data_len > 0) {
+		copy = cs_alloc(c, p->data_len);
 		if (copy == NULL) {
 			return CARELOG_ENOMEM;
 		}
-		memcpy(copy, data, data_len);
+		memcpy(copy, p->data, p->data_len);
 	}
-	uint64_t index;
-	rc = cs_append_local(c, CONSENSUS_ENTRY_NORMAL, copy, data_len, &index);
+	int rc = cs_append_local(c, CONSENSUS_ENTRY_NORMAL, copy, p->data_len, out_index);
 	CL_ASSERT(rc == CARELOG_OK);
-	(void)cs_bcast_append(c);
-	if (out_index != NULL) {
-		*out_index = index;
-	}
 	return CARELOG_OK;
+}
+
+int consensus_propose_batch(struct consensus *c, const struct consensus_proposal *items,
+                            size_t count, size_t *out_proposed, uint64_t *out_first_index)
+{
+	CL_ASSERT(!c->in_ready);
+	int rc = propose_allowed(c);
+	size_t done = 0;
+	uint64_t first = 0;
+	for (size_t i = 0; i < count && rc == CARELOG_OK; i++) {
+		uint64_t index = 0;
+		rc = propose_one(c, &items[i], &index);
+		if (rc == CARELOG_OK) {
+			first = done == 0 ? index : first;
+			CL_ASSERT(index == first + done);
+			done++;
+		}
+	}
+	if (done > 0) {
+		/* One append per follower for the whole batch (the leader's group commit). */
+		(void)cs_bcast_append(c);
+	}
+	*out_proposed = done;
+	if (out_first_index != NULL && done > 0) {
+		*out_first_index = first;
+	}
+	return rc;
+}
+
+int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
+                      uint64_t *out_index)
+{
+	if (data == NULL && data_len > 0) {
+		return CARELOG_EINVAL;
+	}
+	struct consensus_proposal p = {.data = data, .data_len = data_len};
+	size_t proposed = 0;
+	return consensus_propose_batch(c, &p, 1, &proposed, out_index);
 }
 
 int consensus_read_index(struct consensus *c, uint64_t ctx)

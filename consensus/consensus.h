@@ -287,6 +287,18 @@ int consensus_step(struct consensus *c, const struct consensus_message *m);
  * in this term. Data is copied. */
 int consensus_propose(struct consensus *c, const uint8_t *data, uint32_t data_len,
                       uint64_t *out_index);
+/* One entry of a batch proposal (data copied by the core). */
+struct consensus_proposal {
+	const uint8_t *data;
+	uint32_t data_len;
+};
+
+/* Proposes `count` entries in order with one append message per follower for all of them
+ * (group commit on the leader). Stops at the first entry refused and returns its error (as
+ * consensus_propose); the entries before it are proposed: *out_proposed says how many, and
+ * *out_first_index (may be NULL) is the first one's index when *out_proposed > 0. */
+int consensus_propose_batch(struct consensus *c, const struct consensus_proposal *items,
+                            size_t count, size_t *out_proposed, uint64_t *out_first_index);
 /* As consensus_propose for a CONF entry (data = consensus_conf_encode(cc, context)), plus:
  * CARELOG_EBUSY while an earlier conf change is not yet applied; CARELOG_EINVAL if `cc` is
  * malformed or would be refused when applied to the current configuration (removing every

@@ -342,7 +342,7 @@ int storage_txn_begin_write(struct storage *s, struct storage_txn **out)
 	return storage_txn_begin(s, true, out);
 }
 
-int storage_txn_commit(struct storage_txn *t)
+static int storage_txn_commit_with(struct storage_txn *t, bool meta_sync)
 {
 	CL_ASSERT(t != NULL);
 	struct storage *s = t->storage;
@@ -351,7 +351,13 @@ int storage_txn_commit(struct storage_txn *t)
 		free(t);
 		return CARELOG_OK;
 	}
+	/* The flag is changeable at run time and only this (the single writer) thread commits. */
+	int flag_rc = meta_sync ? 0 : mdb_env_set_flags(s->env, MDB_NOMETASYNC, 1);
 	int rc = mdb_txn_commit(t->txn); /* frees the MDB_txn whatever the outcome */
+	if (!meta_sync && flag_rc == 0) {
+		int reset_rc = mdb_env_set_flags(s->env, MDB_NOMETASYNC, 0);
+		CL_ASSERT(reset_rc == 0); /* the same call just succeeded with the flag on */
+	}
 	free(t);
 	if (rc == 0) {
 		return CARELOG_OK;
@@ -364,6 +370,16 @@ int storage_txn_commit(struct storage_txn *t)
 	cl_log_error("storage.sync_failed", "error=\"%s\" action=\"stop the node\"",
 		     strerror(rc));
 	return CARELOG_EIO;
+}
+
+int storage_txn_commit(struct storage_txn *t)
+{
+	return storage_txn_commit_with(t, true);
+}
+
+int storage_txn_commit_redoable(struct storage_txn *t)
+{
+	return storage_txn_commit_with(t, false);
 }
 
 void storage_txn_abort(struct storage_txn *t)

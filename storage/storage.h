@@ -64,6 +64,15 @@ int storage_txn_begin_write(struct storage *s, struct storage_txn **out);
  * (CARELOG_EINVAL, CARELOG_EEXIST) leave it usable. Calling a write function with a read txn
  * is a caller bug (assertion). */
 int storage_txn_commit(struct storage_txn *t);
+/*
+ * As storage_txn_commit, but the data pages are synced and the meta page that makes the
+ * transaction current is written without a sync of its own (LMDB MDB_NOMETASYNC for this
+ * commit only): the store's integrity holds whatever happens, but a power loss may undo this
+ * transaction (the next synced commit makes it durable). Only for writes that can be redone
+ * from durable state: applying committed entries and a newer commit index (Raft does not
+ * need the commit index durable), never for log entries, term or vote.
+ */
+int storage_txn_commit_redoable(struct storage_txn *t);
 /* Discards a write transaction or ends a read one. Accepts NULL. */
 void storage_txn_abort(struct storage_txn *t);
 

@@ -58,6 +58,15 @@ struct loop_pending {
 	struct node_waiter waiter;
 };
 
+/* A record signed (or forwarded to us) this round, proposed with the others at the end of
+ * the round: one append message per follower for all of them. */
+struct loop_stage {
+	uint8_t *record;
+	size_t len;
+	struct loop_proposal *p;
+	uint64_t origin; /* the forwarding node (answered with FORWARD_RESULT); 0 = ours */
+};
+
 struct loop_inbound {
 	uint64_t from;
 	size_t len;
@@ -99,6 +108,9 @@ struct node_loop {
 	struct loop_proposal **buckets;
 	uint32_t buckets_count;
 	struct loop_pending *pendings; /* capacity LOOP_READS_MAX */
+	struct loop_stage *stage;      /* capacity stage_cap */
+	struct consensus_proposal *stage_items;
+	uint32_t stage_cap, stage_count;
 	uint64_t read_ctx_next;
 	struct storage_entry *persist;      /* conversion buffer for storage_log_append */
 	struct node_apply_outcome *outcomes; /* capacity CONSENSUS_READY_ENTRIES_MAX */
@@ -118,6 +130,8 @@ struct node_loop {
 	uint64_t verified_signatures;
 	uint64_t syncs;
 	uint64_t peer_dropped;
+	uint64_t durable_term; /* term and vote as last synced */
+	uint64_t durable_vote;
 
 	_Atomic uint64_t applied_index;
 	_Atomic uint64_t commit_index;
@@ -130,6 +144,13 @@ uint64_t node_clock_wall_ms(void *ctx)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t monotonic_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static uint64_t monotonic_ms(void)
@@ -549,6 +570,72 @@ static const char *propose_error_text(int rc)
 	}
 }
 
+static void stage_flush(struct node_loop *l);
+
+/* Stages a copy of `record` for proposal `p` (the batch is proposed by stage_flush). */
+static int stage_record(struct node_loop *l, struct loop_proposal *p, const uint8_t *record,
+                        size_t len, uint64_t origin)
+{
+	if (len > UINT32_MAX) {
+		return CARELOG_ETOOBIG;
+	}
+	if (l->stage_count == l->stage_cap) {
+		stage_flush(l);
+	}
+	uint8_t *copy = malloc(len);
+	if (copy == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	memcpy(copy, record, len);
+	l->stage[l->stage_count++] =
+	    (struct loop_stage){.record = copy, .len = len, .p = p, .origin = origin};
+	return CARELOG_OK;
+}
+
+static void forward_result(struct node_loop *l, uint64_t to, const struct loop_proposal *p,
+                           int err, uint64_t index)
+{
+	struct replication_wire_msg m = {.type = REPLICATION_WIRE_FORWARD_RESULT};
+	m.u.forward_result.request_key = p->key;
+	m.u.forward_result.request_key_len = (uint32_t)p->key_len;
+	m.u.forward_result.err = err;
+	m.u.forward_result.index = index;
+	peer_send(l, to, &m);
+}
+
+/* Proposes everything staged this round in one batch (Raft thesis 10.2: batching). */
+static void stage_flush(struct node_loop *l)
+{
+	if (l->stage_count == 0) {
+		return;
+	}
+	for (uint32_t i = 0; i < l->stage_count; i++) {
+		l->stage_items[i] = (struct consensus_proposal){.data = l->stage[i].record,
+		                                                .data_len = (uint32_t)l->stage[i].len};
+	}
+	size_t proposed = 0;
+	uint64_t first = 0;
+	int rc = consensus_propose_batch(l->core, l->stage_items, l->stage_count, &proposed, &first);
+	for (uint32_t i = 0; i < l->stage_count; i++) {
+		struct loop_stage *st = &l->stage[i];
+		int err = i < proposed ? CARELOG_OK : rc;
+		uint64_t index = i < proposed ? first + i : 0;
+		if (st->origin != 0) {
+			forward_result(l, st->origin, st->p, err, index);
+		}
+		if (err == CARELOG_OK) {
+			st->p->index = index;
+		} else if (st->p->waiters_count > 0) {
+			proposal_fail(l, st->p, err == CARELOG_ENOMEM ? err : CARELOG_EPENDING,
+			              propose_error_text(err));
+		} else {
+			proposal_remove(l, st->p);
+		}
+		free(st->record);
+	}
+	l->stage_count = 0;
+}
+
 /* Forwards a proposal's record to the leader (a follower or learner). */
 static void forward_to_leader(struct node_loop *l, const struct loop_proposal *p)
 {
@@ -655,10 +742,9 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 	}
 	p->waiters[p->waiters_count++] = item->waiter;
 	if (leader) {
-		rc = propose_record(l, l->record_buf, record_len, &p->index);
+		rc = stage_record(l, p, l->record_buf, record_len, 0);
 		if (rc != CARELOG_OK) {
-			proposal_fail(l, p, rc == CARELOG_ENOMEM ? rc : CARELOG_EPENDING,
-			              propose_error_text(rc));
+			proposal_fail(l, p, rc, "cannot stage the append");
 		}
 		return;
 	}
@@ -672,43 +758,44 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 	forward_to_leader(l, p);
 }
 
-/* The leader takes a record a follower or learner signed. */
+/* The leader takes a record a follower or learner signed (answered at stage_flush). */
 static void handle_forward(struct node_loop *l, uint64_t from,
                            const struct replication_wire_forward *f)
 {
-	struct replication_wire_msg reply = {.type = REPLICATION_WIRE_FORWARD_RESULT};
-	reply.u.forward_result.request_key = f->request_key;
-	reply.u.forward_result.request_key_len = f->request_key_len;
+	if (f->request_key_len == 0 || f->request_key_len > NODE_REQUEST_KEY_BYTES_MAX) {
+		return;
+	}
 	if (!is_leader(l)) {
+		struct replication_wire_msg reply = {.type = REPLICATION_WIRE_FORWARD_RESULT};
+		reply.u.forward_result.request_key = f->request_key;
+		reply.u.forward_result.request_key_len = f->request_key_len;
 		reply.u.forward_result.err = CARELOG_ENOTLEADER;
 		peer_send(l, from, &reply);
 		return;
 	}
-	if (f->request_key_len == 0 || f->request_key_len > NODE_REQUEST_KEY_BYTES_MAX) {
-		return;
-	}
-	struct loop_proposal *p = proposal_find(l, f->request_key, f->request_key_len);
-	if (p != NULL) {
+	if (proposal_find(l, f->request_key, f->request_key_len) != NULL) {
 		return; /* already proposed here: the origin learns by applying it */
 	}
 	size_t len = 0;
 	int rc = restamp_record(l, f->record, f->record_len, &len);
+	struct loop_proposal *p = NULL;
 	if (rc == CARELOG_OK) {
 		p = proposal_insert(l, f->request_key, f->request_key_len);
 		rc = p == NULL ? CARELOG_EBUSY : CARELOG_OK;
 	}
-	uint64_t index = 0;
 	if (rc == CARELOG_OK) {
-		rc = propose_record(l, l->record_buf, len, &index);
+		rc = stage_record(l, p, l->record_buf, len, from);
 		if (rc != CARELOG_OK) {
 			proposal_remove(l, p);
-		} else {
-			p->index = index;
 		}
 	}
-	reply.u.forward_result.err = rc;
-	reply.u.forward_result.index = index;
-	peer_send(l, from, &reply);
+	if (rc != CARELOG_OK) {
+		struct replication_wire_msg reply = {.type = REPLICATION_WIRE_FORWARD_RESULT};
+		reply.u.forward_result.request_key = f->request_key;
+		reply.u.forward_result.request_key_len = f->request_key_len;
+		reply.u.forward_result.err = rc;
+		peer_send(l, from, &reply);
+	}
 }
 
 /* A refused forward fails fast unless the refusal is "ask the new leader". */
@@ -1199,8 +1286,16 @@ static int loop_run_ready(struct node_loop *l)
 			    .term = hs.term, .vote = hs.vote, .commit = hs.commit};
 			rc = storage_hard_state_put(t, &shs);
 		}
+		uint64_t commit_start_us = 0;
+		/* Entries, term and vote must be durable before anything that depends on them
+		 * leaves (Raft's persistence rule). Applying committed entries and a newer commit
+		 * index can be redone from the durable log after a crash: their meta page goes
+		 * without a sync of its own (the next synced commit covers it). */
+		bool redoable = rd.entries_count == 0 && rd.hard_state.term == l->durable_term &&
+		                rd.hard_state.vote == l->durable_vote;
 		if (rc == CARELOG_OK) {
-			rc = storage_txn_commit(t);
+			commit_start_us = monotonic_us();
+			rc = redoable ? storage_txn_commit_redoable(t) : storage_txn_commit(t);
 			t = NULL;
 		}
 		if (rc != CARELOG_OK) {
@@ -1213,6 +1308,15 @@ static int loop_run_ready(struct node_loop *l)
 			return rc;
 		}
 		l->syncs++;
+		l->durable_term = rd.hard_state.term;
+		l->durable_vote = rd.hard_state.vote;
+		/* Group commit at work: entries per synced transaction (log_level = debug). */
+		cl_log_debug("loop.batch",
+		             "persisted=%zu applied=%zu early=%zu after=%zu commit_index=%llu "
+		             "commit_us=%llu",
+		             rd.entries_count, rd.committed_count, rd.messages_early_count,
+		             rd.messages_count, (unsigned long long)rd.hard_state.commit,
+		             (unsigned long long)(monotonic_us() - commit_start_us));
 		if (rd.entries_count > 0) {
 			l->raftlog.last_index = rd.entries[rd.entries_count - 1].index;
 		}
@@ -1405,6 +1509,7 @@ static int loop_process(struct node_loop *l, uint32_t n)
 		}
 		storage_txn_abort(rt);
 	}
+	stage_flush(l);
 	while (consensus_has_ready(l->core)) {
 		int rc = loop_run_ready(l);
 		if (rc != CARELOG_OK) {
@@ -1549,6 +1654,11 @@ static void loop_free(struct node_loop *l)
 	free(l->proposals);
 	free(l->buckets);
 	free(l->pendings);
+	for (uint32_t i = 0; l->stage != NULL && i < l->stage_count; i++) {
+		free(l->stage[i].record);
+	}
+	free(l->stage);
+	free(l->stage_items);
 	free(l->persist);
 	free(l->outcomes);
 	free(l->record_buf);
@@ -1656,6 +1766,9 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 	l->proposals = calloc(l->proposals_cap, sizeof(*l->proposals));
 	l->buckets = calloc(l->buckets_count, sizeof(*l->buckets));
 	l->pendings = calloc(LOOP_READS_MAX, sizeof(*l->pendings));
+	l->stage_cap = config->batch_entries_max + LOOP_INBOUND_PER_ROUND_MAX;
+	l->stage = calloc(l->stage_cap, sizeof(*l->stage));
+	l->stage_items = calloc(l->stage_cap, sizeof(*l->stage_items));
 	l->persist = calloc(CONSENSUS_UNSTABLE_ENTRIES_MAX, sizeof(*l->persist));
 	l->outcomes = calloc(CONSENSUS_READY_ENTRIES_MAX, sizeof(*l->outcomes));
 	l->record_buf = malloc(l->record_buf_cap);
@@ -1665,6 +1778,7 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 	             ring_init(&l->inbound_bulk, LOOP_INBOUND_BULK_MAX);
 	if (rings && l->queue != NULL && l->batch != NULL && l->inbound_batch != NULL &&
 	    l->proposals != NULL && l->buckets != NULL && l->pendings != NULL &&
+	    l->stage != NULL && l->stage_items != NULL &&
 	    l->persist != NULL && l->outcomes != NULL && l->record_buf != NULL &&
 	    l->wire_buf != NULL && l->wire_entries != NULL) {
 		struct storage_txn *t = NULL;
@@ -1682,6 +1796,8 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 		}
 		storage_txn_abort(t);
 		if (rc == CARELOG_OK) {
+			l->durable_term = hs.term;
+			l->durable_vote = hs.vote;
 			node_raftlog_init(&l->raftlog, s);
 			rc = core_create(l, &hs);
 		}
@@ -1754,11 +1870,8 @@ void node_loop_get_status(struct node_loop *l, struct node_loop_status *out)
 	pthread_mutex_unlock(&l->mu);
 }
 
-void node_loop_destroy(struct node_loop *l)
+void node_loop_answer_leftovers(struct node_loop *l)
 {
-	if (l == NULL) {
-		return;
-	}
 	node_loop_stop(l);
 	/* Whatever is still queued (stop drains, so only after a fatal path) is answered. */
 	while (l->queue_count > 0) {
@@ -1770,17 +1883,26 @@ void node_loop_destroy(struct node_loop *l)
 	}
 	for (uint32_t i = 0; i < l->proposals_cap; i++) {
 		struct loop_proposal *p = &l->proposals[i];
-		for (uint32_t w = 0; p->used && w < p->waiters_count; w++) {
-			reply_error(l, p->waiters[w], CARELOG_EPENDING,
-			            "node stopped before the append was applied: retry with the same "
-			            "request id");
+		if (p->used) {
+			proposal_fail(l, p, CARELOG_EPENDING,
+			              "node stopped before the append was applied: retry with the "
+			              "same request id");
 		}
 	}
 	for (uint32_t i = 0; i < LOOP_READS_MAX; i++) {
 		if (l->pendings[i].used) {
+			l->pendings[i].used = false;
 			reply_error(l, l->pendings[i].waiter, CARELOG_ECLOSED, "node is stopping");
 		}
 	}
+}
+
+void node_loop_destroy(struct node_loop *l)
+{
+	if (l == NULL) {
+		return;
+	}
+	node_loop_answer_leftovers(l);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cond);
 	loop_free(l);

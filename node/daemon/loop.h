@@ -158,7 +158,10 @@ struct node_loop;
 /* `state` is what storage holds after recovery (applied == commit); copied. `s` borrowed. */
 int node_loop_create(const struct node_loop_config *config, struct storage *s,
                      const struct node_apply_state *state, struct node_loop **out);
-/* Stops first if running. Accepts NULL. Unanswered waiters get CARELOG_ECLOSED. */
+/* Stops the thread and answers every waiter left (queued: CARELOG_ECLOSED; in flight:
+ * CARELOG_EPENDING). The loop's state stays readable (status, indexes) until destroy. */
+void node_loop_answer_leftovers(struct node_loop *l);
+/* node_loop_answer_leftovers, then frees. Accepts NULL. */
 void node_loop_destroy(struct node_loop *l);
 
 /* Starts the loop thread. */

@@ -542,14 +542,16 @@ int node_start(struct node *n, char *err, size_t err_len)
 		if (n->server != NULL) {
 			node_server_stop_accepting(n->server);
 		}
-		node_loop_stop(n->loop);
+		if (n->loop != NULL) {
+			node_loop_answer_leftovers(n->loop);
+		}
 		replication_transport_destroy(n->transport);
 		n->transport = NULL;
 		atomic_store(&n->receiving_loop, NULL);
-		node_loop_destroy(n->loop);
-		n->loop = NULL;
 		node_server_destroy(n->server, 0);
 		n->server = NULL;
+		node_loop_destroy(n->loop);
+		n->loop = NULL;
 		return rc;
 	}
 	n->running = true;
@@ -568,10 +570,13 @@ void node_stop(struct node *n)
 	replication_transport_destroy(n->transport);
 	n->transport = NULL;
 	atomic_store(&n->receiving_loop, NULL);
-	node_loop_destroy(n->loop); /* answers anything left while the server still exists */
-	n->loop = NULL;
+	node_loop_answer_leftovers(n->loop); /* while the server still exists */
+	/* The server's callbacks (a read served late, a status) may still look at the loop's
+	 * published state: free the loop only once the server is gone. */
 	node_server_destroy(n->server, NODE_STOP_REPLY_WAIT_MS);
 	n->server = NULL;
+	node_loop_destroy(n->loop);
+	n->loop = NULL;
 	n->running = false;
 }
 

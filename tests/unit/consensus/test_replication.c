@@ -520,10 +520,59 @@ static void test_large_backlog_is_sent_in_bounded_appends(void **state)
 	fx_free(cl);
 }
 
+/* A batch of proposals leaves as one append per follower (the leader's group commit), and a
+ * refusal part way stops the batch with the entries before it proposed. */
+static void test_batch_proposal_sends_one_append_per_follower(void **state)
+{
+	(void)state;
+	struct fx_options o = {.voters = 3, .uncommitted_bytes_max = 40};
+	struct fx_cluster *cl = fx_new(&o);
+	assert_int_equal(fx_elect(cl, 1), CONSENSUS_ROLE_LEADER);
+	fx_tick_all(cl, 1);
+	uint64_t last = fx_log_last(cl, 1);
+	struct consensus_proposal items[5];
+	for (size_t i = 0; i < 5; i++) {
+		items[i] = (struct consensus_proposal){.data = (const uint8_t *)"entry-0", .data_len = 7};
+	}
+	size_t proposed = 0;
+	uint64_t first = 0;
+	assert_int_equal(consensus_propose_batch(fx_core(cl, 1), items, 5, &proposed, &first),
+	                 CARELOG_OK);
+	assert_int_equal(proposed, 5);
+	assert_int_equal(first, last + 1);
+	fx_process(cl, 1);
+	assert_int_equal(fx_count_pending(cl, CONSENSUS_MSG_APPEND, 1, 2), 1);
+	assert_int_equal(fx_count_pending(cl, CONSENSUS_MSG_APPEND, 1, 3), 1);
+	const struct consensus_message *m = fx_find_pending(cl, CONSENSUS_MSG_APPEND, 1, 2);
+	assert_non_null(m);
+	assert_int_equal(m->entries_count, 5);
+	fx_deliver(cl);
+	fx_tick_all(cl, 1);
+	assert_int_equal(fx_commit(cl, 1), last + 5);
+	items[0].data = NULL; /* refused: data NULL with a length */
+	assert_int_equal(consensus_propose_batch(fx_core(cl, 1), items, 5, &proposed, NULL),
+	                 CARELOG_EINVAL);
+	assert_int_equal(proposed, 0);
+	items[0].data = items[1].data;
+	/* Uncommitted: 3 x 7 = 21 bytes, then 28 and 35 fit under the 40-byte cap, 42 not. */
+	assert_int_equal(consensus_propose_batch(fx_core(cl, 1), items, 3, &proposed, NULL),
+	                 CARELOG_OK);
+	assert_int_equal(consensus_propose_batch(fx_core(cl, 1), items, 5, &proposed, &first),
+	                 CARELOG_EBUSY);
+	assert_int_equal(proposed, 2);
+	assert_int_equal(first, last + 9);
+	/* Followers refuse batches: only the leader proposes. */
+	assert_int_equal(consensus_propose_batch(fx_core(cl, 2), items, 1, &proposed, NULL),
+	                 CARELOG_ENOTLEADER);
+	assert_int_equal(proposed, 0);
+	fx_free(cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_figure7_follower_logs_converge_to_the_leader),
+	    cmocka_unit_test(test_batch_proposal_sends_one_append_per_follower),
 	    cmocka_unit_test(test_figure8_earlier_term_entry_not_committed_by_replica_count),
 	    cmocka_unit_test(
 	        test_follower_rejects_mismatched_append_and_truncates_only_on_conflict),

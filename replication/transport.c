@@ -258,6 +258,19 @@ static void handle_frame(struct replication_transport *t, nng_msg *msg)
 	}
 }
 
+/* Starts a handshake to every trusted peer we hold no sending session to (mu held). Votes
+ * of an election go to peers a node may never have talked to (a learner just promoted): they
+ * must not be lost to a handshake that only starts with the first message. Rate-limited per
+ * peer by the session layer. */
+static void connect_all_locked(struct replication_transport *t)
+{
+	for (size_t i = 0; i < t->peers_count; i++) {
+		if (!replication_session_is_established(t->table, t->peers[i].id)) {
+			initiate_locked(t, t->peers[i].id);
+		}
+	}
+}
+
 /* One thread receives everything: frames are opened in arrival order, so a control frame
  * waits at most for the frames that arrived before it (bulk ones are at most
  * message_bytes_max each: one AEAD pass and one on_message call). A receive timeout, not a
@@ -265,7 +278,15 @@ static void handle_frame(struct replication_transport *t, nng_msg *msg)
 static void *receive_thread(void *arg)
 {
 	struct replication_transport *t = arg;
+	uint64_t connect_at_ms = 0;
 	while (!atomic_load(&t->stop)) {
+		uint64_t now = now_ms();
+		if (now >= connect_at_ms) {
+			connect_at_ms = now + REPLICATION_CONNECT_PERIOD_MS;
+			pthread_mutex_lock(&t->mu);
+			connect_all_locked(t);
+			pthread_mutex_unlock(&t->mu);
+		}
 		nng_msg *msg = NULL;
 		int rv = nng_recvmsg(t->pull, &msg, 0);
 		if (rv == NNG_ETIMEDOUT) {
@@ -328,6 +349,7 @@ int replication_transport_set_peers(struct replication_transport *t,
 		}
 		t->peers = next;
 		t->peers_count = count;
+		connect_all_locked(t);
 	}
 	pthread_mutex_unlock(&t->mu);
 	if (rc != CARELOG_OK) {

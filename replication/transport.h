@@ -36,6 +36,9 @@ enum {
 	REPLICATION_RECONNECT_MS_MAX = 2000,
 	/* The receive thread wakes at least this often to notice destroy. */
 	REPLICATION_RECV_POLL_MS = 100,
+	/* Handshakes are started with every trusted peer lacking a session this often (and when
+	 * the peer set changes), so an election's first votes find sessions in place. */
+	REPLICATION_CONNECT_PERIOD_MS = 1000,
 };
 
 /* A peer: node id, the URL to dial (tcp://host:port) and its pinned Ed25519 public key. */

@@ -94,6 +94,7 @@ struct node_loop {
 	uint32_t queue_head, queue_count;
 	struct loop_ring inbound_control, inbound_bulk;
 	bool stopping;
+	bool sleeping; /* the loop thread waits on cond: only then is a signal needed */
 	bool thread_running;
 	pthread_t thread;
 	struct node_loop_status status;
@@ -1110,7 +1111,9 @@ void node_loop_receive(struct node_loop *l, uint64_t from, uint8_t channel, cons
 	in->len = len;
 	memcpy(in->bytes, payload, len);
 	ring_push(r, in);
-	pthread_cond_signal(&l->cond);
+	if (l->sleeping) {
+		pthread_cond_signal(&l->cond); /* a busy loop drains the rings before it sleeps */
+	}
 	pthread_mutex_unlock(&l->mu);
 }
 
@@ -1586,7 +1589,9 @@ static void *loop_thread(void *arg)
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000L;
 			}
+			l->sleeping = true;
 			pthread_cond_timedwait(&l->cond, &l->mu, &until);
+			l->sleeping = false;
 		}
 		uint32_t n = queue_drain(l);
 		bool stopping = l->stopping;
@@ -1857,7 +1862,9 @@ int node_loop_submit(struct node_loop *l, struct node_append_item *item)
 		uint32_t tail = (l->queue_head + l->queue_count) % l->config.queue_max;
 		l->queue[tail] = item;
 		l->queue_count++;
-		pthread_cond_signal(&l->cond);
+		if (l->sleeping) {
+			pthread_cond_signal(&l->cond);
+		}
 	}
 	pthread_mutex_unlock(&l->mu);
 	return rc;

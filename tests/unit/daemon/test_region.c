@@ -330,6 +330,34 @@ static void submit_linearizable_read(struct region *r, uint64_t node, uint64_t t
 	submit(r, node, tag, &req);
 }
 
+static void submit_member(struct region *r, uint64_t node, uint64_t tag, uint8_t action,
+                          uint64_t id)
+{
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_MEMBER;
+	req.u.member.action = action;
+	req.u.member.id = id;
+	if (action == PROTO_MEMBER_ADD_LEARNER) {
+		req.u.member.org = (struct proto_str){"kommune-4", 9};
+		req.u.member.address = (struct proto_str){"tcp://127.0.0.1:7404", 20};
+		req.u.member.has_public_key = true;
+		memcpy(req.u.member.public_key, r->nodes[id - 1].public_key, CL_SIGN_PUBLIC_BYTES);
+	}
+	submit(r, node, tag, &req);
+}
+
+static void submit_transfer(struct region *r, uint64_t node, uint64_t tag, uint64_t to)
+{
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_TRANSFER;
+	req.u.transfer.to = to;
+	submit(r, node, tag, &req);
+}
+
 static const struct result *result_for(struct region *r, uint64_t tag)
 {
 	for (size_t i = 0; i < r->results_count; i++) {
@@ -536,6 +564,51 @@ static void test_region_joining_learner_catches_up_and_serves_a_read_point(void 
 	assert_int_equal(answer(r, 5)->r.err, CARELOG_EEXIST);
 }
 
+/* The operator's path for a municipality that becomes a data centre: add it as a learner,
+ * promote it, hand it the leadership, then remove a voter. A learner cannot be handed the
+ * leadership, and a promoted voter cannot be promoted again. */
+static void test_region_promote_transfer_and_remove(void **state)
+{
+	struct region *r = *state;
+	uint64_t leader = elect(r);
+	submit_member(r, leader, 1, PROTO_MEMBER_ADD_LEARNER, 4);
+	tick_all(r, 10);
+	assert_int_equal(answer(r, 1)->r.err, CARELOG_OK);
+	submit_transfer(r, leader, 2, 4);
+	tick_all(r, 1);
+	assert_int_equal(answer(r, 2)->r.err, CARELOG_EINVAL);
+	assert_non_null(strstr(answer(r, 2)->r.msg, "learner cannot lead"));
+	submit_member(r, leader, 3, PROTO_MEMBER_PROMOTE, 4);
+	tick_all(r, 10);
+	assert_int_equal(answer(r, 3)->r.err, CARELOG_OK);
+	struct node_loop_status st;
+	node_loop_get_status(r->nodes[3].loop, &st);
+	assert_false(st.learner);
+	submit_member(r, leader, 4, PROTO_MEMBER_PROMOTE, 4);
+	tick_all(r, 1);
+	assert_int_equal(answer(r, 4)->r.err, CARELOG_EINVAL);
+	/* Transfer: answered once node 4 leads. */
+	submit_transfer(r, leader, 5, 4);
+	tick_all(r, 30);
+	assert_int_equal(answer(r, 5)->r.err, CARELOG_OK);
+	assert_int_equal(answer(r, 5)->r.leader_id, 4);
+	node_loop_get_status(r->nodes[3].loop, &st);
+	assert_int_equal(st.role, CONSENSUS_ROLE_LEADER);
+	/* Remove the old leader; the remaining three voters keep committing. */
+	submit_member(r, 4, 6, PROTO_MEMBER_REMOVE, leader);
+	tick_all(r, 10);
+	assert_int_equal(answer(r, 6)->r.err, CARELOG_OK);
+	r->nodes[leader - 1].up = false; /* gone from the region */
+	submit_append(r, 4, 7, "req-after-remove");
+	tick_all(r, 3);
+	assert_int_equal(answer(r, 7)->r.err, CARELOG_OK);
+	assert_converged(r, answer(r, 7)->r.index);
+	/* It is no longer a member: removing it again is refused. */
+	submit_member(r, 4, 8, PROTO_MEMBER_REMOVE, leader);
+	tick_all(r, 1);
+	assert_int_equal(answer(r, 8)->r.err, CARELOG_ENOTFOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +625,8 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_region_joining_learner_catches_up_and_serves_a_read_point, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_region_promote_transfer_and_remove, setup,
+	                                    teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_region", tests, NULL, NULL);
 }

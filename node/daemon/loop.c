@@ -32,6 +32,7 @@ enum {
 	LOOP_APPEND_BYTES_DEFAULT = 4 * 1024 * 1024,
 	LOOP_CATCHUP_LOG_PERIOD_MS = 2000, /* a follower far behind reports its progress */
 	LOOP_SWEEP_PERIOD_MS = 100,        /* expiry of forgotten requests */
+	LOOP_MAP_RESERVE_BYTES_MIN = 16 * 1024 * 1024, /* map kept free for replicated writes */
 };
 
 /* One in-flight request key: signed here (waiters) or forwarded to us (leader, no waiters). */
@@ -131,6 +132,8 @@ struct node_loop {
 	uint64_t verified_signatures;
 	uint64_t syncs;
 	uint64_t peer_dropped;
+	bool map_nearly_full; /* refuse new appends before a Raft write could fail */
+	uint64_t map_used_bytes, map_size_bytes;
 	uint64_t durable_term; /* term and vote as last synced */
 	uint64_t durable_vote;
 
@@ -688,6 +691,15 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 		return;
 	}
 	const struct proto_append_req *req = &item->req.u.append;
+	if (l->map_nearly_full) {
+		char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
+		snprintf(msg, sizeof(msg),
+		         "storage map nearly full (%llu of %llu bytes used): raise [storage] "
+		         "map_size_bytes and restart; the append was not stored",
+		         (unsigned long long)l->map_used_bytes, (unsigned long long)l->map_size_bytes);
+		reply_error(l, item->waiter, CARELOG_EMAPFULL, msg);
+		return;
+	}
 	if (req->request_id.len == 0) {
 		reply_error(l, item->waiter, CARELOG_EINVAL, "request_id is required");
 		return;
@@ -1490,6 +1502,30 @@ static void do_ticks(struct node_loop *l, uint64_t now)
 	}
 }
 
+/* A write the core has asked for cannot be refused (its promises are made): new appends are
+ * refused while less than a reserve of the map is left, so a full map stops writes
+ * region-wide with a clear error instead of stopping nodes. */
+static void map_check(struct node_loop *l)
+{
+	struct storage_stats st;
+	if (storage_stats_get(l->storage, &st) != CARELOG_OK) {
+		return;
+	}
+	uint64_t reserve = st.map_size_bytes / 20;
+	uint64_t floor_bytes = 4 * l->config.batch_bytes_max + LOOP_MAP_RESERVE_BYTES_MIN;
+	reserve = reserve > floor_bytes ? reserve : floor_bytes;
+	bool full = st.used_bytes + reserve > st.map_size_bytes;
+	if (full && !l->map_nearly_full) {
+		cl_log_error("storage.map_nearly_full",
+		             "used_bytes=%llu map_size_bytes=%llu remedy=\"raise [storage] "
+		             "map_size_bytes and restart\"",
+		             (unsigned long long)st.used_bytes, (unsigned long long)st.map_size_bytes);
+	}
+	l->map_nearly_full = full;
+	l->map_used_bytes = st.used_bytes;
+	l->map_size_bytes = st.map_size_bytes;
+}
+
 /* Handles drained input and runs ready batches; returns an error only from a ready. */
 static int loop_process(struct node_loop *l, uint32_t n)
 {
@@ -1501,6 +1537,7 @@ static int loop_process(struct node_loop *l, uint32_t n)
 	}
 	l->inbound_batch_count = 0;
 	if (n > 0) {
+		map_check(l);
 		struct storage_txn *rt = NULL;
 		if (storage_txn_begin_read(l->storage, &rt) != CARELOG_OK) {
 			rt = NULL; /* each append is then refused with the read error */

@@ -46,6 +46,10 @@ static void on_fatal(void *ctx, int err)
 	fail_msg("fatal: %s", carelog_errname(err));
 }
 
+/* Bytes per write transaction; a large value makes the loop's map reserve exceed the test
+ * store's 64 MiB map (setup_map_nearly_full). */
+static uint64_t g_batch_bytes_max = 1 << 20;
+
 static int setup(void **state)
 {
 	struct test_ctx *t = calloc(1, sizeof(*t));
@@ -59,7 +63,7 @@ static int setup(void **state)
 	    .unit = "ward-7",
 	    .queue_max = 64,
 	    .batch_entries_max = 8,
-	    .batch_bytes_max = 1 << 20,
+	    .batch_bytes_max = g_batch_bytes_max,
 	    .request_bytes_max = 1 << 20,
 	    .clock_ms = test_clock,
 	    .clock_ctx = t,
@@ -73,6 +77,14 @@ static int setup(void **state)
 	assert_int_equal(node_loop_applied_index(t->loop), 2);
 	*state = t;
 	return 0;
+}
+
+static int setup_map_nearly_full(void **state)
+{
+	g_batch_bytes_max = 16u << 20; /* reserve 4 x 16 MiB + 16 MiB > the 64 MiB map */
+	int rc = setup(state);
+	g_batch_bytes_max = 1 << 20;
+	return rc;
 }
 
 static int teardown(void **state)
@@ -262,6 +274,20 @@ static void test_loop_queue_is_bounded(void **state)
 	assert_int_equal(node_loop_applied_index(t->loop), 66);
 }
 
+/* A Raft write cannot be refused once the core asked for it: new appends are refused while
+ * the map is nearly full, with the remedy, and nothing is stored. */
+static void test_loop_refuses_appends_when_the_map_is_nearly_full(void **state)
+{
+	struct test_ctx *t = *state;
+	submit(t, 1, "req-full", "body");
+	assert_int_equal(node_loop_run_until_idle(t->loop), CARELOG_OK);
+	const struct node_append_result *r = result_for(t, 1);
+	assert_int_equal(r->err, CARELOG_EMAPFULL);
+	assert_non_null(strstr(r->msg, "storage map nearly full"));
+	assert_non_null(strstr(r->msg, "raise [storage] map_size_bytes"));
+	assert_int_equal(log_last(t), 2); /* the genesis and the leader's no-op only */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +302,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_loop_refuses_bad_appends_with_reasons, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_loop_queue_is_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_loop_refuses_appends_when_the_map_is_nearly_full,
+	                                    setup_map_nearly_full, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_loop", tests, NULL, NULL);
 }

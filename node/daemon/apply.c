@@ -3,6 +3,7 @@
 
 #include "carelog/errors.h"
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "common/log.h"
 
 #include <stdlib.h>
@@ -27,6 +28,86 @@ int node_request_key(const char *org, size_t org_len, const char *request_id, si
 	return CARELOG_OK;
 }
 
+/* Every node id any applied configuration named, ascending, u64 big-endian each: node ids are
+ * never reused (DESIGN.md "Cluster identity"), so a removed id must stay known. */
+static const char meta_member_ids[] = "member_ids";
+
+static int member_ids_record(struct storage_txn *t, const struct membership *m)
+{
+	const uint8_t *value = NULL;
+	size_t len = 0;
+	int rc = storage_meta_get(t, meta_member_ids, &value, &len);
+	if (rc == CARELOG_ENOTFOUND) {
+		len = 0;
+		rc = CARELOG_OK;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (len % 8 != 0 || len / 8 > NODE_MEMBER_IDS_MAX) {
+		return CARELOG_ECORRUPT;
+	}
+	uint64_t *ids = malloc((NODE_MEMBER_IDS_MAX + MEMBERSHIP_MEMBERS_MAX) * sizeof(*ids));
+	if (ids == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	size_t n = len / 8;
+	for (size_t i = 0; i < n; i++) {
+		ids[i] = cl_get_u64be(value + 8 * i);
+	}
+	bool added = false;
+	for (uint32_t k = 0; k < m->count; k++) {
+		size_t at = 0;
+		while (at < n && ids[at] < m->members[k].id) {
+			at++;
+		}
+		if (at < n && ids[at] == m->members[k].id) {
+			continue;
+		}
+		if (n == NODE_MEMBER_IDS_MAX) {
+			cl_log_warn("apply.member_ids_full", "ids=%zu", n); /* reuse check best effort */
+			break;
+		}
+		memmove(&ids[at + 1], &ids[at], (n - at) * sizeof(*ids));
+		ids[at] = m->members[k].id;
+		n++;
+		added = true;
+	}
+	if (added) {
+		uint8_t *buf = malloc(n * 8);
+		rc = buf == NULL ? CARELOG_ENOMEM : CARELOG_OK;
+		for (size_t i = 0; rc == CARELOG_OK && i < n; i++) {
+			cl_put_u64be(buf + 8 * i, ids[i]);
+		}
+		if (rc == CARELOG_OK) {
+			rc = storage_meta_put(t, meta_member_ids, buf, n * 8);
+		}
+		free(buf);
+	}
+	free(ids);
+	return rc;
+}
+
+int node_apply_member_id_used(struct storage_txn *t, uint64_t id, bool *out_used)
+{
+	const uint8_t *value = NULL;
+	size_t len = 0;
+	int rc = storage_meta_get(t, meta_member_ids, &value, &len);
+	if (rc == CARELOG_ENOTFOUND) {
+		*out_used = false;
+		return CARELOG_OK;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	bool used = false;
+	for (size_t i = 0; i + 8 <= len; i += 8) {
+		used = used || cl_get_u64be(value + i) == id;
+	}
+	*out_used = used;
+	return CARELOG_OK;
+}
+
 int node_apply_store_membership(struct storage_txn *t, const struct membership *m)
 {
 	uint8_t *buf = malloc(NODE_META_MEMBERSHIP_BYTES_MAX);
@@ -39,6 +120,9 @@ int node_apply_store_membership(struct storage_txn *t, const struct membership *
 		rc = storage_meta_put(t, meta_membership, buf, len);
 	}
 	free(buf);
+	if (rc == CARELOG_OK) {
+		rc = member_ids_record(t, m);
+	}
 	return rc;
 }
 

@@ -48,6 +48,7 @@ enum node_apply_kind {
 enum {
 	NODE_REQUEST_KEY_BYTES_MAX = JOURNAL_ORG_BYTES_MAX + 1 + JOURNAL_REQUEST_ID_BYTES_MAX,
 	NODE_META_MEMBERSHIP_BYTES_MAX = MEMBERSHIP_CONTEXT_BYTES_MAX,
+	NODE_MEMBER_IDS_MAX = 4096, /* node ids remembered as used (beyond: not checked) */
 };
 
 /* What apply knows between entries. Copyable: the loop applies into a scratch copy and keeps
@@ -131,8 +132,12 @@ int node_apply_entries(struct storage_txn *t, struct node_apply_state *st,
                        const struct consensus_entry *entries, size_t count,
                        struct node_apply_outcome *outcomes);
 
-/* Stores a membership in meta "membership" (also used at genesis). */
+/* Stores a membership in meta "membership" (also used at genesis) and adds its node ids to
+ * meta "member_ids", every id any applied configuration named. */
 int node_apply_store_membership(struct storage_txn *t, const struct membership *m);
+
+/* Whether an applied configuration ever named node `id` (ids are never reused). */
+int node_apply_member_id_used(struct storage_txn *t, uint64_t id, bool *out_used);
 
 /* Reads meta "membership" (CARELOG_ENOTFOUND if none yet). */
 int node_apply_read_membership(struct storage_txn *t, struct membership *out);

@@ -858,8 +858,18 @@ static void handle_member(struct node_loop *l, const struct node_append_item *it
 		}
 	}
 	if (req->action == PROTO_MEMBER_ADD_LEARNER) {
-		if (m != NULL || req->id == 0) {
-			snprintf(msg, sizeof(msg), "node %llu is already a member (node ids are never reused)",
+		bool used = m != NULL || req->id == 0;
+		struct storage_txn *rt = NULL;
+		if (!used && storage_txn_begin_read(l->storage, &rt) == CARELOG_OK) {
+			if (node_apply_member_id_used(rt, req->id, &used) != CARELOG_OK) {
+				used = false; /* unreadable: the membership check above still holds */
+			}
+			storage_txn_abort(rt);
+		}
+		if (used) {
+			snprintf(msg, sizeof(msg),
+			         "node %llu is or was a member: node ids are never reused (give the new "
+			         "node a new id)",
 			         (unsigned long long)req->id);
 			reply_error(l, item->waiter, CARELOG_EEXIST, msg);
 			goto out;

@@ -607,6 +607,21 @@ static void test_region_promote_transfer_and_remove(void **state)
 	submit_member(r, 4, 8, PROTO_MEMBER_REMOVE, leader);
 	tick_all(r, 1);
 	assert_int_equal(answer(r, 8)->r.err, CARELOG_ENOTFOUND);
+	/* And its id is never given to another node. */
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_MEMBER;
+	req.u.member.action = PROTO_MEMBER_ADD_LEARNER;
+	req.u.member.id = leader;
+	req.u.member.org = (struct proto_str){"kommune-9", 9};
+	req.u.member.address = (struct proto_str){"tcp://127.0.0.1:7409", 20};
+	req.u.member.has_public_key = true;
+	memset(req.u.member.public_key, 0x42, CL_SIGN_PUBLIC_BYTES);
+	submit(r, 4, 9, &req);
+	tick_all(r, 1);
+	assert_int_equal(answer(r, 9)->r.err, CARELOG_EEXIST);
+	assert_non_null(strstr(answer(r, 9)->r.msg, "never reused"));
 }
 
 int main(void)

@@ -131,7 +131,6 @@ struct node_loop {
 	uint64_t last_sweep_ms;
 	uint64_t verified_signatures;
 	uint64_t syncs;
-	uint64_t peer_dropped;
 	bool map_nearly_full; /* refuse new appends before a Raft write could fail */
 	uint64_t map_used_bytes, map_size_bytes;
 	uint64_t durable_term; /* term and vote as last synced */
@@ -1056,6 +1055,15 @@ static void handle_progress(struct node_loop *l, uint64_t from,
 	}
 }
 
+/* A peer payload that decoded badly or spoke for another node (status counts these with the
+ * payloads a full inbound queue dropped). */
+static void count_peer_drop(struct node_loop *l)
+{
+	pthread_mutex_lock(&l->mu);
+	l->status.peer_messages_dropped++;
+	pthread_mutex_unlock(&l->mu);
+}
+
 static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 {
 	struct replication_wire_msg m;
@@ -1063,7 +1071,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 	int rc = replication_wire_decode(in->bytes, in->len, l->wire_entries,
 	                                 CONSENSUS_APPEND_ENTRIES_MAX, &m, why, sizeof(why));
 	if (rc != CARELOG_OK) {
-		l->peer_dropped++;
+		count_peer_drop(l);
 		cl_log_warn("peer.undecodable", "from=%llu len=%zu err=%s why=\"%s\"",
 		            (unsigned long long)in->from, in->len, carelog_errname(rc), why);
 		return;
@@ -1071,7 +1079,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 	switch (m.type) {
 	case REPLICATION_WIRE_RAFT:
 		if (m.u.raft.from != in->from || m.u.raft.to != l->config.node_id) {
-			l->peer_dropped++; /* a peer speaks only for itself */
+			count_peer_drop(l); /* a peer speaks only for itself */
 			return;
 		}
 		if (m.u.raft.type == CONSENSUS_MSG_APPEND && m.u.raft.commit > l->leader_commit_heard) {
@@ -1079,7 +1087,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 		}
 		rc = consensus_step(l->core, &m.u.raft);
 		if (rc != CARELOG_OK && rc != CARELOG_ENOMEM) {
-			l->peer_dropped++;
+			count_peer_drop(l);
 			cl_log_warn("peer.step_refused", "from=%llu type=%u err=%s",
 			            (unsigned long long)in->from, m.u.raft.type, carelog_errname(rc));
 			if (rc == CARELOG_EIO || rc == CARELOG_ECORRUPT) {
@@ -1097,7 +1105,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 		handle_progress(l, in->from, &m.u.progress);
 		break;
 	default:
-		l->peer_dropped++;
+		count_peer_drop(l);
 		break;
 	}
 }

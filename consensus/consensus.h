@@ -29,9 +29,8 @@
  *
  * The core uses only common/ (error codes, assertions, byte helpers). It does no logging.
  *
- * STABLE: the node's single-voter seam (node/solo.h) uses consensus_entry,
- * consensus_hard_state, consensus_read_state and consensus_ready; add fields freely, do not
- * rename or remove.
+ * The node's event loop (node/daemon/loop.c) drives it; the wire codec (replication/wire.h)
+ * carries struct consensus_message field for field: add fields freely, and the codec with them.
  */
 
 #include <stdbool.h>

@@ -1400,6 +1400,25 @@ static int rd_version(const uint8_t *bytes, size_t len, char *why, size_t why_le
 	return rc != CARELOG_OK ? rc : rd_fail(&r, CARELOG_EPROTO, "key \"v\" missing");
 }
 
+/* What every decode does first: an empty `reason`, a reader over the bytes, the size bounds and
+ * the version. */
+static int rd_begin(struct proto_rd *r, const uint8_t *bytes, size_t len, char *reason,
+		    size_t reason_len)
+{
+	if (reason != NULL && reason_len > 0) {
+		reason[0] = '\0';
+	}
+	*r = (struct proto_rd){.p = bytes, .end = bytes + len, .why = reason, .why_len = reason_len};
+	if (bytes == NULL || len == 0) {
+		return rd_fail(r, CARELOG_EPROTO, "empty message");
+	}
+	if (len > PROTO_MESSAGE_BYTES_MAX) {
+		return rd_fail(r, CARELOG_ETOOBIG, "message of %zu bytes > %d", len,
+			       PROTO_MESSAGE_BYTES_MAX);
+	}
+	return rd_version(bytes, len, reason, reason_len);
+}
+
 static int rd_check_end(struct proto_rd *r)
 {
 	if (r->p != r->end) {
@@ -1674,18 +1693,8 @@ int proto_request_decode_reason(const uint8_t *bytes, size_t len, struct proto_r
 				char *reason, size_t reason_len)
 {
 	CL_ASSERT(out != NULL);
-	if (reason != NULL && reason_len > 0) {
-		reason[0] = '\0';
-	}
-	struct proto_rd r = {.p = bytes, .end = bytes + len, .why = reason, .why_len = reason_len};
-	if (bytes == NULL || len == 0) {
-		return rd_fail(&r, CARELOG_EPROTO, "empty message");
-	}
-	if (len > PROTO_MESSAGE_BYTES_MAX) {
-		return rd_fail(&r, CARELOG_ETOOBIG, "message of %zu bytes > %d", len,
-			       PROTO_MESSAGE_BYTES_MAX);
-	}
-	int rc = rd_version(bytes, len, reason, reason_len);
+	struct proto_rd r;
+	int rc = rd_begin(&r, bytes, len, reason, reason_len);
 	if (rc != CARELOG_OK) {
 		return rc;
 	}
@@ -2178,18 +2187,8 @@ int proto_reply_decode_reason(const uint8_t *bytes, size_t len, struct proto_are
 			      struct proto_reply *out, char *reason, size_t reason_len)
 {
 	CL_ASSERT(arena != NULL && out != NULL);
-	if (reason != NULL && reason_len > 0) {
-		reason[0] = '\0';
-	}
-	struct proto_rd r = {.p = bytes, .end = bytes + len, .why = reason, .why_len = reason_len};
-	if (bytes == NULL || len == 0) {
-		return rd_fail(&r, CARELOG_EPROTO, "empty message");
-	}
-	if (len > PROTO_MESSAGE_BYTES_MAX) {
-		return rd_fail(&r, CARELOG_ETOOBIG, "message of %zu bytes > %d", len,
-			       PROTO_MESSAGE_BYTES_MAX);
-	}
-	int rc = rd_version(bytes, len, reason, reason_len);
+	struct proto_rd r;
+	int rc = rd_begin(&r, bytes, len, reason, reason_len);
 	if (rc != CARELOG_OK) {
 		return rc;
 	}

@@ -96,6 +96,7 @@ struct node_loop {
 	struct loop_ring inbound_control, inbound_bulk;
 	bool stopping;
 	bool sleeping; /* the loop thread waits on cond: only then is a signal needed */
+	uint64_t peer_drops; /* peer payloads dropped (queue full, undecodable, refused) */
 	bool thread_running;
 	pthread_t thread;
 	struct node_loop_status status;
@@ -595,12 +596,13 @@ static int stage_record(struct node_loop *l, struct loop_proposal *p, const uint
 	return CARELOG_OK;
 }
 
-static void forward_result(struct node_loop *l, uint64_t to, const struct loop_proposal *p,
+/* Tells the node that forwarded the append with `key` what became of it. */
+static void forward_result(struct node_loop *l, uint64_t to, const uint8_t *key, size_t key_len,
                            int err, uint64_t index)
 {
 	struct replication_wire_msg m = {.type = REPLICATION_WIRE_FORWARD_RESULT};
-	m.u.forward_result.request_key = p->key;
-	m.u.forward_result.request_key_len = (uint32_t)p->key_len;
+	m.u.forward_result.request_key = key;
+	m.u.forward_result.request_key_len = (uint32_t)key_len;
 	m.u.forward_result.err = err;
 	m.u.forward_result.index = index;
 	peer_send(l, to, &m);
@@ -624,7 +626,7 @@ static void stage_flush(struct node_loop *l)
 		int err = i < proposed ? CARELOG_OK : rc;
 		uint64_t index = i < proposed ? first + i : 0;
 		if (st->origin != 0) {
-			forward_result(l, st->origin, st->p, err, index);
+			forward_result(l, st->origin, st->p->key, st->p->key_len, err, index);
 		}
 		if (err == CARELOG_OK) {
 			st->p->index = index;
@@ -778,11 +780,7 @@ static void handle_forward(struct node_loop *l, uint64_t from,
 		return;
 	}
 	if (!is_leader(l)) {
-		struct replication_wire_msg reply = {.type = REPLICATION_WIRE_FORWARD_RESULT};
-		reply.u.forward_result.request_key = f->request_key;
-		reply.u.forward_result.request_key_len = f->request_key_len;
-		reply.u.forward_result.err = CARELOG_ENOTLEADER;
-		peer_send(l, from, &reply);
+		forward_result(l, from, f->request_key, f->request_key_len, CARELOG_ENOTLEADER, 0);
 		return;
 	}
 	if (proposal_find(l, f->request_key, f->request_key_len) != NULL) {
@@ -802,11 +800,7 @@ static void handle_forward(struct node_loop *l, uint64_t from,
 		}
 	}
 	if (rc != CARELOG_OK) {
-		struct replication_wire_msg reply = {.type = REPLICATION_WIRE_FORWARD_RESULT};
-		reply.u.forward_result.request_key = f->request_key;
-		reply.u.forward_result.request_key_len = f->request_key_len;
-		reply.u.forward_result.err = rc;
-		peer_send(l, from, &reply);
+		forward_result(l, from, f->request_key, f->request_key_len, rc, 0);
 	}
 }
 
@@ -1055,13 +1049,16 @@ static void handle_progress(struct node_loop *l, uint64_t from,
 	}
 }
 
-/* A peer payload that decoded badly or spoke for another node (status counts these with the
- * payloads a full inbound queue dropped). */
-static void count_peer_drop(struct node_loop *l)
+/* Counts a dropped peer payload and logs it: at warn for the 1st, 2nd, 4th, 8th... (the count
+ * carries the total), else at debug. Raft retransmits what matters. */
+static void peer_drop(struct node_loop *l, uint64_t from, const char *reason, const char *detail)
 {
 	pthread_mutex_lock(&l->mu);
-	l->status.peer_messages_dropped++;
+	uint64_t n = ++l->peer_drops;
 	pthread_mutex_unlock(&l->mu);
+	enum cl_log_level level = (n & (n - 1)) == 0 ? CL_LOG_WARN : CL_LOG_DEBUG;
+	cl_log(level, "peer.dropped", "from=%llu reason=%s count=%llu detail=\"%s\"",
+	       (unsigned long long)from, reason, (unsigned long long)n, detail);
 }
 
 static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
@@ -1071,15 +1068,13 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 	int rc = replication_wire_decode(in->bytes, in->len, l->wire_entries,
 	                                 CONSENSUS_APPEND_ENTRIES_MAX, &m, why, sizeof(why));
 	if (rc != CARELOG_OK) {
-		count_peer_drop(l);
-		cl_log_warn("peer.undecodable", "from=%llu len=%zu err=%s why=\"%s\"",
-		            (unsigned long long)in->from, in->len, carelog_errname(rc), why);
+		peer_drop(l, in->from, carelog_errname(rc), why); /* names field and offset only */
 		return;
 	}
 	switch (m.type) {
 	case REPLICATION_WIRE_RAFT:
 		if (m.u.raft.from != in->from || m.u.raft.to != l->config.node_id) {
-			count_peer_drop(l); /* a peer speaks only for itself */
+			peer_drop(l, in->from, "misaddressed", "a peer speaks only for itself");
 			return;
 		}
 		if (m.u.raft.type == CONSENSUS_MSG_APPEND && m.u.raft.commit > l->leader_commit_heard) {
@@ -1087,9 +1082,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 		}
 		rc = consensus_step(l->core, &m.u.raft);
 		if (rc != CARELOG_OK && rc != CARELOG_ENOMEM) {
-			count_peer_drop(l);
-			cl_log_warn("peer.step_refused", "from=%llu type=%u err=%s",
-			            (unsigned long long)in->from, m.u.raft.type, carelog_errname(rc));
+			peer_drop(l, in->from, carelog_errname(rc), "refused by the consensus core");
 			if (rc == CARELOG_EIO || rc == CARELOG_ECORRUPT) {
 				loop_fatal(l, rc);
 			}
@@ -1105,7 +1098,7 @@ static void handle_inbound(struct node_loop *l, const struct loop_inbound *in)
 		handle_progress(l, in->from, &m.u.progress);
 		break;
 	default:
-		count_peer_drop(l);
+		peer_drop(l, in->from, "unknown_type", replication_wire_type_name(m.type));
 		break;
 	}
 }
@@ -1132,9 +1125,14 @@ void node_loop_receive(struct node_loop *l, uint64_t from, uint8_t channel, cons
 	struct loop_ring *r = channel == NODE_LOOP_CHANNEL_BULK ? &l->inbound_bulk
 	                                                        : &l->inbound_control;
 	if (in == NULL || r->count == r->cap || l->stopping) {
-		l->status.peer_messages_dropped++;
+		bool stopping = l->stopping;
+		const char *reason = in == NULL ? "ENOMEM" : "queue_full";
 		pthread_mutex_unlock(&l->mu);
 		free(in);
+		if (!stopping) {
+			peer_drop(l, from, reason,
+			          channel == NODE_LOOP_CHANNEL_BULK ? "bulk" : "control");
+		}
 		return;
 	}
 	in->from = from;

@@ -150,7 +150,6 @@ struct node_loop_status {
 	} members[NODE_LOOP_MEMBERS_MAX];
 	uint64_t verified_signatures;
 	uint64_t syncs;
-	uint64_t peer_messages_dropped; /* inbound queue full or undecodable */
 };
 
 struct node_loop;

@@ -178,6 +178,41 @@ int storage_index_patient_scan(struct storage_txn *t,
 			       uint64_t *out_indexes, size_t capacity, size_t *out_count,
 			       bool *out_more);
 
+/* --- policy state (DESIGN.md "Access"): derived from applied policy entries and audit batches,
+ * written by apply in the same transaction as the applied index. Keys are 1..STORAGE_POLICY_KEY
+ * _BYTES_MAX bytes chosen by node/access (first byte a table tag); values are opaque bytes
+ * stored with a CRC32C like every other value, verified on every get and scan (a mismatch is
+ * CARELOG_ECORRUPT and logged with the key's tag, never returned). --- */
+
+enum { STORAGE_POLICY_KEY_BYTES_MAX = 400, STORAGE_POLICY_VALUE_BYTES_MAX = 1 << 20 };
+
+/* Put overwrites. CARELOG_EINVAL for an empty or oversize key or value over the maximum. */
+int storage_policy_put(struct storage_txn *t, const uint8_t *key, size_t key_len,
+		       const uint8_t *value, size_t value_len);
+/* CARELOG_ENOTFOUND if absent. *out_value is borrowed until the txn ends. */
+int storage_policy_get(struct storage_txn *t, const uint8_t *key, size_t key_len,
+		       const uint8_t **out_value, size_t *out_len);
+/* CARELOG_ENOTFOUND if absent. */
+int storage_policy_delete(struct storage_txn *t, const uint8_t *key, size_t key_len);
+/* Visits every pair whose key starts with `prefix` (1..STORAGE_POLICY_KEY_BYTES_MAX bytes), in
+ * ascending key order (descending when `reverse`), at most `limit` pairs (0 = no limit). visit
+ * returning non-zero stops the scan and that value is returned. Key and value are borrowed for
+ * the call only. */
+int storage_policy_scan(struct storage_txn *t, const uint8_t *prefix, size_t prefix_len,
+			bool reverse, size_t limit,
+			int (*visit)(void *arg, const uint8_t *key, size_t key_len,
+				     const uint8_t *value, size_t value_len),
+			void *arg);
+
+/* --- compaction (lawful erasure: the bytes must leave the data file) --- */
+
+/* Offline: with no process holding the environment (CARELOG_EBUSY if one does, via LMDB's
+ * lock), copies <dir>/data.mdb compacted (only pages in use; freed pages, which may still hold
+ * erased bodies, are not copied) to <dir>/data.mdb.compact, syncs it, renames it over data.mdb
+ * and syncs the directory. A crash at any point leaves either the old or the new file, both
+ * complete. *out_before_bytes / *out_after_bytes: file sizes (either may be NULL). */
+int storage_compact_dir(const char *dir, uint64_t *out_before_bytes, uint64_t *out_after_bytes);
+
 /* --- verification --- */
 
 /* Called for each value that fails its checksum or shape: db is "log", "meta",

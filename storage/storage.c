@@ -15,10 +15,8 @@
 #include <unistd.h>
 
 enum {
-	STORAGE_DBS_MAX = 8, /* room above the five we use, so a new index needs no env change */
+	STORAGE_DBS_MAX = 8, /* room above the six we use, so a new index needs no env change */
 	STORAGE_DIR_MODE = 0700,
-	STORAGE_FILE_MODE = 0600,
-	STORAGE_PATH_BYTES_MAX = 4096,
 };
 
 static const char *const storage_db_names[STORAGE_DB_COUNT] = {
@@ -27,6 +25,7 @@ static const char *const storage_db_names[STORAGE_DB_COUNT] = {
 	[STORAGE_DB_ENTRY_INDEX] = "entry_index",
 	[STORAGE_DB_REQUEST_INDEX] = "request_index",
 	[STORAGE_DB_PATIENT_INDEX] = "patient_index",
+	[STORAGE_DB_POLICY] = "policy",
 };
 
 const char *storage_db_name(enum storage_db db)
@@ -53,6 +52,11 @@ static int storage_errno_error(int rc)
 
 int storage_error(const struct storage *s, int rc, const char *op)
 {
+	return storage_error_sized(s != NULL ? s->map_size_bytes : 0, rc, op);
+}
+
+int storage_error_sized(uint64_t map_size_bytes, int rc, const char *op)
+{
 	int error;
 	switch (rc) {
 	case MDB_SUCCESS:
@@ -63,7 +67,7 @@ int storage_error(const struct storage *s, int rc, const char *op)
 		cl_log_error("storage.map_full",
 			     "op=%s map_size_bytes=%llu remedy=\"raise map_size_bytes in the node "
 			     "config and restart the node\"",
-			     op, s != NULL ? (unsigned long long)s->map_size_bytes : 0ULL);
+			     op, (unsigned long long)map_size_bytes);
 		return CARELOG_EMAPFULL;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
@@ -106,8 +110,7 @@ int storage_error(const struct storage *s, int rc, const char *op)
 	return error;
 }
 
-/* Creates the data dir (0700) if missing; it must then be a directory. */
-static int storage_dir_prepare(const char *dir)
+int storage_dir_prepare(const char *dir)
 {
 	struct stat st;
 	if (stat(dir, &st) != 0) {
@@ -145,7 +148,7 @@ static int storage_dir_prepare(const char *dir)
  * two nodes with one identity. An exclusive flock on <dir>/storage.lock refuses the second
  * opener (also within one process, where LMDB forbids opening an env twice).
  */
-static int storage_lock_dir(const char *dir, int *out_fd)
+int storage_lock_dir(const char *dir, int *out_fd)
 {
 	char path[STORAGE_PATH_BYTES_MAX];
 	int n = snprintf(path, sizeof(path), "%s/storage.lock", dir);
@@ -173,34 +176,37 @@ static int storage_lock_dir(const char *dir, int *out_fd)
 	return CARELOG_OK;
 }
 
-static int storage_env_open(struct storage *s, const struct storage_options *options)
+int storage_env_open_at(const char *dir, uint64_t map_size_bytes, unsigned int dbs_max,
+			uint32_t readers_max, MDB_env **out)
 {
-	int rc = mdb_env_create(&s->env);
+	CL_ASSERT(dir != NULL && out != NULL);
+	CL_ASSERT(dbs_max > 0 && readers_max > 0);
+	MDB_env *env;
+	int rc = mdb_env_create(&env);
 	if (rc != 0) {
-		s->env = NULL;
-		return storage_error(s, rc, "env_create");
+		*out = NULL;
+		return storage_error_sized(map_size_bytes, rc, "env_create");
 	}
-	rc = mdb_env_set_maxdbs(s->env, STORAGE_DBS_MAX);
+	*out = env;
+	rc = mdb_env_set_maxdbs(env, dbs_max);
 	if (rc == 0) {
-		rc = mdb_env_set_mapsize(s->env, (size_t)s->map_size_bytes);
+		rc = mdb_env_set_mapsize(env, (size_t)map_size_bytes);
 	}
 	if (rc == 0) {
-		uint32_t readers = options->readers_max != 0 ? options->readers_max
-							     : STORAGE_READERS_MAX_DEFAULT;
-		rc = mdb_env_set_maxreaders(s->env, readers);
+		rc = mdb_env_set_maxreaders(env, readers_max);
 	}
 	if (rc == 0) {
 		/* MDB_NOTLS: read txns are owned by the txn handle, not the thread. No NOSYNC,
 		 * NOMETASYNC or WRITEMAP: every commit is durable before it returns. */
-		rc = mdb_env_open(s->env, options->dir, MDB_NOTLS, STORAGE_FILE_MODE);
+		rc = mdb_env_open(env, dir, MDB_NOTLS, STORAGE_FILE_MODE);
 	}
 	if (rc != 0) {
-		return storage_error(s, rc, "env_open");
+		return storage_error_sized(map_size_bytes, rc, "env_open");
 	}
 	int dead = 0;
-	rc = mdb_reader_check(s->env, &dead);
+	rc = mdb_reader_check(env, &dead);
 	if (rc != 0) {
-		return storage_error(s, rc, "reader_check");
+		return storage_error_sized(map_size_bytes, rc, "reader_check");
 	}
 	if (dead > 0) {
 		cl_log_info("storage.stale_readers_cleared", "count=%d", dead);
@@ -245,7 +251,7 @@ static int storage_format_check(struct storage *s)
 	return rc == CARELOG_EVERSION ? rc : CARELOG_OK;
 }
 
-static uint64_t storage_round_up_to_page(uint64_t bytes)
+uint64_t storage_round_up_to_page(uint64_t bytes)
 {
 	long page = sysconf(_SC_PAGESIZE);
 	uint64_t p = page > 0 ? (uint64_t)page : 4096u;
@@ -278,7 +284,10 @@ int storage_open(const struct storage_options *options, struct storage **out)
 	s->lock_fd = -1;
 	rc = storage_lock_dir(options->dir, &s->lock_fd);
 	if (rc == CARELOG_OK) {
-		rc = storage_env_open(s, options);
+		uint32_t readers = options->readers_max != 0 ? options->readers_max
+							     : STORAGE_READERS_MAX_DEFAULT;
+		rc = storage_env_open_at(options->dir, s->map_size_bytes, STORAGE_DBS_MAX, readers,
+					 &s->env);
 	}
 	if (rc == CARELOG_OK) {
 		rc = storage_dbs_open(s);
@@ -359,11 +368,14 @@ static int storage_txn_commit_with(struct storage_txn *t, bool meta_sync)
 		CL_ASSERT(reset_rc == 0); /* the same call just succeeded with the flag on */
 	}
 	free(t);
-	if (rc == 0) {
-		return CARELOG_OK;
-	}
+	return rc == 0 ? CARELOG_OK : storage_commit_error(s->map_size_bytes, rc);
+}
+
+int storage_commit_error(uint64_t map_size_bytes, int rc)
+{
+	CL_ASSERT(rc != 0);
 	if (rc == MDB_MAP_FULL || rc == ENOMEM || rc < 0) {
-		return storage_error(s, rc, "txn_commit");
+		return storage_error_sized(map_size_bytes, rc, "txn_commit");
 	}
 	/* write(2) or fdatasync(2) failed: what is on disk is unknown, and retrying after a
 	 * failed fsync can report success for lost data. The node must stop. */

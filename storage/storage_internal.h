@@ -17,6 +17,7 @@ enum storage_db {
 	STORAGE_DB_ENTRY_INDEX,
 	STORAGE_DB_REQUEST_INDEX,
 	STORAGE_DB_PATIENT_INDEX,
+	STORAGE_DB_POLICY,
 	STORAGE_DB_COUNT
 };
 
@@ -42,6 +43,8 @@ enum {
 	STORAGE_PATIENT_INDEX_VALUE_BYTES = STORAGE_CRC_BYTES,
 	/* Room for the printable rendering of any key LMDB accepts (511 bytes as hex) */
 	STORAGE_KEY_TEXT_BYTES = 2 * 511 + 16,
+	STORAGE_FILE_MODE = 0600,
+	STORAGE_PATH_BYTES_MAX = 4096, /* a data dir path plus a file name */
 };
 
 /* Reserved meta names with typed layouts; storage_meta_put/get refuse them. */
@@ -76,6 +79,24 @@ const char *storage_db_name(enum storage_db db);
  * MDB_NOTFOUND with `op` (map full with its remedy). `s` may be NULL before the env exists.
  */
 int storage_error(const struct storage *s, int rc, const char *op);
+/* As storage_error, for an environment whose map is `map_size_bytes` (the audit queue's). */
+int storage_error_sized(uint64_t map_size_bytes, int rc, const char *op);
+/* The code for a failed mdb_txn_commit of a write txn: a failed write or sync is CARELOG_EIO
+ * (logged `storage.sync_failed`: the caller must not carry on as if durable). */
+int storage_commit_error(uint64_t map_size_bytes, int rc);
+
+/* Creates `dir` (0700) if missing; it must then be a directory (a wider mode is a warning). */
+int storage_dir_prepare(const char *dir);
+/* Takes the exclusive flock on <dir>/storage.lock: CARELOG_EBUSY when another process or
+ * handle holds it. *out_fd keeps it (closing it releases it). */
+int storage_lock_dir(const char *dir, int *out_fd);
+/* Creates and opens an environment at `dir` with MDB_NOTLS, synced commits, `dbs_max` named
+ * databases and `readers_max` readers, clearing stale reader slots. *out is set (and must be
+ * closed by the caller) whenever mdb_env_create succeeded, even if the open failed. */
+int storage_env_open_at(const char *dir, uint64_t map_size_bytes, unsigned int dbs_max,
+			uint32_t readers_max, MDB_env **out);
+/* `bytes` rounded up to a whole number of OS pages. */
+uint64_t storage_round_up_to_page(uint64_t bytes);
 
 /* Why the record (key, value) of `db` is malformed, or NULL when its shape and checksum
  * hold. This is the single definition of "sound" used by every read and by storage_verify. */
@@ -99,6 +120,14 @@ int storage_record_get(struct storage_txn *t, enum storage_db db, const void *ke
 int storage_record_put(struct storage_txn *t, MDB_cursor *cursor, enum storage_db db,
 		       const void *key, size_t key_len, const struct storage_part *parts,
 		       size_t part_count, unsigned int flags);
+
+/* The value codec shared by every environment (main store and audit queue): `reserved` is a
+ * value LMDB handed out with MDB_RESERVE, sized 4 + the parts; fills in the parts then the
+ * checksum over the key and the parts. */
+void storage_value_fill(const MDB_val *key, MDB_val *reserved, const struct storage_part *parts,
+			size_t part_count);
+/* Whether a value of at least STORAGE_CRC_BYTES carries the checksum of (key, its payload). */
+bool storage_value_checksum_ok(const MDB_val *key, const MDB_val *val);
 
 /* Opens a cursor on `db` for the transaction; closed with mdb_cursor_close. */
 int storage_cursor_open(struct storage_txn *t, enum storage_db db, MDB_cursor **out);

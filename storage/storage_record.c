@@ -43,6 +43,31 @@ static uint32_t storage_crc(const MDB_val *key, const uint8_t *payload, size_t p
 	return cl_crc32c(crc, payload, payload_len);
 }
 
+bool storage_value_checksum_ok(const MDB_val *key, const MDB_val *val)
+{
+	CL_ASSERT(val->mv_size >= STORAGE_CRC_BYTES); /* callers check lengths first */
+	const uint8_t *v = val->mv_data;
+	return storage_crc(key, v + STORAGE_CRC_BYTES, val->mv_size - STORAGE_CRC_BYTES) ==
+	       cl_get_u32be(v);
+}
+
+void storage_value_fill(const MDB_val *key, MDB_val *reserved, const struct storage_part *parts,
+			size_t part_count)
+{
+	CL_ASSERT(reserved->mv_size >= STORAGE_CRC_BYTES);
+	uint8_t *out = reserved->mv_data;
+	size_t at = STORAGE_CRC_BYTES;
+	for (size_t i = 0; i < part_count; i++) {
+		if (parts[i].len > 0) {
+			CL_ASSERT(parts[i].len <= reserved->mv_size - at);
+			memcpy(out + at, parts[i].bytes, parts[i].len);
+			at += parts[i].len;
+		}
+	}
+	CL_ASSERT(at == reserved->mv_size);
+	cl_put_u32be(out, storage_crc(key, out + STORAGE_CRC_BYTES, at - STORAGE_CRC_BYTES));
+}
+
 static const char *storage_meta_problem(const MDB_val *key, const MDB_val *val)
 {
 	const uint8_t *v = val->mv_data;
@@ -89,6 +114,10 @@ static const char *storage_key_problem(enum storage_db db, const MDB_val *key)
 			return "key_shape";
 		}
 		return NULL;
+	case STORAGE_DB_POLICY:
+		return key->mv_size >= 1 && key->mv_size <= STORAGE_POLICY_KEY_BYTES_MAX
+			       ? NULL
+			       : "key_shape";
 	default:
 		CL_UNREACHABLE();
 	}
@@ -126,9 +155,11 @@ const char *storage_record_problem(enum storage_db db, const MDB_val *key, const
 	if (val->mv_size < storage_value_bytes_min(db) || (exact != 0 && val->mv_size != exact)) {
 		return "value_length";
 	}
-	const uint8_t *v = val->mv_data;
-	uint32_t stored = cl_get_u32be(v);
-	if (storage_crc(key, v + STORAGE_CRC_BYTES, val->mv_size - STORAGE_CRC_BYTES) != stored) {
+	if (db == STORAGE_DB_POLICY &&
+	    val->mv_size - STORAGE_CRC_BYTES > (size_t)STORAGE_POLICY_VALUE_BYTES_MAX) {
+		return "value_length";
+	}
+	if (!storage_value_checksum_ok(key, val)) {
 		return "checksum";
 	}
 	return db == STORAGE_DB_META ? storage_meta_problem(key, val) : NULL;
@@ -175,6 +206,14 @@ void storage_key_text(enum storage_db db, const MDB_val *key, char *out, size_t 
 	case STORAGE_DB_ENTRY_INDEX:
 	case STORAGE_DB_REQUEST_INDEX:
 		storage_hex_text(key, out, out_size);
+		return;
+	case STORAGE_DB_POLICY:
+		/* The table tag only: node/access's keys carry patient and actor ids. */
+		if (key->mv_size >= 1) {
+			snprintf(out, out_size, "tag-%02x", (unsigned int)k[0]);
+		} else {
+			snprintf(out, out_size, "malformed-len-0");
+		}
 		return;
 	default:
 		CL_UNREACHABLE();
@@ -230,14 +269,6 @@ int storage_record_put(struct storage_txn *t, MDB_cursor *cursor, enum storage_d
 		return storage_error(t->storage, rc, "put");
 	}
 	CL_ASSERT(v.mv_size == total);
-	uint8_t *out = v.mv_data;
-	size_t at = STORAGE_CRC_BYTES;
-	for (size_t i = 0; i < part_count; i++) {
-		if (parts[i].len > 0) {
-			memcpy(out + at, parts[i].bytes, parts[i].len);
-			at += parts[i].len;
-		}
-	}
-	cl_put_u32be(out, storage_crc(&k, out + STORAGE_CRC_BYTES, total - STORAGE_CRC_BYTES));
+	storage_value_fill(&k, &v, parts, part_count);
 	return CARELOG_OK;
 }

@@ -22,7 +22,15 @@ extern "C" {
  *
  * Threads: a struct carelog_client may be shared by any number of threads; each call uses
  * its own nng context, so calls run concurrently over one connection. Results belong to the
- * caller and may be used and freed from any thread.
+ * caller and may be used and freed from any thread. carelog_client_set_actor may be called
+ * from any thread at any time (it takes the client's lock); a call uses the actor that was set
+ * when it started.
+ *
+ * Actor: every request names who acts (id, role, unit, purpose), for the node's access rules
+ * and its access log (docs/access.md). carelog_client_set_actor sets a client default sent
+ * with every request; the `actor` / `role` fields of carelog_append_args, carelog_read_args and
+ * carelog_get_args override its id / role for one call. A field left empty takes the node's
+ * configured default; the organisation is always the serving node's.
  *
  * Ownership: arguments are borrowed for the duration of the call only. Every result a call
  * allocates (`**out`) is one block owned by the caller and freed with its matching *_free
@@ -31,8 +39,9 @@ extern "C" {
  * is documented there). Destructors accept NULL.
  *
  * Timeouts: `timeout_ms` bounds the whole call (connect, send, node work, reply); 0 means
- * CARELOG_TIMEOUT_MS_DEFAULT; more than 24 hours counts as 24 hours. The node is asked to answer a little earlier than that, so a
- * slow commit comes back as a "pending" answer rather than a client-side timeout.
+ * CARELOG_TIMEOUT_MS_DEFAULT; more than 24 hours counts as 24 hours. The node is asked to answer a
+ * little earlier than that, so a slow commit comes back as a "pending" answer rather than a
+ * client-side timeout.
  */
 
 enum {
@@ -42,10 +51,18 @@ enum {
 	CARELOG_REQUEST_ID_BYTES_MAX = 64,     /* a caller-chosen request id */
 	CARELOG_TIMEOUT_MS_DEFAULT = 10000,
 	CARELOG_READ_LIMIT_MAX = 1000,         /* entries per carelog_read */
-	CARELOG_MESSAGE_BYTES_MAX = 80 * 1024 * 1024, /* largest request sent, largest reply accepted */
+	CARELOG_MESSAGE_BYTES_MAX =
+	    80 * 1024 * 1024,               /* largest request sent, largest reply accepted */
 	CARELOG_PUBLIC_KEY_BYTES = 32,         /* a node's Ed25519 public key (node.pub) */
 	CARELOG_ORG_BYTES_MAX = 64,            /* a member's organisation */
 	CARELOG_ADDRESS_BYTES_MAX = 128,       /* a member's peer address (tcp://host:port) */
+	CARELOG_ACTOR_BYTES_MAX = 64,       /* actor id */
+	CARELOG_ROLE_BYTES_MAX = 32,        /* actor role */
+	CARELOG_UNIT_BYTES_MAX = 64,        /* actor unit */
+	CARELOG_PURPOSE_BYTES_MAX = 128,    /* actor purpose */
+	CARELOG_CATEGORIES_MAX = 6,         /* care-relation categories */
+	CARELOG_ACCESS_LOG_ROWS_MAX = 1000, /* rows per carelog_access_log */
+	CARELOG_BTG_GRANTS_MAX = 1000,      /* grants per carelog_btg_list */
 };
 
 struct carelog_client;
@@ -73,6 +90,19 @@ CARELOG_API void carelog_client_close(struct carelog_client *client);
  */
 CARELOG_API const char *carelog_last_message(void);
 
+/*
+ * Sets who acts in every later request on `client` (copied; NULL or "" leaves that field to
+ * the node's default): `id` the practitioner's or person's id, `role` (physician, nurse, ...,
+ * patient, proxy, admin, auditor, operator: docs/access.md), `unit` the actor's unit (empty:
+ * the node's unit), `purpose` why, in words, for the access log. Per-call `actor` / `role`
+ * arguments still override id / role. Thread-safe (see Threads above).
+ * @return CARELOG_OK, CARELOG_EINVAL (client NULL), CARELOG_ETOOBIG for a field over
+ *         CARELOG_ACTOR_BYTES_MAX / CARELOG_ROLE_BYTES_MAX / CARELOG_UNIT_BYTES_MAX /
+ *         CARELOG_PURPOSE_BYTES_MAX (the previous actor is kept, carelog_last_message names it).
+ */
+CARELOG_API int carelog_client_set_actor(struct carelog_client *client, const char *id,
+					 const char *role, const char *unit, const char *purpose);
+
 /* Writes a fresh request id: 16 random bytes as 32 lower-case hex digits and a NUL.
  * @return CARELOG_OK, or CARELOG_ECRYPTO if the system's random source is unavailable. */
 CARELOG_API int carelog_request_id_generate(char out[CARELOG_REQUEST_ID_HEX_BYTES]);
@@ -85,8 +115,8 @@ struct carelog_append_args {
 	const void *body;        /* body_len bytes; may be NULL when body_len is 0 */
 	size_t body_len;
 	const char *request_id;  /* NULL or "": the library generates one (returned in the result) */
-	const char *actor;       /* practitioner id; NULL or "": the node's configured default */
-	const char *role;        /* optional */
+	const char *actor;       /* overrides the client's actor id for this call; NULL or "": no */
+	const char *role;        /* overrides the client's actor role; NULL or "": no */
 	const char *media_type;  /* optional, node default "text/plain" */
 	const char *status;      /* optional: preliminary|final|amended|entered-in-error */
 	const char *sensitivity; /* optional: normal|psychiatry|... */
@@ -147,9 +177,16 @@ struct carelog_entry {
 	const char *request_id;
 	bool has_corrects;
 	uint8_t corrects[CARELOG_ID_BYTES];
-	bool body_erased;          /* lawfully erased: body_len is 0 */
+	bool body_erased;          /* lawfully erased: body_len is 0; erased_* say by whom */
 	const uint8_t *body;       /* body_len bytes followed by a NUL (not counted) */
 	size_t body_len;
+	bool has_superseded_by; /* a later version (amended, entered in error) replaces this */
+	uint8_t superseded_by[CARELOG_ID_BYTES];
+	uint64_t erased_index;     /* body_erased: the erasure entry's index ... */
+	uint64_t erased_time_ms;   /* ... its time ... */
+	const char *erased_author; /* ... who erased it ... */
+	const char *erased_org;
+	const char *erased_basis; /* ... and on which legal basis */
 };
 
 /* ------------------------------------------------------------------ read */
@@ -161,13 +198,20 @@ enum carelog_consistency {
 
 struct carelog_read_args {
 	const char *patient;   /* required */
-	const char *actor;     /* NULL or "": node default */
-	const char *role;      /* optional */
+	const char *actor;     /* overrides the client's actor id; NULL or "": no */
+	const char *role;      /* overrides the client's actor role; NULL or "": no */
 	enum carelog_consistency consistency;
 	uint64_t min_index;    /* 0, or wait (within the timeout) until the node applied this */
 	const char *kind;      /* NULL or "": every kind */
 	uint64_t since_index;  /* only entries with index > since_index */
 	uint32_t limit;        /* 0 = node default (100); at most CARELOG_READ_LIMIT_MAX */
+	bool history;          /* also superseded versions (amended, entered in error) */
+};
+
+/* How many entries were withheld for one reason. */
+struct carelog_withheld_reason {
+	const char *reason; /* "blocked by the patient", ... (docs/access.md) */
+	uint32_t count;
 };
 
 struct carelog_read_result {
@@ -178,6 +222,11 @@ struct carelog_read_result {
 	bool more;             /* more entries follow: read again with since_index = last index */
 	size_t entries_count;
 	const struct carelog_entry *entries; /* ascending index */
+	const char *basis; /* why this actor may read: relation, implicit, proxy, btg, self,
+	                      assignment ("" from an older node) */
+	size_t withheld_reasons_count;
+	const struct carelog_withheld_reason
+	    *withheld_reasons; /* their counts add up to withheld */
 };
 
 /*
@@ -193,8 +242,8 @@ CARELOG_API void carelog_read_result_free(struct carelog_read_result *result);
 
 struct carelog_get_args {
 	uint8_t id[CARELOG_ID_BYTES];
-	const char *actor; /* NULL or "": node default */
-	const char *role;
+	const char *actor; /* overrides the client's actor id; NULL or "": no */
+	const char *role;  /* overrides the client's actor role; NULL or "": no */
 };
 
 /* One entry by id. CARELOG_ENOTFOUND if no such entry. Free with carelog_entry_free. */
@@ -310,6 +359,145 @@ struct carelog_verify_result {
 CARELOG_API int carelog_verify(struct carelog_client *client, uint32_t timeout_ms,
 			       struct carelog_verify_result **out_result);
 CARELOG_API void carelog_verify_result_free(struct carelog_verify_result *result);
+
+/* ------------------------------------------------------------------ clinical access */
+
+/*
+ * A policy entry: care relations, blocks, withholds, proxies, ambulance assignments,
+ * break-the-glass, reviews, erasure, demographics, parameters (docs/access.md says who may
+ * write which). The node encodes the body (docs/entry-format.md section 10); fields a kind
+ * does not use stay NULL / 0.
+ *
+ *   kind                  fields
+ *   patient               patient, birth_date "YYYY-MM-DD"
+ *   care-relation         patient, org (the node's), unit, from_ms, to_ms, categories
+ *   care-relation-end     ref (the care-relation entry)
+ *   block                 patient, target_org or actor (a person), word "all" | "category" |
+ *                         "entry", category (scope category), ref (scope entry)
+ *   block-lift            ref (the block)
+ *   withhold              ref (the entry), word "patient" | "guardians", text (the reason)
+ *   withhold-lift         ref (the withhold)
+ *   proxy-grant           patient, actor (the proxy), word "parent" | "chosen", level
+ *                         "read" | "full", from_ms, to_ms
+ *   proxy-revoke          ref (the grant)
+ *   ambulance-assignment  patient, actor (the crew member), from_ms, to_ms
+ *   btg-grant             patient, reason_code, text (the reason), hours
+ *   btg-review            ref (the grant), word "justified" | "unjustified", text
+ *   erasure               ref (the entry), text (the legal basis)
+ *   policy-params         implicit_window_days, btg_hours_max, ambulance_hours_max
+ *
+ * `patient` may be NULL for the kinds that name an entry in `ref`: the node takes it from there.
+ */
+struct carelog_policy_args {
+	const char *kind; /* required */
+	const char *patient;
+	const char *request_id; /* NULL or "": generated (returned in the result) */
+	const char *org;
+	const char *unit;
+	const char *actor; /* the person the entry is about (crew, proxy, blocked person) */
+	const char *target_org;
+	const char *word;
+	const char *level;
+	const char *category;
+	const char *reason_code;
+	const char *text;
+	const char *birth_date;
+	size_t categories_count; /* at most CARELOG_CATEGORIES_MAX */
+	const char *const *categories;
+	const uint8_t *ref;      /* NULL, or CARELOG_ID_BYTES */
+	uint64_t from_ms, to_ms; /* 0 = now / open-ended */
+	uint32_t hours;
+	uint32_t implicit_window_days, btg_hours_max, ambulance_hours_max;
+};
+
+/*
+ * Appends a policy entry as the client's actor and waits until it is committed: the same
+ * outcomes as carelog_append (CARELOG_EPENDING with out->request_id to retry with;
+ * CARELOG_EDENIED with the reason when the actor may not write it; CARELOG_EINVAL without
+ * sending when kind is missing; CARELOG_ETOOBIG without sending for a field over its limit).
+ */
+CARELOG_API int carelog_policy(struct carelog_client *client,
+			       const struct carelog_policy_args *args, uint32_t timeout_ms,
+			       struct carelog_append_result *out);
+
+/* Exactly one of patient / actor_id. */
+struct carelog_access_log_args {
+	const char *patient;   /* who accessed this patient's record ... */
+	const char *actor_id;  /* ... or what this actor accessed */
+	const char *actor_org; /* the actor's organisation; NULL or "": the node's */
+	uint32_t limit;        /* 0 = 100; at most CARELOG_ACCESS_LOG_ROWS_MAX */
+};
+
+/* One access, as the serving node's audit recorded it. */
+struct carelog_access_row {
+	uint64_t node_id; /* the node that served it */
+	uint64_t seq;     /* that node's audit sequence number */
+	uint64_t time_ms; /* that node's clock, ms since the Unix epoch, UTC */
+	const char *actor;
+	const char *role;
+	const char *org;
+	const char *unit;
+	const char *patient; /* "" for actions on no patient */
+	const char *action;  /* read, get, append, policy, access-log, btg-list, status, ... */
+	bool allowed;
+	const char *basis; /* relation, implicit, proxy, btg, self, assignment, role, none */
+	uint64_t count;    /* entries returned or written */
+	uint64_t withheld;
+	bool has_entry;
+	uint8_t entry[CARELOG_ID_BYTES]; /* the entry read, written or acted on */
+	const char *purpose;
+	const char *outcome; /* "OK" or the error name of the answer */
+	bool shipped;        /* replicated to every node (false: only on that node so far) */
+};
+
+struct carelog_access_log {
+	uint64_t applied_index;
+	size_t rows_count;
+	const struct carelog_access_row *rows; /* newest first */
+};
+
+/*
+ * The access log of a patient or an actor, across the region. Reading it is itself logged.
+ * CARELOG_EINVAL without sending unless exactly one of patient / actor_id is given;
+ * CARELOG_EDENIED when the actor may not see it (patients and proxies see their own record's,
+ * auditors everyone's). Free with carelog_access_log_free.
+ */
+CARELOG_API int carelog_access_log(struct carelog_client *client,
+				   const struct carelog_access_log_args *args, uint32_t timeout_ms,
+				   struct carelog_access_log **out_log);
+CARELOG_API void carelog_access_log_free(struct carelog_access_log *log);
+
+struct carelog_btg_list_args {
+	const char *patient; /* NULL or "": every patient */
+	uint32_t limit;      /* 0 = 100; at most CARELOG_BTG_GRANTS_MAX */
+};
+
+/* An open (not yet reviewed) break-the-glass grant. */
+struct carelog_btg_grant {
+	uint8_t id[CARELOG_ID_BYTES]; /* the btg-grant entry */
+	uint64_t index;
+	const char *patient;
+	const char *actor;
+	const char *role;
+	const char *org;
+	const char *unit;
+	uint64_t granted_ms;
+	uint64_t expires_ms;
+	const char *reason_code;
+	const char *reason_text;
+};
+
+struct carelog_btg_list {
+	size_t grants_count;
+	const struct carelog_btg_grant *grants; /* oldest first */
+};
+
+/* Break-the-glass grants waiting for review (auditors, admins). Free with
+ * carelog_btg_list_free. */
+CARELOG_API int carelog_btg_list(struct carelog_client *client,
+				 const struct carelog_btg_list_args *args, uint32_t timeout_ms,
+				 struct carelog_btg_list **out_list);
+CARELOG_API void carelog_btg_list_free(struct carelog_btg_list *list);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@
  *    write the author was not allowed to make is REFUSED: recorded identically everywhere,
  *    never indexed by patient, and its waiting client gets CARELOG_EDENIED with the reason.
  *  - serving (node/daemon/serve.c, server.c, loop.c), node-local: access_decide_read /
- *    access_entry_visible / access_decide_write / access_decide_op judge a request with the
+ *    access_entry_visible / access_decide_write / access_op_class judge a request with the
  *    serving node's clock (through the caller's seam) over the policy state it has applied.
  *
  * Policy state lives in the storage "policy" database under one-byte table tags (listed in
@@ -91,6 +91,11 @@ int access_apply_entry(struct storage_txn *t, uint64_t index, uint64_t leader_ti
 		       const uint8_t *body, size_t body_len, enum access_apply_verdict *out_verdict,
 		       const char **out_reason);
 
+/* The reason a refused entry (apply status refused) was refused, as recorded when it was
+ * applied; CARELOG_ENOTFOUND if `id` was not refused. Copies at most reason_len - 1 bytes. */
+int access_refusal_get(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], char *reason,
+		       size_t reason_len);
+
 /* --- serving (node-local, clock from the caller) --- */
 
 /* The decision for reading patient `patient` now. */
@@ -121,13 +126,16 @@ enum access_withheld {
 /* Text for a reason ("blocked by the patient", ...). */
 const char *access_withheld_text(enum access_withheld w);
 
-/* Whether entry `id` with header `h` is shown under decision `d` (d->allowed). Region-wide and
- * audit-batch entries are never shown. */
+/* Whether entry `id` with header `h` is shown under decision `d` (d->allowed). Entries that are
+ * no patient's record (patient "-", audit-batch, policy-params) are CARELOG_ENOTFOUND: never
+ * shown, never counted as withheld. CARELOG_EINVAL when `d` is not allowed or is for another
+ * patient than h->patient. */
 int access_entry_visible(struct storage_txn *t, const struct access_read_decision *d,
 			 const struct journal_header *h, const uint8_t id[JOURNAL_ID_BYTES],
 			 enum access_withheld *out);
 
-/* Superseded by a later version (amend / entered-in-error)? *out_by = the newer entry's id. */
+/* Superseded by a later version (amend / entered-in-error)? *out_by = the newer entry's id
+ * (out_by may be NULL). */
 int access_superseded(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], bool *out,
 		      uint8_t out_by[JOURNAL_ID_BYTES]);
 
@@ -139,6 +147,7 @@ struct access_erasure {
 	char org[JOURNAL_ORG_BYTES_MAX + 1];
 	char basis[POLICY_TEXT_BYTES_MAX + 1];
 };
+/* out_erasure may be NULL. */
 int access_erased(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], bool *out,
 		  struct access_erasure *out_erasure);
 
@@ -165,12 +174,12 @@ enum access_op_class access_op_class(uint8_t op);
 
 enum { ACCESS_LOG_ROWS_MAX = 1000 };
 /* Rows about `patient` (or, when patient is NULL, by actor `actor_id` of org `actor_org`),
- * newest first, at most `limit`, calling visit(arg, row bytes, len). */
+ * newest first, at most `limit` (0 = ACCESS_LOG_ROWS_MAX), calling visit(arg, row bytes, len). */
 int access_log_query(struct storage_txn *t, const char *patient, const char *actor_org,
 		     const char *actor_id, size_t limit,
 		     int (*visit)(void *arg, const uint8_t *row, size_t len), void *arg);
 
-/* Open break-the-glass grants (not reviewed), oldest first; patient NULL = all. */
+/* Open break-the-glass grants (not reviewed), oldest first; patient NULL = all; limit 0 = 1000. */
 struct access_btg {
 	uint8_t id[JOURNAL_ID_BYTES];
 	uint64_t index;

@@ -97,8 +97,10 @@ void proto_arena_free(struct proto_arena *a)
 static const char *const proto_op_names[] = {
 	[PROTO_OP_STATUS] = "status", [PROTO_OP_APPEND] = "append", [PROTO_OP_READ] = "read",
 	[PROTO_OP_GET] = "get",       [PROTO_OP_VERIFY] = "verify", [PROTO_OP_MEMBER] = "member",
-	[PROTO_OP_TRANSFER] = "transfer",
+	[PROTO_OP_TRANSFER] = "transfer", [PROTO_OP_POLICY] = "policy",
+	[PROTO_OP_ACCESS_LOG] = "access-log", [PROTO_OP_BTG_LIST] = "btg-list",
 };
+CL_STATIC_ASSERT(CL_ARRAY_LEN(proto_op_names) == PROTO_OP_COUNT_, "every op has a name");
 
 const char *proto_op_name(uint8_t op)
 {
@@ -198,9 +200,49 @@ enum proto_key {
 	K_VERIFIED_SIGNATURES,
 	K_SYNCS,
 	K_TRANSPORT,
+	/* clinical access */
+	K_HISTORY,
+	K_POLICY,
+	K_ACTOR_ID,
+	K_ACTOR_ORG,
+	K_BASIS,
+	K_WITHHELD_REASONS,
+	K_REASON,
+	K_COUNT,
+	K_ROWS,
+	K_GRANTS,
+	K_SUPERSEDED_BY,
+	K_ERASED_INDEX,
+	K_ERASED_TIME_MS,
+	K_ERASED_AUTHOR,
+	K_ERASED_ORG,
+	K_ERASED_BASIS,
+	K_PURPOSE,
+	K_SEQ,
+	K_ALLOWED,
+	K_OUTCOME,
+	K_SHIPPED,
+	K_GRANTED_MS,
+	K_EXPIRES_MS,
+	K_REASON_CODE,
+	K_REASON_TEXT,
+	K_TARGET_ORG,
+	K_WORD,
+	K_LEVEL,
+	K_CATEGORY,
+	K_TEXT,
+	K_BIRTH_DATE,
+	K_CATEGORIES,
+	K_REF,
+	K_FROM_MS,
+	K_TO_MS,
+	K_HOURS,
+	K_IMPLICIT_WINDOW_DAYS,
+	K_BTG_HOURS_MAX,
+	K_AMBULANCE_HOURS_MAX,
 	K_COUNT_
 };
-CL_STATIC_ASSERT(K_COUNT_ <= 64, "key masks are uint64_t");
+CL_STATIC_ASSERT(K_COUNT_ <= 128, "key sets are two uint64_t words");
 
 static const char *const proto_key_names[K_COUNT_] = {
 	[K_V] = "v",
@@ -261,6 +303,45 @@ static const char *const proto_key_names[K_COUNT_] = {
 	[K_VERIFIED_SIGNATURES] = "verified_signatures",
 	[K_SYNCS] = "syncs",
 	[K_TRANSPORT] = "transport",
+	[K_HISTORY] = "history",
+	[K_POLICY] = "policy",
+	[K_ACTOR_ID] = "actor_id",
+	[K_ACTOR_ORG] = "actor_org",
+	[K_BASIS] = "basis",
+	[K_WITHHELD_REASONS] = "withheld_reasons",
+	[K_REASON] = "reason",
+	[K_COUNT] = "count",
+	[K_ROWS] = "rows",
+	[K_GRANTS] = "grants",
+	[K_SUPERSEDED_BY] = "superseded_by",
+	[K_ERASED_INDEX] = "erased_index",
+	[K_ERASED_TIME_MS] = "erased_time_ms",
+	[K_ERASED_AUTHOR] = "erased_author",
+	[K_ERASED_ORG] = "erased_org",
+	[K_ERASED_BASIS] = "erased_basis",
+	[K_PURPOSE] = "purpose",
+	[K_SEQ] = "seq",
+	[K_ALLOWED] = "allowed",
+	[K_OUTCOME] = "outcome",
+	[K_SHIPPED] = "shipped",
+	[K_GRANTED_MS] = "granted_ms",
+	[K_EXPIRES_MS] = "expires_ms",
+	[K_REASON_CODE] = "reason_code",
+	[K_REASON_TEXT] = "reason_text",
+	[K_TARGET_ORG] = "target_org",
+	[K_WORD] = "word",
+	[K_LEVEL] = "level",
+	[K_CATEGORY] = "category",
+	[K_TEXT] = "text",
+	[K_BIRTH_DATE] = "birth_date",
+	[K_CATEGORIES] = "categories",
+	[K_REF] = "ref",
+	[K_FROM_MS] = "from_ms",
+	[K_TO_MS] = "to_ms",
+	[K_HOURS] = "hours",
+	[K_IMPLICIT_WINDOW_DAYS] = "implicit_window_days",
+	[K_BTG_HOURS_MAX] = "btg_hours_max",
+	[K_AMBULANCE_HOURS_MAX] = "ambulance_hours_max",
 };
 
 /* The keys of the status reply's "transport" map: a table of their own, so the 64-bit key
@@ -284,7 +365,53 @@ static const char *const proto_transport_key_names[TK_COUNT_] = {
 	[TK_HANDSHAKES] = "handshakes",
 };
 
-#define KB(k) ((uint64_t)1 << (k))
+/* A set of keys (seen in a map, allowed, required). */
+struct proto_keys {
+	uint64_t w[2];
+};
+
+static struct proto_keys keys_of(const uint8_t *list, size_t n)
+{
+	struct proto_keys s = {{0, 0}};
+	for (size_t i = 0; i < n; i++) {
+		CL_ASSERT(list[i] < K_COUNT_);
+		s.w[list[i] / 64] |= (uint64_t)1 << (list[i] % 64);
+	}
+	return s;
+}
+/* KEYS(K_A, K_B, ...): the set of those keys. */
+#define KEYS(...)                                                                           \
+	keys_of((const uint8_t[]){__VA_ARGS__}, sizeof((const uint8_t[]){__VA_ARGS__}))
+
+static bool keys_has(struct proto_keys s, int k)
+{
+	return (s.w[k / 64] >> (k % 64)) & 1u;
+}
+
+static struct proto_keys keys_or(struct proto_keys a, struct proto_keys b)
+{
+	return (struct proto_keys){{a.w[0] | b.w[0], a.w[1] | b.w[1]}};
+}
+
+static struct proto_keys keys_and(struct proto_keys a, struct proto_keys b)
+{
+	return (struct proto_keys){{a.w[0] & b.w[0], a.w[1] & b.w[1]}};
+}
+
+/* The keys of `a` not in `b`. */
+static struct proto_keys keys_minus(struct proto_keys a, struct proto_keys b)
+{
+	return (struct proto_keys){{a.w[0] & ~b.w[0], a.w[1] & ~b.w[1]}};
+}
+
+/* The lowest key in `s`, -1 when empty. */
+static int keys_first(struct proto_keys s)
+{
+	if (s.w[0] != 0) {
+		return __builtin_ctzll(s.w[0]);
+	}
+	return s.w[1] != 0 ? 64 + __builtin_ctzll(s.w[1]) : -1;
+}
 
 static int proto_key_lookup(struct proto_str s)
 {
@@ -410,34 +537,64 @@ static int proto_enc_finish(struct proto_enc *e)
 	return e->err;
 }
 
+/* A string field and its limit, for the checks below. */
+struct proto_limit {
+	struct proto_str s;
+	size_t max;
+};
+
+static int proto_check_strs(const struct proto_limit *fields, size_t n)
+{
+	int rc = CARELOG_OK;
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		rc = proto_check_str(fields[i].s, fields[i].max);
+	}
+	return rc;
+}
+
 static int proto_check_actor(const struct proto_actor *a)
 {
-	int rc = proto_check_str(a->id, PROTO_ACTOR_BYTES_MAX);
-	return rc != CARELOG_OK ? rc : proto_check_str(a->role, PROTO_ROLE_BYTES_MAX);
+	const struct proto_limit fields[] = {
+		{a->id, PROTO_ACTOR_BYTES_MAX},
+		{a->role, PROTO_ROLE_BYTES_MAX},
+		{a->unit, PROTO_UNIT_BYTES_MAX},
+		{a->purpose, PROTO_PURPOSE_BYTES_MAX},
+	};
+	return proto_check_strs(fields, CL_ARRAY_LEN(fields));
 }
 
 static size_t proto_actor_pairs(const struct proto_actor *a)
 {
-	return (a->id.len > 0 ? 1u : 0u) + (a->role.len > 0 ? 1u : 0u);
+	return (a->id.len > 0 ? 1u : 0u) + (a->role.len > 0 ? 1u : 0u) +
+	       (a->unit.len > 0 ? 1u : 0u) + (a->purpose.len > 0 ? 1u : 0u);
 }
 
+/* The request's "actor" map with its non-empty fields; nothing when all are empty. */
 static void enc_actor(struct proto_enc *e, const struct proto_actor *a)
 {
-	if (a->id.len > 0) {
-		enc_kv_str(e, K_ACTOR, a->id);
+	size_t pairs = proto_actor_pairs(a);
+	if (pairs == 0) {
+		return;
 	}
-	if (a->role.len > 0) {
-		enc_kv_str(e, K_ROLE, a->role);
+	enc_key(e, K_ACTOR);
+	size_t keys_before = e->keys;
+	msgpack_pack_map(&e->pk, pairs);
+	const struct {
+		enum proto_key k;
+		struct proto_str s;
+	} fields[] = {{K_ID, a->id}, {K_ROLE, a->role}, {K_UNIT, a->unit}, {K_PURPOSE, a->purpose}};
+	for (size_t i = 0; i < CL_ARRAY_LEN(fields); i++) {
+		if (fields[i].s.len > 0) {
+			enc_kv_str(e, fields[i].k, fields[i].s);
+		}
 	}
+	CL_ASSERT(e->keys - keys_before == pairs);
+	e->keys = keys_before; /* the outer map counts "actor" once */
 }
 
 static int proto_check_append_req(const struct proto_append_req *r)
 {
-	int rc = proto_check_actor(&r->actor);
-	const struct {
-		struct proto_str s;
-		size_t max;
-	} fields[] = {
+	const struct proto_limit fields[] = {
 		{r->patient, PROTO_PATIENT_BYTES_MAX},
 		{r->kind, PROTO_KIND_BYTES_MAX},
 		{r->request_id, PROTO_REQUEST_ID_BYTES_MAX},
@@ -446,22 +603,17 @@ static int proto_check_append_req(const struct proto_append_req *r)
 		{r->sensitivity, PROTO_SENSITIVITY_BYTES_MAX},
 		{r->body, PROTO_BODY_BYTES_MAX},
 	};
-	for (size_t i = 0; i < CL_ARRAY_LEN(fields) && rc == CARELOG_OK; i++) {
-		rc = proto_check_str(fields[i].s, fields[i].max);
-	}
-	return rc;
+	return proto_check_strs(fields, CL_ARRAY_LEN(fields));
 }
 
 static size_t proto_append_req_pairs(const struct proto_append_req *r)
 {
-	return 4 + proto_actor_pairs(&r->actor) + (r->media_type.len > 0) +
-	       (r->status.len > 0) + (r->sensitivity.len > 0) + (r->clinical_time_ms > 0) +
-	       r->has_corrects;
+	return 4u + (r->media_type.len > 0) + (r->status.len > 0) + (r->sensitivity.len > 0) +
+	       (r->clinical_time_ms > 0) + r->has_corrects;
 }
 
 static void enc_append_req(struct proto_enc *e, const struct proto_append_req *r)
 {
-	enc_actor(e, &r->actor);
 	enc_kv_str(e, K_PATIENT, r->patient);
 	enc_kv_str(e, K_KIND, r->kind);
 	enc_kv_str(e, K_REQUEST_ID, r->request_id);
@@ -485,10 +637,7 @@ static void enc_append_req(struct proto_enc *e, const struct proto_append_req *r
 
 static int proto_check_read_req(const struct proto_read_req *r)
 {
-	int rc = proto_check_actor(&r->actor);
-	if (rc == CARELOG_OK) {
-		rc = proto_check_str(r->patient, PROTO_PATIENT_BYTES_MAX);
-	}
+	int rc = proto_check_str(r->patient, PROTO_PATIENT_BYTES_MAX);
 	if (rc == CARELOG_OK) {
 		rc = proto_check_str(r->kind, PROTO_KIND_BYTES_MAX);
 	}
@@ -503,13 +652,12 @@ static int proto_check_read_req(const struct proto_read_req *r)
 
 static size_t proto_read_req_pairs(const struct proto_read_req *r)
 {
-	return 1 + proto_actor_pairs(&r->actor) + (r->consistency != 0) + (r->min_index > 0) +
-	       (r->kind.len > 0) + (r->since_index > 0) + (r->limit > 0);
+	return 1u + (r->consistency != 0) + (r->min_index > 0) + (r->kind.len > 0) +
+	       (r->since_index > 0) + (r->limit > 0) + r->history;
 }
 
 static void enc_read_req(struct proto_enc *e, const struct proto_read_req *r)
 {
-	enc_actor(e, &r->actor);
 	enc_kv_str(e, K_PATIENT, r->patient);
 	if (r->consistency != 0) {
 		enc_key(e, K_CONSISTENCY);
@@ -527,6 +675,9 @@ static void enc_read_req(struct proto_enc *e, const struct proto_read_req *r)
 	}
 	if (r->limit > 0) {
 		enc_kv_u64(e, K_LIMIT, r->limit);
+	}
+	if (r->history) {
+		enc_kv_bool(e, K_HISTORY, true);
 	}
 }
 
@@ -565,6 +716,155 @@ static void enc_member_req(struct proto_enc *e, const struct proto_member_req *m
 	}
 }
 
+/* The policy map's string fields in wire order (kind and request_id always written). */
+static size_t proto_policy_strs(const struct proto_policy_req *p, enum proto_key keys[13],
+				struct proto_limit fields[13])
+{
+	const struct {
+		enum proto_key k;
+		struct proto_str s;
+		size_t max;
+	} all[] = {
+		{K_KIND, p->kind, PROTO_KIND_BYTES_MAX},
+		{K_PATIENT, p->patient, PROTO_PATIENT_BYTES_MAX},
+		{K_REQUEST_ID, p->request_id, PROTO_REQUEST_ID_BYTES_MAX},
+		{K_ORG, p->org, PROTO_ORG_BYTES_MAX},
+		{K_UNIT, p->unit, PROTO_UNIT_BYTES_MAX},
+		{K_ACTOR, p->actor, PROTO_ACTOR_BYTES_MAX},
+		{K_TARGET_ORG, p->target_org, PROTO_ORG_BYTES_MAX},
+		{K_WORD, p->word, PROTO_WORD_BYTES_MAX},
+		{K_LEVEL, p->level, PROTO_WORD_BYTES_MAX},
+		{K_CATEGORY, p->category, PROTO_SENSITIVITY_BYTES_MAX},
+		{K_REASON_CODE, p->reason_code, PROTO_REASON_CODE_BYTES_MAX},
+		{K_TEXT, p->text, PROTO_TEXT_BYTES_MAX},
+		{K_BIRTH_DATE, p->birth_date, PROTO_BIRTH_DATE_BYTES_MAX},
+	};
+	CL_STATIC_ASSERT(CL_ARRAY_LEN(all) == 13, "policy string fields");
+	for (size_t i = 0; i < CL_ARRAY_LEN(all); i++) {
+		keys[i] = all[i].k;
+		fields[i] = (struct proto_limit){all[i].s, all[i].max};
+	}
+	return CL_ARRAY_LEN(all);
+}
+
+static int proto_check_policy_req(const struct proto_policy_req *p)
+{
+	enum proto_key keys[13];
+	struct proto_limit fields[13];
+	size_t n = proto_policy_strs(p, keys, fields);
+	int rc = proto_check_strs(fields, n);
+	if (rc == CARELOG_OK && p->categories_count > PROTO_CATEGORIES_MAX) {
+		rc = CARELOG_ETOOBIG;
+	}
+	for (uint32_t i = 0; i < p->categories_count && rc == CARELOG_OK; i++) {
+		rc = proto_check_str(p->categories[i], PROTO_SENSITIVITY_BYTES_MAX);
+	}
+	if (rc == CARELOG_OK && (p->kind.len == 0 || p->request_id.len == 0)) {
+		rc = CARELOG_EINVAL; /* the decoder refuses them empty */
+	}
+	return rc;
+}
+
+static void enc_policy_req(struct proto_enc *e, const struct proto_policy_req *p)
+{
+	enum proto_key keys[13];
+	struct proto_limit fields[13];
+	size_t n = proto_policy_strs(p, keys, fields);
+	const struct {
+		enum proto_key k;
+		uint64_t v;
+	} nums[] = {
+		{K_FROM_MS, p->from_ms},
+		{K_TO_MS, p->to_ms},
+		{K_HOURS, p->hours},
+		{K_IMPLICIT_WINDOW_DAYS, p->implicit_window_days},
+		{K_BTG_HOURS_MAX, p->btg_hours_max},
+		{K_AMBULANCE_HOURS_MAX, p->ambulance_hours_max},
+	};
+	size_t pairs = (p->categories_count > 0 ? 1u : 0u) + p->has_ref;
+	for (size_t i = 0; i < n; i++) {
+		pairs += fields[i].s.len > 0;
+	}
+	for (size_t i = 0; i < CL_ARRAY_LEN(nums); i++) {
+		pairs += nums[i].v > 0;
+	}
+	enc_key(e, K_POLICY);
+	size_t keys_before = e->keys;
+	msgpack_pack_map(&e->pk, pairs);
+	for (size_t i = 0; i < n; i++) {
+		if (fields[i].s.len > 0) {
+			enc_kv_str(e, keys[i], fields[i].s);
+		}
+	}
+	if (p->categories_count > 0) {
+		enc_key(e, K_CATEGORIES);
+		msgpack_pack_array(&e->pk, p->categories_count);
+		for (uint32_t i = 0; i < p->categories_count; i++) {
+			enc_text(e, p->categories[i].ptr, p->categories[i].len);
+		}
+	}
+	if (p->has_ref) {
+		enc_kv_bin(e, K_REF, p->ref, PROTO_ID_BYTES);
+	}
+	for (size_t i = 0; i < CL_ARRAY_LEN(nums); i++) {
+		if (nums[i].v > 0) {
+			enc_kv_u64(e, nums[i].k, nums[i].v);
+		}
+	}
+	CL_ASSERT(e->keys - keys_before == pairs);
+	e->keys = keys_before; /* the outer map counts "policy" once */
+}
+
+static int proto_check_access_log_req(const struct proto_access_log_req *q)
+{
+	const struct proto_limit fields[] = {
+		{q->patient, PROTO_PATIENT_BYTES_MAX},
+		{q->actor_id, PROTO_ACTOR_BYTES_MAX},
+		{q->actor_org, PROTO_ORG_BYTES_MAX},
+	};
+	int rc = proto_check_strs(fields, CL_ARRAY_LEN(fields));
+	if (rc == CARELOG_OK && q->limit > PROTO_ACCESS_LOG_ROWS_MAX) {
+		rc = CARELOG_ETOOBIG;
+	}
+	/* exactly one of patient / actor_id; an organisation only with an actor */
+	if (rc == CARELOG_OK && ((q->patient.len > 0) == (q->actor_id.len > 0) ||
+				 (q->actor_org.len > 0 && q->actor_id.len == 0))) {
+		rc = CARELOG_EINVAL;
+	}
+	return rc;
+}
+
+static size_t proto_access_log_req_pairs(const struct proto_access_log_req *q)
+{
+	return (size_t)(q->patient.len > 0) + (q->actor_id.len > 0) + (q->actor_org.len > 0) +
+	       (q->limit > 0);
+}
+
+static void enc_access_log_req(struct proto_enc *e, const struct proto_access_log_req *q)
+{
+	if (q->patient.len > 0) {
+		enc_kv_str(e, K_PATIENT, q->patient);
+	}
+	if (q->actor_id.len > 0) {
+		enc_kv_str(e, K_ACTOR_ID, q->actor_id);
+	}
+	if (q->actor_org.len > 0) {
+		enc_kv_str(e, K_ACTOR_ORG, q->actor_org);
+	}
+	if (q->limit > 0) {
+		enc_kv_u64(e, K_LIMIT, q->limit);
+	}
+}
+
+static int proto_check_btg_list_req(const struct proto_btg_list_req *q)
+{
+	int rc = proto_check_str(q->patient, PROTO_PATIENT_BYTES_MAX);
+	if (rc == CARELOG_OK && q->limit > PROTO_BTG_GRANTS_MAX) {
+		rc = CARELOG_ETOOBIG;
+	}
+	return rc;
+}
+
 static void enc_head(struct proto_enc *e, uint8_t op)
 {
 	enc_kv_u64(e, K_V, PROTO_VERSION);
@@ -573,57 +873,69 @@ static void enc_head(struct proto_enc *e, uint8_t op)
 	enc_text(e, name, strlen(name));
 }
 
+static int proto_check_request(const struct proto_request *req)
+{
+	int rc = proto_check_actor(&req->actor);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	switch (req->op) {
+	case PROTO_OP_STATUS:
+	case PROTO_OP_VERIFY:
+		return CARELOG_OK;
+	case PROTO_OP_APPEND:
+		return proto_check_append_req(&req->u.append);
+	case PROTO_OP_READ:
+		return proto_check_read_req(&req->u.read);
+	case PROTO_OP_GET:
+		return CARELOG_OK;
+	case PROTO_OP_MEMBER:
+		return proto_check_member_req(&req->u.member);
+	case PROTO_OP_TRANSFER:
+		return req->u.transfer.to == 0 ? CARELOG_EINVAL : CARELOG_OK;
+	case PROTO_OP_POLICY:
+		return proto_check_policy_req(&req->u.policy);
+	case PROTO_OP_ACCESS_LOG:
+		return proto_check_access_log_req(&req->u.access_log);
+	case PROTO_OP_BTG_LIST:
+		return proto_check_btg_list_req(&req->u.btg_list);
+	default:
+		return CARELOG_EINVAL;
+	}
+}
+
+static size_t proto_request_pairs(const struct proto_request *req)
+{
+	size_t pairs = 2u + (req->timeout_ms > 0) + (proto_actor_pairs(&req->actor) > 0);
+	switch (req->op) {
+	case PROTO_OP_APPEND:
+		return pairs + proto_append_req_pairs(&req->u.append);
+	case PROTO_OP_READ:
+		return pairs + proto_read_req_pairs(&req->u.read);
+	case PROTO_OP_GET:
+	case PROTO_OP_TRANSFER:
+	case PROTO_OP_POLICY:
+		return pairs + 1;
+	case PROTO_OP_MEMBER:
+		return pairs + proto_member_req_pairs(&req->u.member);
+	case PROTO_OP_ACCESS_LOG:
+		return pairs + proto_access_log_req_pairs(&req->u.access_log);
+	case PROTO_OP_BTG_LIST:
+		return pairs + (req->u.btg_list.patient.len > 0) + (req->u.btg_list.limit > 0);
+	default:
+		return pairs;
+	}
+}
+
 int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 {
 	CL_ASSERT(req != NULL && out != NULL);
 	CL_ASSERT(out->len == 0);
-	int rc = CARELOG_OK;
-	switch (req->op) {
-	case PROTO_OP_STATUS:
-	case PROTO_OP_VERIFY:
-		break;
-	case PROTO_OP_APPEND:
-		rc = proto_check_append_req(&req->u.append);
-		break;
-	case PROTO_OP_READ:
-		rc = proto_check_read_req(&req->u.read);
-		break;
-	case PROTO_OP_GET:
-		rc = proto_check_actor(&req->u.get.actor);
-		break;
-	case PROTO_OP_MEMBER:
-		rc = proto_check_member_req(&req->u.member);
-		break;
-	case PROTO_OP_TRANSFER:
-		rc = req->u.transfer.to == 0 ? CARELOG_EINVAL : CARELOG_OK;
-		break;
-	default:
-		rc = CARELOG_EINVAL;
-		break;
-	}
+	int rc = proto_check_request(req);
 	if (rc != CARELOG_OK) {
 		return rc;
 	}
-	size_t pairs = 2 + (req->timeout_ms > 0);
-	switch (req->op) {
-	case PROTO_OP_APPEND:
-		pairs += proto_append_req_pairs(&req->u.append);
-		break;
-	case PROTO_OP_READ:
-		pairs += proto_read_req_pairs(&req->u.read);
-		break;
-	case PROTO_OP_GET:
-		pairs += 1 + proto_actor_pairs(&req->u.get.actor);
-		break;
-	case PROTO_OP_MEMBER:
-		pairs += proto_member_req_pairs(&req->u.member);
-		break;
-	case PROTO_OP_TRANSFER:
-		pairs += 1;
-		break;
-	default:
-		break;
-	}
+	size_t pairs = proto_request_pairs(req);
 	struct proto_enc e;
 	proto_enc_init(&e, out);
 	msgpack_pack_map(&e.pk, pairs);
@@ -631,6 +943,7 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 	if (req->timeout_ms > 0) {
 		enc_kv_u64(&e, K_TIMEOUT_MS, req->timeout_ms);
 	}
+	enc_actor(&e, &req->actor);
 	switch (req->op) {
 	case PROTO_OP_APPEND:
 		enc_append_req(&e, &req->u.append);
@@ -639,7 +952,6 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 		enc_read_req(&e, &req->u.read);
 		break;
 	case PROTO_OP_GET:
-		enc_actor(&e, &req->u.get.actor);
 		enc_kv_bin(&e, K_ID, req->u.get.id, PROTO_ID_BYTES);
 		break;
 	case PROTO_OP_MEMBER:
@@ -647,6 +959,20 @@ int proto_request_encode(const struct proto_request *req, struct proto_buf *out)
 		break;
 	case PROTO_OP_TRANSFER:
 		enc_kv_u64(&e, K_TO, req->u.transfer.to);
+		break;
+	case PROTO_OP_POLICY:
+		enc_policy_req(&e, &req->u.policy);
+		break;
+	case PROTO_OP_ACCESS_LOG:
+		enc_access_log_req(&e, &req->u.access_log);
+		break;
+	case PROTO_OP_BTG_LIST:
+		if (req->u.btg_list.patient.len > 0) {
+			enc_kv_str(&e, K_PATIENT, req->u.btg_list.patient);
+		}
+		if (req->u.btg_list.limit > 0) {
+			enc_kv_u64(&e, K_LIMIT, req->u.btg_list.limit);
+		}
 		break;
 	default:
 		break;
@@ -685,10 +1011,7 @@ static void enc_reply_head(struct proto_enc *e, uint8_t op, int err, struct prot
 
 static int proto_check_entry(const struct proto_entry *x)
 {
-	const struct {
-		struct proto_str s;
-		size_t max;
-	} fields[] = {
+	const struct proto_limit fields[] = {
 		{x->kind, PROTO_KIND_BYTES_MAX},
 		{x->patient, PROTO_PATIENT_BYTES_MAX},
 		{x->author, PROTO_ACTOR_BYTES_MAX},
@@ -700,17 +1023,17 @@ static int proto_check_entry(const struct proto_entry *x)
 		{x->media_type, PROTO_MEDIA_TYPE_BYTES_MAX},
 		{x->request_id, PROTO_REQUEST_ID_BYTES_MAX},
 		{x->body, PROTO_BODY_BYTES_MAX},
+		{x->erased_author, PROTO_ACTOR_BYTES_MAX},
+		{x->erased_org, PROTO_ORG_BYTES_MAX},
+		{x->erased_basis, PROTO_TEXT_BYTES_MAX},
 	};
-	int rc = CARELOG_OK;
-	for (size_t i = 0; i < CL_ARRAY_LEN(fields) && rc == CARELOG_OK; i++) {
-		rc = proto_check_str(fields[i].s, fields[i].max);
-	}
-	return rc;
+	return proto_check_strs(fields, CL_ARRAY_LEN(fields));
 }
 
 static void enc_entry(struct proto_enc *e, const struct proto_entry *x)
 {
-	size_t pairs = 17u + x->has_corrects + x->body_erased;
+	/* an erased entry says by whom: the five erased_* keys follow "erased" */
+	size_t pairs = 17u + x->has_corrects + (x->body_erased ? 6u : 0u) + x->has_superseded_by;
 	size_t keys_before = e->keys;
 	msgpack_pack_map(&e->pk, pairs);
 	enc_kv_u64(e, K_INDEX, x->index);
@@ -734,9 +1057,97 @@ static void enc_entry(struct proto_enc *e, const struct proto_entry *x)
 	}
 	if (x->body_erased) {
 		enc_kv_bool(e, K_ERASED, true);
+		enc_kv_u64(e, K_ERASED_INDEX, x->erased_index);
+		enc_kv_u64(e, K_ERASED_TIME_MS, x->erased_time_ms);
+		enc_kv_str(e, K_ERASED_AUTHOR, x->erased_author);
+		enc_kv_str(e, K_ERASED_ORG, x->erased_org);
+		enc_kv_str(e, K_ERASED_BASIS, x->erased_basis);
 	}
 	enc_kv_bin(e, K_BODY, x->body.ptr, x->body.len);
+	if (x->has_superseded_by) {
+		enc_kv_bin(e, K_SUPERSEDED_BY, x->superseded_by, PROTO_ID_BYTES);
+	}
 	CL_ASSERT(e->keys - keys_before == pairs);
+}
+
+/* An array of `n` elements at `ptr`: ETOOBIG beyond `max`, EINVAL when missing. */
+static int proto_check_array(uint32_t n, uint32_t max, const void *ptr)
+{
+	if (n > max) {
+		return CARELOG_ETOOBIG;
+	}
+	return n > 0 && ptr == NULL ? CARELOG_EINVAL : CARELOG_OK;
+}
+
+static int proto_check_access_row(const struct proto_access_row *w)
+{
+	const struct proto_limit fields[] = {
+		{w->actor, PROTO_ACTOR_BYTES_MAX},    {w->role, PROTO_ROLE_BYTES_MAX},
+		{w->org, PROTO_ORG_BYTES_MAX},        {w->unit, PROTO_UNIT_BYTES_MAX},
+		{w->patient, PROTO_PATIENT_BYTES_MAX}, {w->action, PROTO_WORD_BYTES_MAX},
+		{w->basis, PROTO_WORD_BYTES_MAX},     {w->purpose, PROTO_PURPOSE_BYTES_MAX},
+		{w->outcome, PROTO_WORD_BYTES_MAX},
+	};
+	return proto_check_strs(fields, CL_ARRAY_LEN(fields));
+}
+
+static void enc_access_row(struct proto_enc *e, const struct proto_access_row *w)
+{
+	size_t pairs = 16u + w->has_entry;
+	size_t keys_before = e->keys;
+	msgpack_pack_map(&e->pk, pairs);
+	enc_kv_u64(e, K_NODE_ID, w->node_id);
+	enc_kv_u64(e, K_SEQ, w->seq);
+	enc_kv_u64(e, K_TIME_MS, w->time_ms);
+	enc_kv_str(e, K_ACTOR, w->actor);
+	enc_kv_str(e, K_ROLE, w->role);
+	enc_kv_str(e, K_ORG, w->org);
+	enc_kv_str(e, K_UNIT, w->unit);
+	enc_kv_str(e, K_PATIENT, w->patient);
+	enc_kv_str(e, K_ACTION, w->action);
+	enc_kv_bool(e, K_ALLOWED, w->allowed);
+	enc_kv_str(e, K_BASIS, w->basis);
+	enc_kv_u64(e, K_COUNT, w->count);
+	enc_kv_u64(e, K_WITHHELD, w->withheld);
+	if (w->has_entry) {
+		enc_kv_bin(e, K_ENTRY, w->entry, PROTO_ID_BYTES);
+	}
+	enc_kv_str(e, K_PURPOSE, w->purpose);
+	enc_kv_str(e, K_OUTCOME, w->outcome);
+	enc_kv_bool(e, K_SHIPPED, w->shipped);
+	CL_ASSERT(e->keys - keys_before == pairs);
+}
+
+static int proto_check_btg_grant(const struct proto_btg_grant *g)
+{
+	const struct proto_limit fields[] = {
+		{g->patient, PROTO_PATIENT_BYTES_MAX},
+		{g->actor, PROTO_ACTOR_BYTES_MAX},
+		{g->role, PROTO_ROLE_BYTES_MAX},
+		{g->org, PROTO_ORG_BYTES_MAX},
+		{g->unit, PROTO_UNIT_BYTES_MAX},
+		{g->reason_code, PROTO_REASON_CODE_BYTES_MAX},
+		{g->reason_text, PROTO_TEXT_BYTES_MAX},
+	};
+	return proto_check_strs(fields, CL_ARRAY_LEN(fields));
+}
+
+static void enc_btg_grant(struct proto_enc *e, const struct proto_btg_grant *g)
+{
+	size_t keys_before = e->keys;
+	msgpack_pack_map(&e->pk, 11);
+	enc_kv_bin(e, K_ID, g->id, PROTO_ID_BYTES);
+	enc_kv_u64(e, K_INDEX, g->index);
+	enc_kv_str(e, K_PATIENT, g->patient);
+	enc_kv_str(e, K_ACTOR, g->actor);
+	enc_kv_str(e, K_ROLE, g->role);
+	enc_kv_str(e, K_ORG, g->org);
+	enc_kv_str(e, K_UNIT, g->unit);
+	enc_kv_u64(e, K_GRANTED_MS, g->granted_ms);
+	enc_kv_u64(e, K_EXPIRES_MS, g->expires_ms);
+	enc_kv_str(e, K_REASON_CODE, g->reason_code);
+	enc_kv_str(e, K_REASON_TEXT, g->reason_text);
+	CL_ASSERT(e->keys - keys_before == 11);
 }
 
 static int proto_check_reply(const struct proto_reply *rep)
@@ -768,17 +1179,40 @@ static int proto_check_reply(const struct proto_reply *rep)
 	case PROTO_OP_TRANSFER:
 		break;
 	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY:
 		rc = proto_check_str(rep->u.append.request_id, PROTO_REQUEST_ID_BYTES_MAX);
 		break;
 	case PROTO_OP_READ: {
 		const struct proto_read_reply *r = &rep->u.read;
-		if (r->entries_count > PROTO_READ_LIMIT_MAX) {
-			rc = CARELOG_ETOOBIG;
-		} else if (r->entries_count > 0 && r->entries == NULL) {
-			rc = CARELOG_EINVAL;
-		}
+		rc = proto_check_array(r->entries_count, PROTO_READ_LIMIT_MAX, r->entries);
 		for (uint32_t i = 0; i < r->entries_count && rc == CARELOG_OK; i++) {
 			rc = proto_check_entry(&r->entries[i]);
+		}
+		if (rc == CARELOG_OK) {
+			rc = proto_check_str(r->basis, PROTO_WORD_BYTES_MAX);
+		}
+		if (rc == CARELOG_OK) {
+			rc = proto_check_array(r->withheld_reasons_count, PROTO_WITHHELD_REASONS_MAX,
+					       r->withheld_reasons);
+		}
+		for (uint32_t i = 0; i < r->withheld_reasons_count && rc == CARELOG_OK; i++) {
+			rc = proto_check_str(r->withheld_reasons[i].reason, PROTO_REASON_BYTES_MAX);
+		}
+		break;
+	}
+	case PROTO_OP_ACCESS_LOG: {
+		const struct proto_access_log_reply *a = &rep->u.access_log;
+		rc = proto_check_array(a->rows_count, PROTO_ACCESS_LOG_ROWS_MAX, a->rows);
+		for (uint32_t i = 0; i < a->rows_count && rc == CARELOG_OK; i++) {
+			rc = proto_check_access_row(&a->rows[i]);
+		}
+		break;
+	}
+	case PROTO_OP_BTG_LIST: {
+		const struct proto_btg_list_reply *b = &rep->u.btg_list;
+		rc = proto_check_array(b->grants_count, PROTO_BTG_GRANTS_MAX, b->grants);
+		for (uint32_t i = 0; i < b->grants_count && rc == CARELOG_OK; i++) {
+			rc = proto_check_btg_grant(&b->grants[i]);
 		}
 		break;
 	}
@@ -863,7 +1297,8 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 	case PROTO_OP_TRANSFER:
 		enc_kv_u64(e, K_LEADER_ID, rep->u.transfer.leader_id);
 		break;
-	case PROTO_OP_APPEND: {
+	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY: {
 		const struct proto_append_reply *a = &rep->u.append;
 		enc_kv_bool(e, K_COMMITTED, a->committed);
 		enc_kv_u64(e, K_INDEX, a->index);
@@ -883,6 +1318,39 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 		msgpack_pack_array(&e->pk, r->entries_count);
 		for (uint32_t i = 0; i < r->entries_count; i++) {
 			enc_entry(e, &r->entries[i]);
+		}
+		enc_kv_str(e, K_BASIS, r->basis);
+		enc_key(e, K_WITHHELD_REASONS);
+		msgpack_pack_array(&e->pk, r->withheld_reasons_count);
+		for (uint32_t i = 0; i < r->withheld_reasons_count; i++) {
+			size_t keys_before = e->keys;
+			msgpack_pack_map(&e->pk, 2);
+			enc_kv_str(e, K_REASON, r->withheld_reasons[i].reason);
+			enc_kv_u64(e, K_COUNT, r->withheld_reasons[i].count);
+			e->keys = keys_before;
+		}
+		break;
+	}
+	case PROTO_OP_ACCESS_LOG: {
+		const struct proto_access_log_reply *a = &rep->u.access_log;
+		enc_kv_u64(e, K_APPLIED_INDEX, a->applied_index);
+		enc_key(e, K_ROWS);
+		msgpack_pack_array(&e->pk, a->rows_count);
+		for (uint32_t i = 0; i < a->rows_count; i++) {
+			size_t keys_before = e->keys;
+			enc_access_row(e, &a->rows[i]);
+			e->keys = keys_before;
+		}
+		break;
+	}
+	case PROTO_OP_BTG_LIST: {
+		const struct proto_btg_list_reply *b = &rep->u.btg_list;
+		enc_key(e, K_GRANTS);
+		msgpack_pack_array(&e->pk, b->grants_count);
+		for (uint32_t i = 0; i < b->grants_count; i++) {
+			size_t keys_before = e->keys;
+			enc_btg_grant(e, &b->grants[i]);
+			e->keys = keys_before;
 		}
 		break;
 	}
@@ -916,9 +1384,14 @@ static size_t proto_reply_pairs(uint8_t op)
 	case PROTO_OP_STATUS:
 		return 13;
 	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY:
 		return 5;
 	case PROTO_OP_READ:
-		return 6;
+		return 8;
+	case PROTO_OP_ACCESS_LOG:
+		return 2;
+	case PROTO_OP_BTG_LIST:
+		return 1;
 	case PROTO_OP_GET:
 		return 1;
 	case PROTO_OP_VERIFY:
@@ -1340,12 +1813,12 @@ static int rd_key(struct proto_rd *r, int *out_key, struct proto_str *out_name)
 	return CARELOG_OK;
 }
 
-static int rd_seen(struct proto_rd *r, uint64_t *seen, int k)
+static int rd_seen(struct proto_rd *r, struct proto_keys *seen, int k)
 {
-	if (*seen & KB(k)) {
+	if (keys_has(*seen, k)) {
 		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" twice", proto_key_names[k]);
 	}
-	*seen |= KB(k);
+	seen->w[k / 64] |= (uint64_t)1 << (k % 64);
 	return CARELOG_OK;
 }
 
@@ -1429,36 +1902,71 @@ static int rd_check_end(struct proto_rd *r)
 
 /* ---------------------------------------------------------------- request decoding */
 
-#define REQ_HEAD (KB(K_V) | KB(K_OP) | KB(K_TIMEOUT_MS))
-#define REQ_ACTOR (KB(K_ACTOR) | KB(K_ROLE))
+/* The keys a request of `op` may carry. Every op allows the head and the actor. */
+static struct proto_keys proto_req_allowed(uint8_t op)
+{
+	struct proto_keys head = KEYS(K_V, K_OP, K_TIMEOUT_MS, K_ACTOR);
+	switch (op) {
+	case PROTO_OP_APPEND:
+		return keys_or(head, KEYS(K_PATIENT, K_KIND, K_REQUEST_ID, K_MEDIA_TYPE, K_STATUS,
+					  K_SENSITIVITY, K_CLINICAL_TIME_MS, K_CORRECTS, K_BODY));
+	case PROTO_OP_READ:
+		return keys_or(head, KEYS(K_PATIENT, K_CONSISTENCY, K_MIN_INDEX, K_KIND,
+					  K_SINCE_INDEX, K_LIMIT, K_HISTORY));
+	case PROTO_OP_GET:
+		return keys_or(head, KEYS(K_ID));
+	case PROTO_OP_MEMBER:
+		return keys_or(head, KEYS(K_ACTION, K_ID, K_ORG, K_ADDRESS, K_PUBLIC_KEY));
+	case PROTO_OP_TRANSFER:
+		return keys_or(head, KEYS(K_TO));
+	case PROTO_OP_POLICY:
+		return keys_or(head, KEYS(K_POLICY));
+	case PROTO_OP_ACCESS_LOG:
+		return keys_or(head, KEYS(K_PATIENT, K_ACTOR_ID, K_ACTOR_ORG, K_LIMIT));
+	case PROTO_OP_BTG_LIST:
+		return keys_or(head, KEYS(K_PATIENT, K_LIMIT));
+	default: /* status, verify */
+		return head;
+	}
+}
 
-static const uint64_t proto_req_allowed[] = {
-	[PROTO_OP_STATUS] = REQ_HEAD,
-	[PROTO_OP_VERIFY] = REQ_HEAD,
-	[PROTO_OP_APPEND] = REQ_HEAD | REQ_ACTOR | KB(K_PATIENT) | KB(K_KIND) | KB(K_REQUEST_ID) |
-			    KB(K_MEDIA_TYPE) | KB(K_STATUS) | KB(K_SENSITIVITY) |
-			    KB(K_CLINICAL_TIME_MS) | KB(K_CORRECTS) | KB(K_BODY),
-	[PROTO_OP_READ] = REQ_HEAD | REQ_ACTOR | KB(K_PATIENT) | KB(K_CONSISTENCY) |
-			  KB(K_MIN_INDEX) | KB(K_KIND) | KB(K_SINCE_INDEX) | KB(K_LIMIT),
-	[PROTO_OP_GET] = REQ_HEAD | REQ_ACTOR | KB(K_ID),
-	[PROTO_OP_MEMBER] = REQ_HEAD | KB(K_ACTION) | KB(K_ID) | KB(K_ORG) | KB(K_ADDRESS) |
-			    KB(K_PUBLIC_KEY),
-	[PROTO_OP_TRANSFER] = REQ_HEAD | KB(K_TO),
-};
+/* The keys a request of `op` must carry. */
+static struct proto_keys proto_req_required(uint8_t op)
+{
+	struct proto_keys head = KEYS(K_V, K_OP);
+	switch (op) {
+	case PROTO_OP_APPEND:
+		return keys_or(head, KEYS(K_PATIENT, K_KIND, K_REQUEST_ID, K_BODY));
+	case PROTO_OP_READ:
+		return keys_or(head, KEYS(K_PATIENT));
+	case PROTO_OP_GET:
+		return keys_or(head, KEYS(K_ID));
+	case PROTO_OP_MEMBER:
+		return keys_or(head, KEYS(K_ACTION, K_ID));
+	case PROTO_OP_TRANSFER:
+		return keys_or(head, KEYS(K_TO));
+	case PROTO_OP_POLICY:
+		return keys_or(head, KEYS(K_POLICY));
+	default: /* status, verify, access-log (patient or actor_id: checked apart), btg-list */
+		return head;
+	}
+}
 
-static const uint64_t proto_req_required[] = {
-	[PROTO_OP_STATUS] = KB(K_V) | KB(K_OP),
-	[PROTO_OP_VERIFY] = KB(K_V) | KB(K_OP),
-	[PROTO_OP_APPEND] = KB(K_V) | KB(K_OP) | KB(K_PATIENT) | KB(K_KIND) | KB(K_REQUEST_ID) |
-			    KB(K_BODY),
-	[PROTO_OP_READ] = KB(K_V) | KB(K_OP) | KB(K_PATIENT),
-	[PROTO_OP_GET] = KB(K_V) | KB(K_OP) | KB(K_ID),
-	[PROTO_OP_MEMBER] = KB(K_V) | KB(K_OP) | KB(K_ACTION) | KB(K_ID),
-	[PROTO_OP_TRANSFER] = KB(K_V) | KB(K_OP) | KB(K_TO),
-};
+/* The largest "limit" each op accepts. */
+static uint32_t proto_req_limit_max(uint8_t op)
+{
+	switch (op) {
+	case PROTO_OP_ACCESS_LOG:
+		return PROTO_ACCESS_LOG_ROWS_MAX;
+	case PROTO_OP_BTG_LIST:
+		return PROTO_BTG_GRANTS_MAX;
+	default:
+		return PROTO_READ_LIMIT_MAX;
+	}
+}
 
 /* What add-learner needs beyond the op's required keys, and what the other actions refuse. */
-#define REQ_MEMBER_NEW (KB(K_ORG) | KB(K_ADDRESS) | KB(K_PUBLIC_KEY))
+#define REQ_MEMBER_NEW KEYS(K_ORG, K_ADDRESS, K_PUBLIC_KEY)
 
 /* Every request field, before we know which op they belong to. */
 struct proto_req_fields {
@@ -1467,6 +1975,7 @@ struct proto_req_fields {
 	uint64_t clinical_time_ms, min_index, since_index;
 	uint32_t limit, timeout_ms;
 	uint8_t consistency;
+	bool history;
 	bool has_corrects;
 	uint8_t corrects[PROTO_ID_BYTES];
 	uint8_t id[PROTO_ID_BYTES]; /* "id" as an entry id (get) */
@@ -1476,6 +1985,8 @@ struct proto_req_fields {
 	struct proto_str org, address;
 	uint8_t public_key[PROTO_PUBLIC_KEY_BYTES];
 	uint64_t to;
+	struct proto_policy_req policy;
+	struct proto_str actor_id, actor_org;
 	uint8_t op;
 };
 
@@ -1488,6 +1999,161 @@ static int rd_req_id(struct proto_rd *r, struct proto_req_fields *f)
 	}
 	f->id_is_node = true;
 	return rd_u64(r, K_ID, UINT64_MAX, &f->node_id);
+}
+
+/* The key of a nested request map ("actor", "policy"): known, allowed there, not twice. */
+static int rd_nested_key(struct proto_rd *r, const char *what, struct proto_keys allowed,
+			 struct proto_keys *seen, int *out_key)
+{
+	struct proto_str name;
+	int rc = rd_key(r, out_key, &name);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (*out_key < 0) {
+		return rd_fail(r, CARELOG_EPROTO, "unknown key \"%.*s\" in the %s map",
+			       (int)(name.len > 64 ? 64 : name.len), name.ptr, what);
+	}
+	if (!keys_has(allowed, *out_key)) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in the %s map",
+			       proto_key_names[*out_key], what);
+	}
+	return rd_seen(r, seen, *out_key);
+}
+
+/* The request's "actor" map: id, role, unit, purpose, each an optional str. */
+static int rd_actor(struct proto_rd *r, struct proto_actor *a)
+{
+	size_t n;
+	int rc = rd_map(r, "actor", PROTO_MAP_KEYS_MAX, &n);
+	struct proto_keys seen = {{0, 0}};
+	const struct proto_keys allowed = KEYS(K_ID, K_ROLE, K_UNIT, K_PURPOSE);
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		rc = rd_nested_key(r, "actor", allowed, &seen, &k);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		switch (k) {
+		case K_ID:
+			rc = rd_str(r, K_ID, PROTO_ACTOR_BYTES_MAX, &a->id);
+			break;
+		case K_ROLE:
+			rc = rd_str(r, K_ROLE, PROTO_ROLE_BYTES_MAX, &a->role);
+			break;
+		case K_UNIT:
+			rc = rd_str(r, K_UNIT, PROTO_UNIT_BYTES_MAX, &a->unit);
+			break;
+		default:
+			CL_ASSERT(k == K_PURPOSE);
+			rc = rd_str(r, K_PURPOSE, PROTO_PURPOSE_BYTES_MAX, &a->purpose);
+			break;
+		}
+	}
+	return rc;
+}
+
+static int rd_categories(struct proto_rd *r, struct proto_policy_req *p)
+{
+	struct proto_item it;
+	int rc = rd_expect(r, K_CATEGORIES, MP_ARRAY, &it);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (it.n > PROTO_CATEGORIES_MAX) {
+		return rd_fail(r, CARELOG_ETOOBIG, "key \"categories\": %zu elements > %d", it.n,
+			       PROTO_CATEGORIES_MAX);
+	}
+	p->categories_count = (uint32_t)it.n;
+	for (uint32_t i = 0; i < p->categories_count && rc == CARELOG_OK; i++) {
+		rc = rd_str(r, K_CATEGORIES, PROTO_SENSITIVITY_BYTES_MAX, &p->categories[i]);
+	}
+	return rc;
+}
+
+/* The policy request's "policy" map (strict like the request). */
+static int rd_policy(struct proto_rd *r, struct proto_policy_req *p)
+{
+	size_t n;
+	int rc = rd_map(r, "policy", PROTO_MAP_KEYS_MAX, &n);
+	struct proto_keys seen = {{0, 0}};
+	const struct proto_keys allowed =
+		KEYS(K_KIND, K_PATIENT, K_REQUEST_ID, K_ORG, K_UNIT, K_ACTOR, K_TARGET_ORG, K_WORD,
+		     K_LEVEL, K_CATEGORY, K_REASON_CODE, K_TEXT, K_BIRTH_DATE, K_CATEGORIES, K_REF,
+		     K_FROM_MS, K_TO_MS, K_HOURS, K_IMPLICIT_WINDOW_DAYS, K_BTG_HOURS_MAX,
+		     K_AMBULANCE_HOURS_MAX);
+	const struct {
+		enum proto_key k;
+		struct proto_str *dst;
+		size_t max;
+	} strs[] = {
+		{K_KIND, &p->kind, PROTO_KIND_BYTES_MAX},
+		{K_PATIENT, &p->patient, PROTO_PATIENT_BYTES_MAX},
+		{K_REQUEST_ID, &p->request_id, PROTO_REQUEST_ID_BYTES_MAX},
+		{K_ORG, &p->org, PROTO_ORG_BYTES_MAX},
+		{K_UNIT, &p->unit, PROTO_UNIT_BYTES_MAX},
+		{K_ACTOR, &p->actor, PROTO_ACTOR_BYTES_MAX},
+		{K_TARGET_ORG, &p->target_org, PROTO_ORG_BYTES_MAX},
+		{K_WORD, &p->word, PROTO_WORD_BYTES_MAX},
+		{K_LEVEL, &p->level, PROTO_WORD_BYTES_MAX},
+		{K_CATEGORY, &p->category, PROTO_SENSITIVITY_BYTES_MAX},
+		{K_REASON_CODE, &p->reason_code, PROTO_REASON_CODE_BYTES_MAX},
+		{K_TEXT, &p->text, PROTO_TEXT_BYTES_MAX},
+		{K_BIRTH_DATE, &p->birth_date, PROTO_BIRTH_DATE_BYTES_MAX},
+	};
+	const struct {
+		enum proto_key k;
+		uint32_t *dst;
+	} u32s[] = {
+		{K_HOURS, &p->hours},
+		{K_IMPLICIT_WINDOW_DAYS, &p->implicit_window_days},
+		{K_BTG_HOURS_MAX, &p->btg_hours_max},
+		{K_AMBULANCE_HOURS_MAX, &p->ambulance_hours_max},
+	};
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		rc = rd_nested_key(r, "policy", allowed, &seen, &k);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		bool done = false;
+		for (size_t j = 0; j < CL_ARRAY_LEN(strs) && !done; j++) {
+			if ((int)strs[j].k == k) {
+				rc = rd_str(r, strs[j].k, strs[j].max, strs[j].dst);
+				done = true;
+			}
+		}
+		for (size_t j = 0; j < CL_ARRAY_LEN(u32s) && !done; j++) {
+			if ((int)u32s[j].k == k) {
+				rc = rd_u32(r, u32s[j].k, UINT32_MAX, u32s[j].dst);
+				done = true;
+			}
+		}
+		if (done) {
+			continue;
+		}
+		switch (k) {
+		case K_CATEGORIES:
+			rc = rd_categories(r, p);
+			break;
+		case K_REF:
+			p->has_ref = true;
+			rc = rd_id(r, K_REF, p->ref);
+			break;
+		case K_FROM_MS:
+			rc = rd_u64(r, K_FROM_MS, UINT64_MAX, &p->from_ms);
+			break;
+		default:
+			CL_ASSERT(k == K_TO_MS);
+			rc = rd_u64(r, K_TO_MS, UINT64_MAX, &p->to_ms);
+			break;
+		}
+	}
+	if (rc == CARELOG_OK && (p->kind.len == 0 || p->request_id.len == 0)) {
+		rc = rd_fail(r, CARELOG_EPROTO, "key \"policy.%s\" missing or empty",
+			     p->kind.len == 0 ? "kind" : "request_id");
+	}
+	return rc;
 }
 
 static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
@@ -1508,9 +2174,7 @@ static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
 	case K_TIMEOUT_MS:
 		return rd_u32(r, K_TIMEOUT_MS, UINT32_MAX, &f->timeout_ms);
 	case K_ACTOR:
-		return rd_str(r, K_ACTOR, PROTO_ACTOR_BYTES_MAX, &f->actor.id);
-	case K_ROLE:
-		return rd_str(r, K_ROLE, PROTO_ROLE_BYTES_MAX, &f->actor.role);
+		return rd_actor(r, &f->actor);
 	case K_PATIENT:
 		return rd_str(r, K_PATIENT, PROTO_PATIENT_BYTES_MAX, &f->patient);
 	case K_KIND:
@@ -1547,7 +2211,10 @@ static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
 	case K_SINCE_INDEX:
 		return rd_u64(r, K_SINCE_INDEX, UINT64_MAX, &f->since_index);
 	case K_LIMIT:
-		return rd_u32(r, K_LIMIT, PROTO_READ_LIMIT_MAX, &f->limit);
+		/* the op's own bound is checked once the op is known (keys come in any order) */
+		return rd_u32(r, K_LIMIT, UINT32_MAX, &f->limit);
+	case K_HISTORY:
+		return rd_bool(r, K_HISTORY, &f->history);
 	case K_ID:
 		return rd_req_id(r, f);
 	case K_ACTION:
@@ -1579,53 +2246,48 @@ static int rd_req_value(struct proto_rd *r, int k, struct proto_req_fields *f)
 	}
 	case K_TO:
 		return rd_u64(r, K_TO, UINT64_MAX, &f->to);
+	case K_POLICY:
+		return rd_policy(r, &f->policy);
+	case K_ACTOR_ID:
+		return rd_str(r, K_ACTOR_ID, PROTO_ACTOR_BYTES_MAX, &f->actor_id);
+	case K_ACTOR_ORG:
+		return rd_str(r, K_ACTOR_ORG, PROTO_ORG_BYTES_MAX, &f->actor_org);
 	default:
 		return rd_fail(r, CARELOG_EPROTO, "unknown key \"%s\" in a request",
 			       proto_key_names[k]);
 	}
 }
 
-static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields *f,
-			      uint64_t seen, struct proto_request *out)
+/* The op-specific rules beyond allowed and required keys. */
+static int proto_req_check_op(struct proto_rd *r, const struct proto_req_fields *f,
+			      struct proto_keys seen)
 {
-	if (!(seen & KB(K_OP))) {
-		return rd_fail(r, CARELOG_EPROTO, "key \"op\" missing");
-	}
-	uint64_t extra = seen & ~proto_req_allowed[f->op];
-	if (extra != 0) {
-		int k = __builtin_ctzll(extra);
-		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in a %s request",
-			       proto_key_names[k], proto_op_name(f->op));
-	}
-	uint64_t missing = proto_req_required[f->op] & ~seen;
-	if (missing != 0) {
-		int k = __builtin_ctzll(missing);
-		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from a %s request",
-			       proto_key_names[k], proto_op_name(f->op));
-	}
-	if ((seen & KB(K_ID)) && f->id_is_node != (f->op == PROTO_OP_MEMBER)) {
+	if (keys_has(seen, K_ID) && f->id_is_node != (f->op == PROTO_OP_MEMBER)) {
 		return rd_fail(r, CARELOG_EPROTO, "key \"id\": %s where %s expected",
 			       f->id_is_node ? "unsigned integer" : "binary",
 			       f->op == PROTO_OP_MEMBER ? "a node id (unsigned integer)"
 							: "an entry id (binary)");
 	}
+	uint32_t limit_max = proto_req_limit_max(f->op);
+	if (f->limit > limit_max) {
+		return rd_fail(r, CARELOG_ETOOBIG, "key \"limit\": %u > %u", f->limit, limit_max);
+	}
 	if (f->op == PROTO_OP_MEMBER) {
 		if (f->node_id == 0) {
 			return rd_fail(r, CARELOG_EPROTO, "key \"id\": 0 is not a node id");
 		}
-		uint64_t extra_keys = f->action == PROTO_MEMBER_ADD_LEARNER ? 0 : seen & REQ_MEMBER_NEW;
-		uint64_t missing_keys =
-			f->action == PROTO_MEMBER_ADD_LEARNER ? REQ_MEMBER_NEW & ~seen : 0;
-		if (extra_keys != 0) {
+		bool learner = f->action == PROTO_MEMBER_ADD_LEARNER;
+		int extra = learner ? -1 : keys_first(keys_and(REQ_MEMBER_NEW, seen));
+		int missing = learner ? keys_first(keys_minus(REQ_MEMBER_NEW, seen)) : -1;
+		if (extra >= 0) {
 			return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in a %s request",
-				       proto_key_names[__builtin_ctzll(extra_keys)],
-				       proto_member_action_names[f->action]);
+				       proto_key_names[extra], proto_member_action_names[f->action]);
 		}
-		if (missing_keys != 0) {
+		if (missing >= 0) {
 			return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from an add-learner request",
-				       proto_key_names[__builtin_ctzll(missing_keys)]);
+				       proto_key_names[missing]);
 		}
-		if (f->action == PROTO_MEMBER_ADD_LEARNER && (f->org.len == 0 || f->address.len == 0)) {
+		if (learner && (f->org.len == 0 || f->address.len == 0)) {
 			return rd_fail(r, CARELOG_EPROTO, "key \"%s\": empty",
 				       f->org.len == 0 ? "org" : "address");
 		}
@@ -1633,14 +2295,47 @@ static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields 
 	if (f->op == PROTO_OP_TRANSFER && f->to == 0) {
 		return rd_fail(r, CARELOG_EPROTO, "key \"to\": 0 is not a node id");
 	}
+	if (f->op == PROTO_OP_ACCESS_LOG) {
+		if ((f->patient.len > 0) == (f->actor_id.len > 0)) {
+			return rd_fail(r, CARELOG_EPROTO,
+				       "an access-log request names exactly one of \"patient\" and "
+				       "\"actor_id\" (not empty)");
+		}
+		if (f->actor_org.len > 0 && f->actor_id.len == 0) {
+			return rd_fail(r, CARELOG_EPROTO, "key \"actor_org\" only with \"actor_id\"");
+		}
+	}
+	return CARELOG_OK;
+}
+
+static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields *f,
+			      struct proto_keys seen, struct proto_request *out)
+{
+	if (!keys_has(seen, K_OP)) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"op\" missing");
+	}
+	int extra = keys_first(keys_minus(seen, proto_req_allowed(f->op)));
+	if (extra >= 0) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" not allowed in a %s request",
+			       proto_key_names[extra], proto_op_name(f->op));
+	}
+	int missing = keys_first(keys_minus(proto_req_required(f->op), seen));
+	if (missing >= 0) {
+		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from a %s request",
+			       proto_key_names[missing], proto_op_name(f->op));
+	}
+	int rc = proto_req_check_op(r, f, seen);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
 	memset(out, 0, sizeof(*out));
 	out->version = PROTO_VERSION;
 	out->op = f->op;
 	out->timeout_ms = f->timeout_ms;
+	out->actor = f->actor;
 	switch (f->op) {
 	case PROTO_OP_APPEND: {
 		struct proto_append_req *a = &out->u.append;
-		a->actor = f->actor;
 		a->patient = f->patient;
 		a->kind = f->kind;
 		a->request_id = f->request_id;
@@ -1655,17 +2350,16 @@ static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields 
 	}
 	case PROTO_OP_READ: {
 		struct proto_read_req *q = &out->u.read;
-		q->actor = f->actor;
 		q->patient = f->patient;
 		q->consistency = f->consistency;
 		q->min_index = f->min_index;
 		q->kind = f->kind;
 		q->since_index = f->since_index;
 		q->limit = f->limit;
+		q->history = f->history;
 		break;
 	}
 	case PROTO_OP_GET:
-		out->u.get.actor = f->actor;
 		memcpy(out->u.get.id, f->id, PROTO_ID_BYTES);
 		break;
 	case PROTO_OP_MEMBER: {
@@ -1682,6 +2376,21 @@ static int proto_req_assemble(struct proto_rd *r, const struct proto_req_fields 
 	}
 	case PROTO_OP_TRANSFER:
 		out->u.transfer.to = f->to;
+		break;
+	case PROTO_OP_POLICY:
+		out->u.policy = f->policy;
+		break;
+	case PROTO_OP_ACCESS_LOG: {
+		struct proto_access_log_req *q = &out->u.access_log;
+		q->patient = f->patient;
+		q->actor_id = f->actor_id;
+		q->actor_org = f->actor_org;
+		q->limit = f->limit;
+		break;
+	}
+	case PROTO_OP_BTG_LIST:
+		out->u.btg_list.patient = f->patient;
+		out->u.btg_list.limit = f->limit;
 		break;
 	default:
 		break;
@@ -1702,7 +2411,7 @@ int proto_request_decode_reason(const uint8_t *bytes, size_t len, struct proto_r
 	rc = rd_map(&r, "request", K_COUNT_, &n);
 	struct proto_req_fields f;
 	memset(&f, 0, sizeof(f));
-	uint64_t seen = 0;
+	struct proto_keys seen = {{0, 0}};
 	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
 		int k;
 		struct proto_str name;
@@ -1741,17 +2450,17 @@ int proto_request_decode(const uint8_t *bytes, size_t len, struct proto_request 
 /* ---------------------------------------------------------------- reply decoding */
 
 #define ENTRY_REQUIRED                                                                      \
-	(KB(K_INDEX) | KB(K_ID) | KB(K_KIND) | KB(K_PATIENT) | KB(K_AUTHOR) | KB(K_ROLE) |      \
-	 KB(K_ORG) | KB(K_UNIT) | KB(K_NODE_ID) | KB(K_TIME_MS) | KB(K_AUTHOR_TIME_MS) |        \
-	 KB(K_CLINICAL_TIME_MS) | KB(K_STATUS) | KB(K_SENSITIVITY) | KB(K_MEDIA_TYPE) |         \
-	 KB(K_REQUEST_ID) | KB(K_BODY))
+	KEYS(K_INDEX, K_ID, K_KIND, K_PATIENT, K_AUTHOR, K_ROLE, K_ORG, K_UNIT, K_NODE_ID,     \
+	     K_TIME_MS, K_AUTHOR_TIME_MS, K_CLINICAL_TIME_MS, K_STATUS, K_SENSITIVITY,          \
+	     K_MEDIA_TYPE, K_REQUEST_ID, K_BODY)
 
-static int rd_missing(struct proto_rd *r, uint64_t required, uint64_t seen, const char *what)
+static int rd_missing(struct proto_rd *r, struct proto_keys required, struct proto_keys seen,
+		      const char *what)
 {
-	uint64_t missing = required & ~seen;
-	if (missing != 0) {
+	int missing = keys_first(keys_minus(required, seen));
+	if (missing >= 0) {
 		return rd_fail(r, CARELOG_EPROTO, "key \"%s\" missing from %s",
-			       proto_key_names[__builtin_ctzll(missing)], what);
+			       proto_key_names[missing], what);
 	}
 	return CARELOG_OK;
 }
@@ -1761,7 +2470,7 @@ static int rd_entry(struct proto_rd *r, struct proto_entry *x)
 {
 	size_t n;
 	int rc = rd_map(r, "entry", PROTO_MAP_KEYS_MAX, &n);
-	uint64_t seen = 0;
+	struct proto_keys seen = {{0, 0}};
 	memset(x, 0, sizeof(*x));
 	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
 		int k;
@@ -1832,8 +2541,27 @@ static int rd_entry(struct proto_rd *r, struct proto_entry *x)
 		case K_ERASED:
 			rc = rd_bool(r, K_ERASED, &x->body_erased);
 			break;
+		case K_ERASED_INDEX:
+			rc = rd_u64(r, K_ERASED_INDEX, UINT64_MAX, &x->erased_index);
+			break;
+		case K_ERASED_TIME_MS:
+			rc = rd_u64(r, K_ERASED_TIME_MS, UINT64_MAX, &x->erased_time_ms);
+			break;
+		case K_ERASED_AUTHOR:
+			rc = rd_str(r, K_ERASED_AUTHOR, PROTO_ACTOR_BYTES_MAX, &x->erased_author);
+			break;
+		case K_ERASED_ORG:
+			rc = rd_str(r, K_ERASED_ORG, PROTO_ORG_BYTES_MAX, &x->erased_org);
+			break;
+		case K_ERASED_BASIS:
+			rc = rd_str(r, K_ERASED_BASIS, PROTO_TEXT_BYTES_MAX, &x->erased_basis);
+			break;
 		case K_BODY:
 			rc = rd_bytes(r, K_BODY, MP_BIN, PROTO_BODY_BYTES_MAX, &x->body);
+			break;
+		case K_SUPERSEDED_BY:
+			x->has_superseded_by = true;
+			rc = rd_id(r, K_SUPERSEDED_BY, x->superseded_by);
 			break;
 		default:
 			rc = rd_skip(r, 1);
@@ -1847,7 +2575,7 @@ static int rd_member(struct proto_rd *r, struct proto_member *m)
 {
 	size_t n;
 	int rc = rd_map(r, "member", PROTO_MAP_KEYS_MAX, &n);
-	uint64_t seen = 0;
+	struct proto_keys seen = {{0, 0}};
 	memset(m, 0, sizeof(*m));
 	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
 		int k;
@@ -1892,7 +2620,7 @@ static int rd_member(struct proto_rd *r, struct proto_member *m)
 	}
 	return rc != CARELOG_OK
 		       ? rc
-		       : rd_missing(r, KB(K_ID) | KB(K_ROLE) | KB(K_MATCH_INDEX), seen, "a member");
+		       : rd_missing(r, KEYS(K_ID, K_ROLE, K_MATCH_INDEX), seen, "a member");
 }
 
 /* An array header whose length is within `max` (ETOOBIG beyond: the sender broke a limit). */
@@ -1964,6 +2692,157 @@ static void *rd_alloc(struct proto_arena *arena, size_t n, size_t size)
 	return proto_arena_alloc(arena, n * size); /* n is bounded by a PROTO_*_MAX */
 }
 
+/* One field of a reply map read by rd_fields (the lenient reader of the small maps). */
+struct rd_field {
+	enum proto_key k;
+	enum { RF_STR, RF_U64, RF_U32, RF_BOOL, RF_ID } type;
+	void *dst;    /* struct proto_str, uint64_t, uint32_t, bool, or uint8_t[PROTO_ID_BYTES] */
+	size_t max;   /* RF_STR: bytes at most */
+	bool *has;    /* RF_ID: set when present (may be NULL) */
+};
+
+/* A map of the fields in `fields`; unknown keys skipped; the keys in `required` must be there. */
+static int rd_fields(struct proto_rd *r, const char *what, const struct rd_field *fields,
+		     size_t count, struct proto_keys required)
+{
+	size_t n;
+	int rc = rd_map(r, what, PROTO_MAP_KEYS_MAX, &n);
+	struct proto_keys seen = {{0, 0}};
+	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(r, &k, &name);
+		if (rc == CARELOG_OK && k >= 0) {
+			rc = rd_seen(r, &seen, k);
+		}
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		const struct rd_field *f = NULL;
+		for (size_t j = 0; j < count && f == NULL; j++) {
+			f = (int)fields[j].k == k ? &fields[j] : NULL;
+		}
+		if (f == NULL) {
+			rc = rd_skip(r, 1);
+			continue;
+		}
+		switch (f->type) {
+		case RF_STR:
+			rc = rd_str(r, f->k, f->max, f->dst);
+			break;
+		case RF_U64:
+			rc = rd_u64(r, f->k, UINT64_MAX, f->dst);
+			break;
+		case RF_U32:
+			rc = rd_u32(r, f->k, UINT32_MAX, f->dst);
+			break;
+		case RF_BOOL:
+			rc = rd_bool(r, f->k, f->dst);
+			break;
+		case RF_ID:
+			if (f->has != NULL) {
+				*f->has = true;
+			}
+			rc = rd_id(r, f->k, f->dst);
+			break;
+		}
+	}
+	return rc != CARELOG_OK ? rc : rd_missing(r, required, seen, what);
+}
+
+static int rd_access_row(struct proto_rd *r, struct proto_access_row *w)
+{
+	memset(w, 0, sizeof(*w));
+	const struct rd_field fields[] = {
+		{K_NODE_ID, RF_U64, &w->node_id, 0, NULL},
+		{K_SEQ, RF_U64, &w->seq, 0, NULL},
+		{K_TIME_MS, RF_U64, &w->time_ms, 0, NULL},
+		{K_ACTOR, RF_STR, &w->actor, PROTO_ACTOR_BYTES_MAX, NULL},
+		{K_ROLE, RF_STR, &w->role, PROTO_ROLE_BYTES_MAX, NULL},
+		{K_ORG, RF_STR, &w->org, PROTO_ORG_BYTES_MAX, NULL},
+		{K_UNIT, RF_STR, &w->unit, PROTO_UNIT_BYTES_MAX, NULL},
+		{K_PATIENT, RF_STR, &w->patient, PROTO_PATIENT_BYTES_MAX, NULL},
+		{K_ACTION, RF_STR, &w->action, PROTO_WORD_BYTES_MAX, NULL},
+		{K_ALLOWED, RF_BOOL, &w->allowed, 0, NULL},
+		{K_BASIS, RF_STR, &w->basis, PROTO_WORD_BYTES_MAX, NULL},
+		{K_COUNT, RF_U64, &w->count, 0, NULL},
+		{K_WITHHELD, RF_U64, &w->withheld, 0, NULL},
+		{K_ENTRY, RF_ID, w->entry, 0, &w->has_entry},
+		{K_PURPOSE, RF_STR, &w->purpose, PROTO_PURPOSE_BYTES_MAX, NULL},
+		{K_OUTCOME, RF_STR, &w->outcome, PROTO_WORD_BYTES_MAX, NULL},
+		{K_SHIPPED, RF_BOOL, &w->shipped, 0, NULL},
+	};
+	return rd_fields(r, "an access row", fields, CL_ARRAY_LEN(fields),
+			 KEYS(K_NODE_ID, K_SEQ, K_TIME_MS, K_ACTOR, K_ROLE, K_ORG, K_UNIT, K_PATIENT,
+			      K_ACTION, K_ALLOWED, K_BASIS, K_COUNT, K_WITHHELD, K_PURPOSE, K_OUTCOME,
+			      K_SHIPPED));
+}
+
+static int rd_btg_grant(struct proto_rd *r, struct proto_btg_grant *g)
+{
+	memset(g, 0, sizeof(*g));
+	const struct rd_field fields[] = {
+		{K_ID, RF_ID, g->id, 0, NULL},
+		{K_INDEX, RF_U64, &g->index, 0, NULL},
+		{K_PATIENT, RF_STR, &g->patient, PROTO_PATIENT_BYTES_MAX, NULL},
+		{K_ACTOR, RF_STR, &g->actor, PROTO_ACTOR_BYTES_MAX, NULL},
+		{K_ROLE, RF_STR, &g->role, PROTO_ROLE_BYTES_MAX, NULL},
+		{K_ORG, RF_STR, &g->org, PROTO_ORG_BYTES_MAX, NULL},
+		{K_UNIT, RF_STR, &g->unit, PROTO_UNIT_BYTES_MAX, NULL},
+		{K_GRANTED_MS, RF_U64, &g->granted_ms, 0, NULL},
+		{K_EXPIRES_MS, RF_U64, &g->expires_ms, 0, NULL},
+		{K_REASON_CODE, RF_STR, &g->reason_code, PROTO_REASON_CODE_BYTES_MAX, NULL},
+		{K_REASON_TEXT, RF_STR, &g->reason_text, PROTO_TEXT_BYTES_MAX, NULL},
+	};
+	return rd_fields(r, "a grant", fields, CL_ARRAY_LEN(fields),
+			 KEYS(K_ID, K_INDEX, K_PATIENT, K_ACTOR, K_ROLE, K_ORG, K_UNIT, K_GRANTED_MS,
+			      K_EXPIRES_MS, K_REASON_CODE, K_REASON_TEXT));
+}
+
+static int rd_withheld_reason(struct proto_rd *r, struct proto_withheld_reason *w)
+{
+	memset(w, 0, sizeof(*w));
+	const struct rd_field fields[] = {
+		{K_REASON, RF_STR, &w->reason, PROTO_REASON_BYTES_MAX, NULL},
+		{K_COUNT, RF_U32, &w->count, 0, NULL},
+	};
+	return rd_fields(r, "a withheld reason", fields, CL_ARRAY_LEN(fields),
+			 KEYS(K_REASON, K_COUNT));
+}
+
+/* An array of maps read by `read_one` into `*out` (allocated from `arena`), at most `max`. */
+static int rd_map_array(struct proto_rd *r, enum proto_key k, uint32_t max,
+			struct proto_arena *arena, size_t size, uint32_t *out_n, void **out,
+			int (*read_one)(struct proto_rd *rd, void *element))
+{
+	int rc = rd_array(r, k, max, out_n);
+	if (rc == CARELOG_OK && *out_n > 0) {
+		*out = rd_alloc(arena, *out_n, size);
+		if (*out == NULL) {
+			return CARELOG_ENOMEM;
+		}
+	}
+	for (uint32_t i = 0; i < *out_n && rc == CARELOG_OK; i++) {
+		rc = read_one(r, (unsigned char *)*out + (size_t)i * size);
+	}
+	return rc;
+}
+
+static int rd_access_row_v(struct proto_rd *r, void *w)
+{
+	return rd_access_row(r, w);
+}
+
+static int rd_btg_grant_v(struct proto_rd *r, void *g)
+{
+	return rd_btg_grant(r, g);
+}
+
+static int rd_withheld_reason_v(struct proto_rd *r, void *w)
+{
+	return rd_withheld_reason(r, w);
+}
+
 struct proto_reply_fields {
 	struct proto_reply rep;
 	uint64_t node_id, term, leader_id, commit_index, applied_index, index, lag;
@@ -1980,6 +2859,11 @@ struct proto_reply_fields {
 	struct proto_entry *entries;
 	struct proto_str *problems;
 	struct proto_entry entry;
+	struct proto_str basis;
+	uint32_t withheld_reasons_count, rows_count, grants_count;
+	struct proto_withheld_reason *withheld_reasons;
+	struct proto_access_row *rows;
+	struct proto_btg_grant *grants;
 };
 
 static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
@@ -2064,6 +2948,30 @@ static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
 		return rc;
 	case K_ENTRY:
 		return rd_entry(r, &f->entry);
+	case K_BASIS:
+		return rd_str(r, K_BASIS, PROTO_WORD_BYTES_MAX, &f->basis);
+	case K_WITHHELD_REASONS: {
+		void *p = NULL;
+		rc = rd_map_array(r, K_WITHHELD_REASONS, PROTO_WITHHELD_REASONS_MAX, arena,
+				  sizeof(*f->withheld_reasons), &f->withheld_reasons_count, &p,
+				  rd_withheld_reason_v);
+		f->withheld_reasons = p;
+		return rc;
+	}
+	case K_ROWS: {
+		void *p = NULL;
+		rc = rd_map_array(r, K_ROWS, PROTO_ACCESS_LOG_ROWS_MAX, arena, sizeof(*f->rows),
+				  &f->rows_count, &p, rd_access_row_v);
+		f->rows = p;
+		return rc;
+	}
+	case K_GRANTS: {
+		void *p = NULL;
+		rc = rd_map_array(r, K_GRANTS, PROTO_BTG_GRANTS_MAX, arena, sizeof(*f->grants),
+				  &f->grants_count, &p, rd_btg_grant_v);
+		f->grants = p;
+		return rc;
+	}
 	case K_OK:
 		return rd_bool(r, K_OK, &f->ok);
 	case K_LAST_INDEX:
@@ -2099,20 +3007,35 @@ static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
 	}
 }
 
-static const uint64_t proto_reply_required[] = {
-	[PROTO_OP_STATUS] = KB(K_NODE_ID) | KB(K_ROLE) | KB(K_TERM) | KB(K_LEADER_ID) |
-			    KB(K_COMMIT_INDEX) | KB(K_APPLIED_INDEX) | KB(K_CHAIN_HEAD) |
-			    KB(K_MEMBERS),
-	[PROTO_OP_APPEND] = KB(K_COMMITTED) | KB(K_INDEX) | KB(K_ID) | KB(K_REQUEST_ID),
-	[PROTO_OP_READ] = KB(K_APPLIED_INDEX) | KB(K_LAG) | KB(K_STALE) | KB(K_WITHHELD) |
-			  KB(K_ENTRIES),
-	[PROTO_OP_GET] = KB(K_ENTRY),
-	[PROTO_OP_VERIFY] = KB(K_OK) | KB(K_ENTRIES_CHECKED) | KB(K_VALUES_CHECKED) |
-			    KB(K_PROBLEMS_COUNT) | KB(K_PROBLEMS) | KB(K_CHAIN_HEAD) |
-			    KB(K_APPLIED_INDEX),
-	[PROTO_OP_MEMBER] = KB(K_INDEX),
-	[PROTO_OP_TRANSFER] = KB(K_LEADER_ID),
-};
+/* The keys a successful reply to `op` must carry. */
+static struct proto_keys proto_reply_required(uint8_t op)
+{
+	switch (op) {
+	case PROTO_OP_STATUS:
+		return KEYS(K_NODE_ID, K_ROLE, K_TERM, K_LEADER_ID, K_COMMIT_INDEX, K_APPLIED_INDEX,
+			    K_CHAIN_HEAD, K_MEMBERS);
+	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY:
+		return KEYS(K_COMMITTED, K_INDEX, K_ID, K_REQUEST_ID);
+	case PROTO_OP_READ: /* basis and withheld_reasons are optional (older nodes) */
+		return KEYS(K_APPLIED_INDEX, K_LAG, K_STALE, K_WITHHELD, K_ENTRIES);
+	case PROTO_OP_GET:
+		return KEYS(K_ENTRY);
+	case PROTO_OP_VERIFY:
+		return KEYS(K_OK, K_ENTRIES_CHECKED, K_VALUES_CHECKED, K_PROBLEMS_COUNT, K_PROBLEMS,
+			    K_CHAIN_HEAD, K_APPLIED_INDEX);
+	case PROTO_OP_MEMBER:
+		return KEYS(K_INDEX);
+	case PROTO_OP_TRANSFER:
+		return KEYS(K_LEADER_ID);
+	case PROTO_OP_ACCESS_LOG:
+		return KEYS(K_APPLIED_INDEX, K_ROWS);
+	case PROTO_OP_BTG_LIST:
+		return KEYS(K_GRANTS);
+	default:
+		CL_UNREACHABLE();
+	}
+}
 
 static void proto_reply_assemble(const struct proto_reply_fields *f, struct proto_reply *out)
 {
@@ -2143,7 +3066,8 @@ static void proto_reply_assemble(const struct proto_reply_fields *f, struct prot
 	case PROTO_OP_TRANSFER:
 		out->u.transfer.leader_id = f->leader_id;
 		break;
-	case PROTO_OP_APPEND: {
+	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY: {
 		struct proto_append_reply *a = &out->u.append;
 		a->committed = f->committed;
 		a->index = f->index;
@@ -2161,8 +3085,20 @@ static void proto_reply_assemble(const struct proto_reply_fields *f, struct prot
 		q->more = f->more;
 		q->entries_count = f->entries_count;
 		q->entries = f->entries;
+		q->basis = f->basis;
+		q->withheld_reasons_count = f->withheld_reasons_count;
+		q->withheld_reasons = f->withheld_reasons;
 		break;
 	}
+	case PROTO_OP_ACCESS_LOG:
+		out->u.access_log.applied_index = f->applied_index;
+		out->u.access_log.rows_count = f->rows_count;
+		out->u.access_log.rows = f->rows;
+		break;
+	case PROTO_OP_BTG_LIST:
+		out->u.btg_list.grants_count = f->grants_count;
+		out->u.btg_list.grants = f->grants;
+		break;
 	case PROTO_OP_GET:
 		out->u.get = f->entry;
 		break;
@@ -2198,7 +3134,7 @@ int proto_reply_decode_reason(const uint8_t *bytes, size_t len, struct proto_are
 	if (f == NULL) {
 		return CARELOG_ENOMEM;
 	}
-	uint64_t seen = 0;
+	struct proto_keys seen = {{0, 0}};
 	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
 		int k;
 		struct proto_str name;
@@ -2214,14 +3150,14 @@ int proto_reply_decode_reason(const uint8_t *bytes, size_t len, struct proto_are
 		rc = rd_check_end(&r);
 	}
 	if (rc == CARELOG_OK) {
-		rc = rd_missing(&r, KB(K_ERR) | KB(K_MSG), seen, "a reply");
+		rc = rd_missing(&r, KEYS(K_ERR, K_MSG), seen, "a reply");
 	}
 	if (rc == CARELOG_OK && f->rep.err == CARELOG_OK) {
 		/* Success must say what it answers and carry every field of that answer. */
-		if (!(seen & KB(K_OP))) {
+		if (!keys_has(seen, K_OP)) {
 			rc = rd_fail(&r, CARELOG_EPROTO, "key \"op\" missing from a reply");
 		} else {
-			rc = rd_missing(&r, proto_reply_required[f->rep.op], seen, "a reply");
+			rc = rd_missing(&r, proto_reply_required(f->rep.op), seen, "a reply");
 		}
 		if (rc == CARELOG_OK && f->rep.op == PROTO_OP_VERIFY &&
 		    f->problems_count < f->problems_listed) {
@@ -2239,4 +3175,46 @@ int proto_reply_decode(const uint8_t *bytes, size_t len, struct proto_arena *are
 		       struct proto_reply *out)
 {
 	return proto_reply_decode_reason(bytes, len, arena, out, NULL, 0);
+}
+
+int proto_reply_peek_err(const uint8_t *bytes, size_t len, int *out_err)
+{
+	CL_ASSERT(out_err != NULL);
+	if (bytes == NULL || len == 0 || len > PROTO_MESSAGE_BYTES_MAX) {
+		return len > PROTO_MESSAGE_BYTES_MAX ? CARELOG_ETOOBIG : CARELOG_EPROTO;
+	}
+	struct proto_rd r = {.p = bytes, .end = bytes + len};
+	size_t n;
+	int rc = rd_map(&r, "reply", PROTO_MAP_KEYS_MAX, &n);
+	bool have_v = false;
+	bool have_err = false;
+	uint64_t err = 0;
+	for (size_t i = 0; i < n && rc == CARELOG_OK && !(have_v && have_err); i++) {
+		int k;
+		struct proto_str name;
+		rc = rd_key(&r, &k, &name);
+		if (rc != CARELOG_OK) {
+			break;
+		}
+		if (k == K_V) {
+			uint64_t v;
+			rc = rd_u64(&r, K_V, UINT64_MAX, &v);
+			if (rc == CARELOG_OK && v != PROTO_VERSION) {
+				rc = CARELOG_EVERSION;
+			}
+			have_v = true;
+		} else if (k == K_ERR) {
+			rc = rd_u64(&r, K_ERR, INT_MAX, &err);
+			have_err = true;
+		} else {
+			rc = rd_skip(&r, 1);
+		}
+	}
+	if (rc == CARELOG_OK && !(have_v && have_err)) {
+		rc = CARELOG_EPROTO;
+	}
+	if (rc == CARELOG_OK) {
+		*out_err = (int)err;
+	}
+	return rc;
 }

@@ -1,10 +1,13 @@
-/* carelogctl keygen and cluster init: commands that write local files and need no node. */
+/* carelogctl keygen, cluster init and compact: commands that work on local files and need no node.
+ */
 #include "node/ctl/commands.h"
 
 #include "carelog/errors.h"
 #include "common/crypto.h"
 #include "common/keyfile.h"
+#include "common/log.h"
 #include "node/journal/membership.h"
+#include "storage/storage.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -162,4 +165,40 @@ int ctl_run_cluster_init(const struct ctl_options *o)
 out:
 	free(m);
 	return exit_code;
+}
+
+int ctl_run_compact(const struct ctl_options *o)
+{
+	uint64_t before = 0;
+	uint64_t after = 0;
+	cl_log_set_level(CL_LOG_WARN); /* the sizes are printed below; storage's problems still show */
+	int rc = storage_compact_dir(o->data_dir, &before, &after);
+	if (rc == CARELOG_EBUSY) {
+		/* not the queue-full text of carelog_strerror: here a process holds the store */
+		fprintf(stderr, "carelogctl: compact: %s is in use (is the node still running?): stop "
+				"it first\n",
+			o->data_dir);
+		return CTL_EXIT_FAILED;
+	}
+	if (rc != CARELOG_OK) {
+		return ctl_fail(o, rc, "cannot compact %s/data.mdb", o->data_dir);
+	}
+	if (o->json) {
+		struct ctl_json j;
+		ctl_json_init(&j, stdout);
+		ctl_json_object_begin(&j);
+		ctl_json_key(&j, "data_dir");
+		ctl_json_string(&j, o->data_dir);
+		ctl_json_key(&j, "before_bytes");
+		ctl_json_u64(&j, before);
+		ctl_json_key(&j, "after_bytes");
+		ctl_json_u64(&j, after);
+		ctl_json_object_end(&j);
+		ctl_json_finish(&j);
+	} else {
+		printf("compacted %s/data.mdb\n", o->data_dir);
+		printf("before  %llu bytes\n", (unsigned long long)before);
+		printf("after   %llu bytes\n", (unsigned long long)after);
+	}
+	return CTL_EXIT_OK;
 }

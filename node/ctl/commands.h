@@ -19,5 +19,27 @@ int ctl_run_bench_append(const struct ctl_options *o, struct carelog_client *cli
 /* member add-learner (with --wait), promote, remove; transfer-leader. */
 int ctl_run_member(const struct ctl_options *o, struct carelog_client *client);
 int ctl_run_transfer_leader(const struct ctl_options *o, struct carelog_client *client);
+/* compact --data-dir (offline, admin.c). */
+int ctl_run_compact(const struct ctl_options *o);
+/* The clinical access commands (access.c): policy writes, btg-review, access-log, amend,
+ * entered-in-error, erase. */
+int ctl_run_access(const struct ctl_options *o, struct carelog_client *client);
+
+/* Shared by the commands (main.c). */
+void ctl_hex(char *out, const uint8_t *bytes, size_t len);
+/* The body of --body-file ("-" = stdin), at most 64 MiB; on failure prints and returns the
+ * exit code. */
+int ctl_read_body(const struct ctl_options *o, uint8_t **out, size_t *out_len);
+/* Prints an append's (or policy entry's) outcome as text or JSON. */
+void ctl_append_print(const struct ctl_options *o, int rc, const struct carelog_append_result *r);
+/* The exit code of an append-like call: prints the outcome (committed or pending) or the
+ * failure. */
+int ctl_append_finish(const struct ctl_options *o, int rc, const struct carelog_append_result *r);
+/* "time": UTC text or null, and "time_ms". */
+void ctl_json_time(struct ctl_json *j, const char *key, uint64_t ms);
+/* "relation (a care relation with this patient)", ...; unknown bases as given. */
+const char *ctl_basis_words(const char *basis);
+/* " (blocked by the patient: 2, ...)" for a read's withheld reasons; "" without reasons. */
+void ctl_withheld_line(char *out, size_t out_len, const struct carelog_read_result *r);
 
 #endif

@@ -34,6 +34,19 @@ enum {
 	CTL_PUBLIC_KEY_BYTES = 32,
 	CTL_PATH_ARG_BYTES_MAX = 4000,   /* a file or directory name on the command line */
 	CTL_PROGRESS_LINE_BYTES = 160,   /* one member add-learner --wait progress line */
+	CTL_UNIT_BYTES_MAX = 64,
+	CTL_PURPOSE_BYTES_MAX = 128,
+	CTL_PATIENT_BYTES_MAX = 64,
+	CTL_TEXT_BYTES_MAX = 512, /* btg reason, review text, erasure basis */
+	CTL_WITHHOLD_REASON_BYTES_MAX = 256,
+	CTL_REASON_CODE_BYTES_MAX = 32,
+	CTL_WORD_BYTES_MAX = 24, /* a category, an outcome, ... */
+	CTL_CATEGORIES_MAX = 6,  /* relation add --categories */
+	CTL_BTG_HOURS_DEFAULT = 24,
+	CTL_BTG_HOURS_MAX = 720,       /* the replicated btg_hours_max may be lower */
+	CTL_AMBULANCE_HOURS_MAX = 168, /* the replicated ambulance_hours_max may be lower */
+	CTL_IMPLICIT_WINDOW_DAYS_MAX = 3650,
+	CTL_LIST_LIMIT_MAX = 1000, /* access-log, btg-review rows */
 };
 
 enum ctl_command {
@@ -51,6 +64,28 @@ enum ctl_command {
 	CTL_CMD_MEMBER_PROMOTE,
 	CTL_CMD_MEMBER_REMOVE,
 	CTL_CMD_TRANSFER_LEADER,
+	/* clinical access (docs/access.md) */
+	CTL_CMD_PATIENT_SET,
+	CTL_CMD_RELATION, /* only for "relation --help" */
+	CTL_CMD_RELATION_ADD,
+	CTL_CMD_RELATION_END,
+	CTL_CMD_BLOCK, /* only for "block --help" */
+	CTL_CMD_BLOCK_ADD,
+	CTL_CMD_BLOCK_LIFT,
+	CTL_CMD_WITHHOLD_LIFT, /* before "withhold": the longer match wins */
+	CTL_CMD_WITHHOLD,
+	CTL_CMD_PROXY, /* only for "proxy --help" */
+	CTL_CMD_PROXY_GRANT,
+	CTL_CMD_PROXY_REVOKE,
+	CTL_CMD_AMBULANCE_ASSIGN,
+	CTL_CMD_BTG,
+	CTL_CMD_BTG_REVIEW, /* lists open grants; with --close reviews one */
+	CTL_CMD_PARAMS_SET,
+	CTL_CMD_AMEND,
+	CTL_CMD_ENTERED_IN_ERROR,
+	CTL_CMD_ERASE,
+	CTL_CMD_ACCESS_LOG,
+	CTL_CMD_COMPACT,
 	CTL_CMD_COUNT_
 };
 
@@ -74,6 +109,8 @@ struct ctl_options {
 	uint32_t timeout_ms;  /* --timeout S, default CTL_TIMEOUT_MS_DEFAULT */
 	char actor[CTL_ACTOR_BYTES_MAX + 1]; /* --actor ID[:ROLE], else $CARELOG_ACTOR; "" = node default */
 	char role[CTL_ROLE_BYTES_MAX + 1];
+	const char *unit;    /* --unit U (the actor's), else $CARELOG_UNIT; NULL = node's unit */
+	const char *purpose; /* --purpose TEXT, for the access log */
 
 	/* keygen */
 	const char *out; /* keygen: directory; cluster init: genesis file */
@@ -117,15 +154,53 @@ struct ctl_options {
 	uint32_t bench_clients;
 	uint32_t bench_count; /* appends in total, spread over the clients */
 	uint64_t bench_body_bytes;
+
+	/* clinical access. --id ID (an entry id, hex) goes to `id` above; --patient, --org,
+	 * --limit, --request-id, --body, --body-file as above. */
+	bool has_id;            /* --id given (an entry id) */
+	bool history;           /* read --history */
+	const char *birth_date; /* patient set */
+	const char *rel_unit;   /* relation add --unit (the relation's unit, after the command) */
+	bool has_from, has_to;
+	uint64_t from_ms, to_ms; /* relation add, proxy grant, ambulance assign (--from / --to T) */
+	uint32_t categories_count;
+	char categories[CTL_CATEGORIES_MAX][CTL_WORD_BYTES_MAX + 1]; /* relation add */
+	const char *person;                                          /* block add --person */
+	const char *category;                                        /* block add --category */
+	bool has_entry;
+	uint8_t entry[CTL_ID_BYTES]; /* block add, withhold --entry */
+	const char *reason;          /* withhold, btg, entered-in-error */
+	const char *from_word;       /* withhold --from patient|guardians */
+	const char *proxy;           /* proxy grant --proxy */
+	const char *relation;        /* proxy grant --relation parent|chosen */
+	const char *level;           /* proxy grant --level read|full */
+	const char *crew;            /* ambulance assign --crew */
+	uint32_t hours;              /* btg, ambulance assign */
+	const char *reason_code;     /* btg */
+	bool has_close;
+	uint8_t close_id[CTL_ID_BYTES]; /* btg-review --close */
+	const char *outcome;            /* btg-review --outcome */
+	const char *text;               /* btg-review --text */
+	uint32_t implicit_window_days, btg_hours_max, ambulance_hours_max; /* params set */
+	const char *basis;                                                 /* erase --basis */
+	const char *log_actor; /* access-log --actor (whose accesses; after the command) */
+	const char *data_dir;  /* compact --data-dir */
+};
+
+/* The environment's defaults (NULL when unset). */
+struct ctl_env {
+	const char *endpoint; /* $CARELOG_ENDPOINT */
+	const char *actor;    /* $CARELOG_ACTOR */
+	const char *unit;     /* $CARELOG_UNIT */
 };
 
 /*
- * Parses argv (argv[0] is the program). `env_endpoint` and `env_actor` are the values of
- * $CARELOG_ENDPOINT and $CARELOG_ACTOR (NULL when unset). Returns CTL_EXIT_OK, or
- * CTL_EXIT_USAGE with a one-line message in `err` ("append: unknown option --bdy").
+ * Parses argv (argv[0] is the program) with defaults from `env` (may be NULL). Returns
+ * CTL_EXIT_OK, or CTL_EXIT_USAGE with a one-line message in `err` ("append: unknown option
+ * --bdy").
  */
-int ctl_parse(int argc, char *const argv[], const char *env_endpoint, const char *env_actor,
-	      struct ctl_options *out, char *err, size_t err_len);
+int ctl_parse(int argc, char *const argv[], const struct ctl_env *env, struct ctl_options *out,
+	      char *err, size_t err_len);
 
 /* The command's name as typed ("cluster init", "bench append"); "" for CTL_CMD_NONE. */
 const char *ctl_command_name(enum ctl_command command);

@@ -4,6 +4,7 @@
 #include "carelog/carelog.h"
 #include "carelog/errors.h"
 #include "common/crypto.h"
+#include "node/journal/policy.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,7 +41,7 @@ int ctl_fail_call(const struct ctl_options *o, int rc)
 	return ctl_fail(o, rc, "%s", carelog_last_message());
 }
 
-static void ctl_hex(char *out, const uint8_t *bytes, size_t len)
+void ctl_hex(char *out, const uint8_t *bytes, size_t len)
 {
 	cl_hex_encode(out, bytes, len);
 }
@@ -191,7 +192,7 @@ static int ctl_status(const struct ctl_options *o, struct carelog_client *c)
 /* ------------------------------------------------------------------ append */
 
 /* Reads a body file ("-" = stdin) whole, refusing more than CTL_BODY_BYTES_MAX. */
-static int ctl_read_body(const struct ctl_options *o, uint8_t **out, size_t *out_len)
+int ctl_read_body(const struct ctl_options *o, uint8_t **out, size_t *out_len)
 {
 	bool is_stdin = strcmp(o->body_file, "-") == 0;
 	FILE *f = is_stdin ? stdin : fopen(o->body_file, "rb");
@@ -243,8 +244,7 @@ static int ctl_read_body(const struct ctl_options *o, uint8_t **out, size_t *out
 	return CTL_EXIT_OK;
 }
 
-static void ctl_append_print(const struct ctl_options *o, int rc,
-			     const struct carelog_append_result *r)
+void ctl_append_print(const struct ctl_options *o, int rc, const struct carelog_append_result *r)
 {
 	char id[2 * CARELOG_ID_BYTES + 1];
 	ctl_hex(id, r->id, sizeof(r->id));
@@ -289,8 +289,6 @@ static int ctl_append(const struct ctl_options *o, struct carelog_client *c)
 		.patient = o->patient,
 		.kind = o->kind,
 		.request_id = o->request_id,
-		.actor = o->actor,
-		.role = o->role,
 		.media_type = o->media_type,
 		.status = o->status,
 		.sensitivity = o->sensitivity,
@@ -310,10 +308,15 @@ static int ctl_append(const struct ctl_options *o, struct carelog_client *c)
 	struct carelog_append_result r;
 	int rc = carelog_append(c, &a, o->timeout_ms, &r);
 	free(file_body);
+	return ctl_append_finish(o, rc, &r);
+}
+
+int ctl_append_finish(const struct ctl_options *o, int rc, const struct carelog_append_result *r)
+{
 	if (rc != CARELOG_OK && rc != CARELOG_EPENDING) {
 		return ctl_fail_call(o, rc);
 	}
-	ctl_append_print(o, rc, &r);
+	ctl_append_print(o, rc, r);
 	if (rc == CARELOG_EPENDING) {
 		return ctl_fail_call(o, rc);
 	}
@@ -322,7 +325,7 @@ static int ctl_append(const struct ctl_options *o, struct carelog_client *c)
 
 /* ------------------------------------------------------------------ entries */
 
-static void ctl_json_time(struct ctl_json *j, const char *key, uint64_t ms)
+void ctl_json_time(struct ctl_json *j, const char *key, uint64_t ms)
 {
 	char text[CTL_TIME_TEXT_BYTES];
 	char key_ms[40];
@@ -376,8 +379,30 @@ static void ctl_json_entry(struct ctl_json *j, const struct carelog_entry *e)
 	} else {
 		ctl_json_null(j);
 	}
+	ctl_json_key(j, "superseded_by");
+	if (e->has_superseded_by) {
+		ctl_json_hex(j, e->superseded_by, sizeof(e->superseded_by));
+	} else {
+		ctl_json_null(j);
+	}
 	ctl_json_key(j, "erased");
 	ctl_json_bool(j, e->body_erased);
+	ctl_json_key(j, "erasure");
+	if (e->body_erased) {
+		ctl_json_object_begin(j);
+		ctl_json_key(j, "index");
+		ctl_json_u64(j, e->erased_index);
+		ctl_json_time(j, "time", e->erased_time_ms);
+		ctl_json_key(j, "author");
+		ctl_json_string(j, e->erased_author);
+		ctl_json_key(j, "org");
+		ctl_json_string(j, e->erased_org);
+		ctl_json_key(j, "basis");
+		ctl_json_string(j, e->erased_basis);
+		ctl_json_object_end(j);
+	} else {
+		ctl_json_null(j);
+	}
 	/* JSON strings carry any valid UTF-8 (escaped as needed); other bytes go as base64. */
 	bool text = ctl_utf8_valid(e->body, e->body_len);
 	ctl_json_key(j, "body");
@@ -405,10 +430,122 @@ static void ctl_json_entry(struct ctl_json *j, const struct carelog_entry *e)
 	ctl_json_object_end(j);
 }
 
+static void ctl_time_or(char out[CTL_TIME_TEXT_BYTES], uint64_t ms, const char *none)
+{
+	if (ms == 0) {
+		snprintf(out, CTL_TIME_TEXT_BYTES, "%s", none);
+	} else {
+		ctl_time_format(out, ms);
+	}
+}
+
+/* A policy entry in words ("care relation with st-olavs/cardio from ... until open-ended").
+ * False when the body does not decode (it is then shown as base64 like any other). */
+static bool ctl_print_policy(const struct carelog_entry *e)
+{
+	enum policy_kind kind = policy_kind_of(e->kind);
+	if (kind == POLICY_KIND_NONE || strcmp(e->media_type, POLICY_MEDIA_TYPE) != 0) {
+		return false;
+	}
+	struct policy_body *b = malloc(sizeof(*b)); /* large: audit batches list 2000 rows */
+	if (b == NULL || policy_body_decode(kind, e->body, e->body_len, b) != CARELOG_OK) {
+		free(b);
+		return false;
+	}
+	char ref[2 * CARELOG_ID_BYTES + 1];
+	char from[CTL_TIME_TEXT_BYTES];
+	char to[CTL_TIME_TEXT_BYTES];
+	ctl_hex(ref, b->ref, sizeof(b->ref));
+	ctl_time_or(from, b->from_ms, "the start");
+	ctl_time_or(to, b->to_ms, "open-ended");
+	printf("    policy       ");
+	switch (kind) {
+	case POLICY_KIND_PATIENT:
+		printf("birth date %s\n", b->birth_date);
+		break;
+	case POLICY_KIND_CARE_RELATION:
+		printf("care relation with %s%s%s, from %s until %s\n", b->org,
+		       b->unit[0] != '\0' ? "/" : " (the whole organisation)", b->unit, from, to);
+		printf("    covers       ");
+		for (uint32_t i = 0; i < b->categories_count; i++) {
+			printf("%s%s", i == 0 ? "" : ", ", b->categories[i]);
+		}
+		printf("%s\n", b->categories_count == 0 ? "no shielded categories" : "");
+		break;
+	case POLICY_KIND_CARE_RELATION_END:
+		printf("ends care relation %s\n", ref);
+		break;
+	case POLICY_KIND_BLOCK:
+		printf("blocks %s%s%s from %s%s\n",
+		       strcmp(b->word, "category") == 0 ? "the category " :
+		       strcmp(b->word, "entry") == 0    ? "entry "
+							: "the whole record",
+		       strcmp(b->word, "category") == 0 ? b->category : "",
+		       strcmp(b->word, "entry") == 0 ? ref : "",
+		       b->target_org[0] != '\0' ? "organisation " : "",
+		       b->target_org[0] != '\0' ? b->target_org : b->actor);
+		break;
+	case POLICY_KIND_BLOCK_LIFT:
+		printf("lifts block %s\n", ref);
+		break;
+	case POLICY_KIND_WITHHOLD:
+		printf("withholds entry %s from %s: %s\n", ref,
+		       strcmp(b->word, "guardians") == 0 ? "parents" : "the patient", b->text);
+		break;
+	case POLICY_KIND_WITHHOLD_LIFT:
+		printf("lifts withholding %s\n", ref);
+		break;
+	case POLICY_KIND_PROXY_GRANT:
+		printf("%s may act for the patient (%s, level %s) from %s until %s\n", b->actor,
+		       b->word, b->level, from, to);
+		break;
+	case POLICY_KIND_PROXY_REVOKE:
+		printf("revokes proxy grant %s\n", ref);
+		break;
+	case POLICY_KIND_AMBULANCE:
+		printf("ambulance crew %s may read from %s until %s\n", b->actor, from, to);
+		break;
+	case POLICY_KIND_BTG_GRANT:
+		printf("break-the-glass for %u h: %s: %s\n", b->hours, b->reason_code, b->text);
+		break;
+	case POLICY_KIND_BTG_REVIEW:
+		printf("review of break-the-glass %s: %s%s%s\n", ref, b->word,
+		       b->text[0] != '\0' ? ": " : "", b->text);
+		break;
+	case POLICY_KIND_ERASURE:
+		printf("erases entry %s: %s\n", ref, b->text);
+		break;
+	case POLICY_KIND_PARAMS:
+		printf("implicit access %u days, break-the-glass at most %u h, ambulance at most "
+		       "%u h\n",
+		       b->implicit_window_days, b->btg_hours_max, b->ambulance_hours_max);
+		break;
+	default:
+		printf("%s\n", e->kind);
+		break;
+	}
+	free(b);
+	return true;
+}
+
 static void ctl_print_body(const struct carelog_entry *e)
 {
 	if (e->body_erased) {
-		printf("    body         (erased)\n");
+		char when[CTL_TIME_TEXT_BYTES] = "an unknown time";
+		if (e->erased_time_ms != 0) {
+			ctl_time_format(when, e->erased_time_ms);
+		}
+		printf(
+		    "    body         (erased lawfully at %s by %s%s%s%s, erasure entry #%llu)\n",
+		    when, e->erased_author[0] != '\0' ? e->erased_author : "?",
+		    e->erased_org[0] != '\0' ? " (" : "", e->erased_org,
+		    e->erased_org[0] != '\0' ? ")" : "", (unsigned long long)e->erased_index);
+		if (e->erased_basis[0] != '\0') {
+			printf("    basis        %s\n", e->erased_basis);
+		}
+		return;
+	}
+	if (ctl_print_policy(e)) {
 		return;
 	}
 	if (ctl_text_printable(e->body, e->body_len)) {
@@ -460,24 +597,65 @@ static void ctl_print_entry(const struct carelog_entry *e)
 		ctl_hex(id, e->corrects, sizeof(e->corrects));
 		printf("    corrects     %s\n", id);
 	}
+	if (e->has_superseded_by) {
+		ctl_hex(id, e->superseded_by, sizeof(e->superseded_by));
+		printf("    superseded   by %s\n", id);
+	}
 	printf("    request id   %s\n", e->request_id);
 	ctl_print_body(e);
 }
 
 /* ------------------------------------------------------------------ read, get */
 
+const char *ctl_basis_words(const char *basis)
+{
+	static const struct {
+		const char *basis;
+		const char *words;
+	} table[] = {
+	    {"relation", "relation (a care relation with this patient)"},
+	    {"implicit", "implicit (this organisation treated the patient recently)"},
+	    {"proxy", "proxy (acting for the patient)"},
+	    {"btg", "btg (break-the-glass grant, to be reviewed)"},
+	    {"self", "self (the patient's own record)"},
+	    {"assignment", "assignment (ambulance assignment)"},
+	    {"role", "role"},
+	    {"none", "none (denied)"},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(table); i++) {
+		if (strcmp(basis, table[i].basis) == 0) {
+			return table[i].words;
+		}
+	}
+	return basis;
+}
+
+void ctl_withheld_line(char *out, size_t out_len, const struct carelog_read_result *r)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < r->withheld_reasons_count && n < out_len; i++) {
+		int w = snprintf(out + n, out_len - n, "%s%s: %u", i == 0 ? " (" : ", ",
+		                 r->withheld_reasons[i].reason, r->withheld_reasons[i].count);
+		n += w > 0 ? (size_t)w : 0;
+	}
+	if (n > 0 && n + 1 < out_len) {
+		out[n] = ')';
+		out[n + 1] = '\0';
+	}
+}
+
 static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
 {
 	struct carelog_read_args a = {
 		.patient = o->patient,
-		.actor = o->actor,
-		.role = o->role,
-		.consistency = o->linearizable ? CARELOG_CONSISTENCY_LINEARIZABLE
-					       : CARELOG_CONSISTENCY_LOCAL,
+	    .consistency =
+	        o->linearizable ? CARELOG_CONSISTENCY_LINEARIZABLE : CARELOG_CONSISTENCY_LOCAL,
 		.min_index = o->min_index,
 		.kind = o->kind,
 		.since_index = o->since_index,
 		.limit = o->limit,
+	    .history = o->history,
 	};
 	struct carelog_read_result *r;
 	int rc = carelog_read(c, &a, o->timeout_ms, &r);
@@ -494,8 +672,21 @@ static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
 		ctl_json_u64(&j, r->lag);
 		ctl_json_key(&j, "stale");
 		ctl_json_bool(&j, r->stale);
+		ctl_json_key(&j, "basis");
+		ctl_json_string(&j, r->basis);
 		ctl_json_key(&j, "withheld");
 		ctl_json_u64(&j, r->withheld);
+		ctl_json_key(&j, "withheld_reasons");
+		ctl_json_array_begin(&j);
+		for (size_t i = 0; i < r->withheld_reasons_count; i++) {
+			ctl_json_object_begin(&j);
+			ctl_json_key(&j, "reason");
+			ctl_json_string(&j, r->withheld_reasons[i].reason);
+			ctl_json_key(&j, "count");
+			ctl_json_u64(&j, r->withheld_reasons[i].count);
+			ctl_json_object_end(&j);
+		}
+		ctl_json_array_end(&j);
 		ctl_json_key(&j, "more");
 		ctl_json_bool(&j, r->more);
 		ctl_json_key(&j, "entries");
@@ -516,9 +707,13 @@ static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
 		printf("%zu entr%s  (applied index %llu, lag %llu%s)\n", r->entries_count,
 		       r->entries_count == 1 ? "y" : "ies", (unsigned long long)r->applied_index,
 		       (unsigned long long)r->lag, r->stale ? ", STALE" : "");
+		if (r->basis[0] != '\0') {
+			printf("access: %s\n", ctl_basis_words(r->basis));
+		}
 		if (r->withheld > 0) {
-			printf("%u entr%s withheld from this actor\n", r->withheld,
-			       r->withheld == 1 ? "y" : "ies");
+			char why[1024];
+			ctl_withheld_line(why, sizeof(why), r);
+			printf("withheld: %u%s\n", r->withheld, why);
 		}
 		for (size_t i = 0; i < r->entries_count; i++) {
 			printf("\n");
@@ -535,7 +730,7 @@ static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
 
 static int ctl_get(const struct ctl_options *o, struct carelog_client *c)
 {
-	struct carelog_get_args a = {.actor = o->actor, .role = o->role};
+	struct carelog_get_args a = {0};
 	memcpy(a.id, o->id, sizeof(a.id));
 	struct carelog_entry *e;
 	int rc = carelog_get(c, &a, o->timeout_ms, &e);
@@ -620,6 +815,12 @@ static int ctl_run_network(const struct ctl_options *o)
 	if (rc != CARELOG_OK) {
 		return ctl_fail_call(o, rc);
 	}
+	/* who acts, in every request of this command (the parser bounded every field) */
+	rc = carelog_client_set_actor(c, o->actor, o->role, o->unit, o->purpose);
+	if (rc != CARELOG_OK) {
+		carelog_client_close(c);
+		return ctl_fail_call(o, rc);
+	}
 	int exit_code;
 	switch (o->command) {
 	case CTL_CMD_STATUS:
@@ -649,7 +850,8 @@ static int ctl_run_network(const struct ctl_options *o)
 		exit_code = ctl_run_transfer_leader(o, c);
 		break;
 	default:
-		CL_UNREACHABLE();
+		exit_code = ctl_run_access(o, c);
+		break;
 	}
 	carelog_client_close(c);
 	return exit_code;
@@ -659,8 +861,12 @@ int main(int argc, char *argv[])
 {
 	static struct ctl_options o; /* large (cluster members): not on the stack */
 	char err[512];
-	int exit_code = ctl_parse(argc, argv, getenv("CARELOG_ENDPOINT"), getenv("CARELOG_ACTOR"),
-				  &o, err, sizeof(err));
+	const struct ctl_env env = {
+	    .endpoint = getenv("CARELOG_ENDPOINT"),
+	    .actor = getenv("CARELOG_ACTOR"),
+	    .unit = getenv("CARELOG_UNIT"),
+	};
+	int exit_code = ctl_parse(argc, argv, &env, &o, err, sizeof(err));
 	if (exit_code != CTL_EXIT_OK) {
 		fprintf(stderr, "carelogctl: %s\n", err);
 		return exit_code;
@@ -679,6 +885,9 @@ int main(int argc, char *argv[])
 		break;
 	case CTL_CMD_CLUSTER_INIT:
 		exit_code = ctl_run_cluster_init(&o);
+		break;
+	case CTL_CMD_COMPACT:
+		exit_code = ctl_run_compact(&o);
 		break;
 	default:
 		exit_code = ctl_run_network(&o);

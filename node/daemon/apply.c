@@ -5,7 +5,10 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "common/log.h"
+#include "node/access/access.h"
+#include "node/journal/policy.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,6 +333,103 @@ static void log_rejected(const struct consensus_entry *e, const struct node_appl
 	            (unsigned long long)e->index, id_hex, carelog_errname(c->verdict), c->reason);
 }
 
+bool node_apply_patient_indexed(const char *patient)
+{
+	return strcmp(patient, POLICY_REGION_PATIENT) != 0;
+}
+
+void node_apply_refusal_text(struct storage_txn *t, uint64_t index,
+                             const uint8_t id[JOURNAL_ID_BYTES], char *out, size_t out_len)
+{
+	/* The words recorded when it was refused: a retry hears exactly what the first heard. */
+	if (access_refusal_get(t, id, out, out_len) == CARELOG_OK && out[0] != '\0') {
+		return;
+	}
+	char id_hex[2 * JOURNAL_ID_BYTES + 1];
+	cl_hex_encode(id_hex, id, JOURNAL_ID_BYTES);
+	snprintf(out, out_len,
+	         "refused when applied at index %llu (entry %s): the author was not allowed to "
+	         "write it",
+	         (unsigned long long)index, id_hex);
+}
+
+/* A duplicate answers like its first copy: the index and id, or the first copy's refusal. */
+static int answer_duplicate(struct storage_txn *t, uint64_t first_index,
+                            const uint8_t first_id[JOURNAL_ID_BYTES],
+                            struct node_apply_outcome *out)
+{
+	out->status = NODE_APPLY_DUPLICATE;
+	out->answer_index = first_index;
+	memcpy(out->answer_id, first_id, sizeof(out->answer_id));
+	uint64_t index = 0;
+	uint8_t status = 0;
+	int rc = storage_index_entry_get(t, first_id, &index, &status);
+	if (rc == CARELOG_ENOTFOUND) {
+		return CARELOG_OK; /* a request row always has its entry row; verify reports it */
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (status == NODE_APPLY_REFUSED) {
+		out->reject_err = CARELOG_EDENIED;
+		node_apply_refusal_text(t, first_index, first_id, out->refused_reason,
+		                        sizeof(out->refused_reason));
+	}
+	return CARELOG_OK;
+}
+
+static void log_refused(const struct consensus_entry *e, const struct node_apply_class *c,
+                        const char *reason)
+{
+	char id_hex[2 * JOURNAL_ID_BYTES + 1];
+	cl_hex_encode(id_hex, c->id, sizeof(c->id));
+	/* Index, entry id, kind and the rule's words: never the patient. */
+	cl_log_warn("apply.refused", "index=%llu id=%s kind=%s reason=\"%s\"",
+	            (unsigned long long)e->index, id_hex, c->header.kind, reason);
+}
+
+/* Judges an authentic, first-of-its-request record at its leader time (access_apply_entry,
+ * which updates the policy state) and indexes it: accepted, or refused. */
+static int apply_judged(struct storage_txn *t, const struct consensus_entry *e,
+                        const struct node_apply_class *c, const uint8_t *key, size_t key_len,
+                        struct node_apply_outcome *out)
+{
+	enum access_apply_verdict verdict = ACCESS_REFUSED;
+	const char *reason = NULL;
+	int rc = access_apply_entry(t, e->index, c->record.leader_time_ms, &c->header, c->id,
+	                            c->record.body, c->record.body_len, &verdict, &reason);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	out->answer_index = e->index;
+	memcpy(out->answer_id, c->id, sizeof(out->answer_id));
+	if (verdict == ACCESS_REFUSED) {
+		out->status = NODE_APPLY_REFUSED;
+		out->reject_err = CARELOG_EDENIED;
+		snprintf(out->refused_reason, sizeof(out->refused_reason), "%s",
+		         reason != NULL ? reason : "the author may not write this entry");
+		log_refused(e, c, out->refused_reason);
+		/* The request row stays: a retry with the same request id is the same refusal,
+		 * never a second signing. No patient index row: a refused entry is no record. */
+		rc = storage_index_entry_put(t, c->id, e->index, NODE_APPLY_REFUSED);
+		return rc == CARELOG_OK
+		           ? storage_index_request_put(t, key, key_len, e->index, c->id)
+		           : rc;
+	}
+	CL_ASSERT(verdict == ACCESS_APPLIED);
+	out->status = NODE_APPLY_ACCEPTED;
+	rc = storage_index_entry_put(t, c->id, e->index, NODE_APPLY_ACCEPTED);
+	if (rc == CARELOG_OK) {
+		rc = storage_index_request_put(t, key, key_len, e->index, c->id);
+	}
+	if (rc == CARELOG_OK && node_apply_patient_indexed(c->header.patient)) {
+		uint8_t patient_key[CL_SHA256_BYTES];
+		journal_patient_key(c->header.patient, patient_key);
+		rc = storage_index_patient_add(t, patient_key, e->index);
+	}
+	return rc;
+}
+
 /* Applies a classified record or opaque entry; fills the outcome. */
 static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
                         const struct node_apply_class *c, struct node_apply_outcome *out)
@@ -342,12 +442,9 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 		uint8_t first_status = 0;
 		int rc = storage_index_entry_get(t, c->id, &first_index, &first_status);
 		if (rc == CARELOG_OK) {
-			out->status = NODE_APPLY_DUPLICATE;
-			out->answer_index = first_index;
-			memcpy(out->answer_id, c->id, sizeof(out->answer_id));
 			cl_log_warn("apply.replayed", "index=%llu first_index=%llu",
 			            (unsigned long long)e->index, (unsigned long long)first_index);
-			return CARELOG_OK;
+			return answer_duplicate(t, first_index, c->id, out);
 		}
 		if (rc != CARELOG_ENOTFOUND) {
 			return rc;
@@ -372,27 +469,15 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 	uint8_t first_id[JOURNAL_ID_BYTES];
 	rc = storage_index_request_get(t, key, key_len, &first_index, first_id);
 	if (rc == CARELOG_OK) {
-		out->status = NODE_APPLY_DUPLICATE;
-		out->answer_index = first_index;
-		memcpy(out->answer_id, first_id, sizeof(out->answer_id));
-		return storage_index_entry_put(t, c->id, e->index, NODE_APPLY_DUPLICATE);
+		rc = answer_duplicate(t, first_index, first_id, out);
+		return rc == CARELOG_OK
+		           ? storage_index_entry_put(t, c->id, e->index, NODE_APPLY_DUPLICATE)
+		           : rc;
 	}
 	if (rc != CARELOG_ENOTFOUND) {
 		return rc;
 	}
-	out->status = NODE_APPLY_ACCEPTED;
-	out->answer_index = e->index;
-	memcpy(out->answer_id, c->id, sizeof(out->answer_id));
-	uint8_t patient_key[CL_SHA256_BYTES];
-	journal_patient_key(c->header.patient, patient_key);
-	rc = storage_index_entry_put(t, c->id, e->index, NODE_APPLY_ACCEPTED);
-	if (rc == CARELOG_OK) {
-		rc = storage_index_request_put(t, key, key_len, e->index, c->id);
-	}
-	if (rc == CARELOG_OK) {
-		rc = storage_index_patient_add(t, patient_key, e->index);
-	}
-	return rc;
+	return apply_judged(t, e, c, key, key_len, out);
 }
 
 static int apply_one(struct storage_txn *t, struct node_apply_state *st,

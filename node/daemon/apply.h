@@ -8,19 +8,28 @@
  * entry, the membership applied so far and the indexes.
  *
  *   NORMAL, empty          the leader's no-op
- *   NORMAL, record         accepted   (entry_index status 0, request_index, patient_index)
+ *   NORMAL, record         accepted   (entry_index status 0, request_index, patient_index
+ *                                      unless the patient is the region "-"; policy state)
  *                          duplicate  (request id already committed: status 2, a recorded
- *                                      no-op answering with the first entry's index and id)
+ *                                      no-op answering with the first entry's index and id, or
+ *                                      with the first one's refusal)
  *                          rejected   (bad signature, unknown node, org mismatch, malformed
  *                                      header: status 1, logged by index and entry id)
+ *                          refused    (authentic, but the author may not write it at the
+ *                                      leader's time (access_apply_entry): status 3 and its
+ *                                      request_index row, so a retry hears the same refusal;
+ *                                      never in the patient index; logged by index and entry
+ *                                      id with the reason)
  *   NORMAL, malformed record   rejected, no id (the chain takes an opaque leaf)
  *   CONF                   membership (and params) stored in meta "membership"
  *
  * An unknown record version, header format version or kind STOPS apply: the caller must not
  * commit and must stop the node with the message (safe rolling upgrades: never guess).
  *
- * Every entry extends the chain; node_apply_entries records (applied index, chain head) in the
- * caller's write transaction, so indexes and applied state never disagree after a crash.
+ * Every entry extends the chain (the leaf covers header and signature, never the outcome or the
+ * body, so a refusal or a later erasure changes no chain head); node_apply_entries records
+ * (applied index, chain head) in the caller's write transaction, so indexes, policy state and
+ * applied state never disagree after a crash.
  */
 
 #include "consensus/consensus.h"
@@ -36,6 +45,7 @@ enum node_apply_status {
 	NODE_APPLY_ACCEPTED = 0,
 	NODE_APPLY_REJECTED = 1,
 	NODE_APPLY_DUPLICATE = 2,
+	NODE_APPLY_REFUSED = 3,
 };
 
 enum node_apply_kind {
@@ -48,7 +58,8 @@ enum node_apply_kind {
 enum {
 	NODE_REQUEST_KEY_BYTES_MAX = JOURNAL_ORG_BYTES_MAX + 1 + JOURNAL_REQUEST_ID_BYTES_MAX,
 	NODE_META_MEMBERSHIP_BYTES_MAX = MEMBERSHIP_CONTEXT_BYTES_MAX,
-	NODE_MEMBER_IDS_MAX = 4096, /* node ids remembered as used (beyond: not checked) */
+	NODE_MEMBER_IDS_MAX = 4096,        /* node ids remembered as used (beyond: not checked) */
+	NODE_APPLY_REASON_BYTES_MAX = 256, /* a refusal's words, copied into the outcome */
 };
 
 /* What apply knows between entries. Copyable: the loop applies into a scratch copy and keeps
@@ -65,8 +76,12 @@ struct node_apply_outcome {
 	uint64_t index;
 	uint8_t kind;       /* enum node_apply_kind */
 	uint8_t status;     /* enum node_apply_status (records and opaque entries) */
-	int reject_err;     /* rejected: CARELOG_EBADSIG, CARELOG_EMISMATCH, CARELOG_EPROTO, ... */
+	/* rejected: CARELOG_EBADSIG, CARELOG_EMISMATCH, CARELOG_EPROTO, ...; refused, or a
+	 * duplicate of a refused request: CARELOG_EDENIED */
+	int reject_err;
 	const char *reason; /* rejected: static text */
+	/* reject_err == CARELOG_EDENIED: why, in words for the waiting client (no patient id) */
+	char refused_reason[NODE_APPLY_REASON_BYTES_MAX];
 	bool has_id;
 	uint8_t id[JOURNAL_ID_BYTES]; /* this entry's id */
 	uint64_t answer_index;        /* accepted: index; duplicate: the first entry's */
@@ -89,6 +104,15 @@ struct node_apply_class {
 	struct membership *conf; /* CONF: the merged membership (caller's buffer) */
 	bool signature_checked;  /* the signature was verified (whatever the result) */
 };
+
+/* Whether an entry's patient is indexed (every patient but the region pseudo-patient "-"). */
+bool node_apply_patient_indexed(const char *patient);
+
+/* The answer to a request whose entry (`index`, `id`) was refused when applied: what a retry
+ * with the same request id hears (the reason recorded at apply, access_refusal_get; should it
+ * be unreadable, the index and entry id), into `out` (NUL-terminated, cut to fit). */
+void node_apply_refusal_text(struct storage_txn *t, uint64_t index,
+                             const uint8_t id[JOURNAL_ID_BYTES], char *out, size_t out_len);
 
 /* Request index key: org || 0x00 || request id. *out_len <= NODE_REQUEST_KEY_BYTES_MAX. */
 int node_request_key(const char *org, size_t org_len, const char *request_id, size_t request_id_len,
@@ -124,9 +148,11 @@ void node_apply_leaf(const struct consensus_entry *e, const struct node_apply_cl
 /*
  * Applies `count` committed entries (contiguous, starting at st->applied_index + 1) in the
  * caller's write transaction, filling outcomes[i] for each, then stores (applied index, chain
- * head). `st` is updated as it goes: on any error the caller must abort the transaction and
- * discard `st`. Errors: storage errors; CARELOG_EVERSION / CARELOG_EUNKNOWN / CARELOG_EPROTO
- * to stop apply (logged as event=apply.stopped with the index and reason).
+ * head). An accepted, authentic record is judged by access_apply_entry at its leader time,
+ * which also updates the policy state (and, for an erasure, rewrites the erased record). `st` is
+ * updated as it goes: on any error the caller must abort the transaction and discard `st`. Errors:
+ * storage errors; CARELOG_EVERSION / CARELOG_EUNKNOWN / CARELOG_EPROTO to stop apply (logged as
+ * event=apply.stopped with the index and reason).
  */
 int node_apply_entries(struct storage_txn *t, struct node_apply_state *st,
                        const struct consensus_entry *entries, size_t count,

@@ -4,6 +4,7 @@
 #include "carelog/errors.h"
 #include "common/crypto.h"
 #include "node/api/proto.h"
+#include "node/daemon/audit.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -23,6 +24,7 @@ const char node_config_help[] =
     "  genesis_file   = FILE       genesis from `carelogctl cluster init`; first start only\n"
     "  log_level      = info       debug | info | warn | error\n"
     "  actor_default  = system     practitioner id when a request names none\n"
+    "  actor_default_role = operator  role when a request names none (not system)\n"
     "  unit           =            unit stamped into entries this node signs\n"
     "  [client]\n"
     "  endpoint          = ipc://<data_dir>/client.sock\n"
@@ -32,6 +34,11 @@ const char node_config_help[] =
     "  stale_lag_max     = 1000    reads lagging more entries are marked stale\n"
     "  [storage]\n"
     "  map_size_bytes = 16GiB      LMDB map size (sparse file)\n"
+    "  [audit]\n"
+    "  dir              = <data_dir>/audit  the audit queue's LMDB environment\n"
+    "  map_size_bytes   = 1GiB     its map size; when full, requests are refused\n"
+    "  ship_interval_ms = 200      unshipped audit rows go into the log this often\n"
+    "  queue_rows_max   = 4096     audit rows waiting for their sync; beyond: EBUSY\n"
     "  [batch]\n"
     "  entries_max = 1024          appends per write transaction (group commit)\n"
     "  bytes_max   = 8MiB          entry bytes per write transaction\n"
@@ -58,12 +65,17 @@ enum {
 
 static const uint64_t config_map_size_default = 16ULL << 30;
 static const uint64_t config_batch_bytes_default = 8ULL << 20;
+static const uint64_t config_audit_map_size_default = 1ULL << 30;
 
 void node_config_defaults(struct node_config *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->log_level = CL_LOG_INFO;
-	snprintf(out->actor_default, sizeof(out->actor_default), "%s", "system");
+	snprintf(out->actor_default, sizeof(out->actor_default), "%s", "operator");
+	snprintf(out->actor_default_role, sizeof(out->actor_default_role), "%s", "operator");
+	out->audit_map_size_bytes = config_audit_map_size_default;
+	out->audit_ship_interval_ms = NODE_AUDIT_SHIP_INTERVAL_MS_DEFAULT;
+	out->audit_queue_rows_max = NODE_AUDIT_QUEUE_ROWS_DEFAULT;
 	out->client_requests_max = CONFIG_REQUESTS_MAX_DEFAULT;
 	out->client_timeout_ms = CONFIG_TIMEOUT_MS_DEFAULT;
 	out->client_stale_lag_max = CONFIG_STALE_LAG_MAX_DEFAULT;
@@ -331,6 +343,21 @@ static int handle_node(struct config_parse *p, const char *key, const char *valu
 		}
 		return set_string(p, key, value, c->actor_default, sizeof(c->actor_default));
 	}
+	if (strcmp(key, "actor_default_role") == 0) {
+		if (value[0] == '\0') {
+			config_fail(p, key, "%s", "must not be empty");
+			return 0;
+		}
+		if (strcmp(value, "system") == 0) {
+			/* A request without a role would act as the node itself. */
+			config_fail(
+			    p, key, "%s",
+			    "'system' is the node's own role, never a client's (use operator)");
+			return 0;
+		}
+		return set_string(p, key, value, c->actor_default_role,
+		                  sizeof(c->actor_default_role));
+	}
 	if (strcmp(key, "unit") == 0) {
 		return set_string(p, key, value, c->unit, sizeof(c->unit));
 	}
@@ -377,6 +404,31 @@ static int handle_client(struct config_parse *p, const char *key, const char *va
 		return set_u64(p, key, value, 0, UINT64_MAX, &c->client_stale_lag_max);
 	}
 	config_fail(p, key, "%s", "unknown key in [client]");
+	return 0;
+}
+
+static int handle_audit(struct config_parse *p, const char *key, const char *value)
+{
+	struct node_config *c = &p->config;
+	if (strcmp(key, "dir") == 0) {
+		if (value[0] == '\0') {
+			config_fail(p, key, "%s",
+			            "must not be empty (leave it out for <data_dir>/audit)");
+			return 0;
+		}
+		return set_string(p, key, value, c->audit_dir, sizeof(c->audit_dir));
+	}
+	if (strcmp(key, "map_size_bytes") == 0) {
+		return set_size(p, key, value, 1ULL << 20, &c->audit_map_size_bytes);
+	}
+	if (strcmp(key, "ship_interval_ms") == 0) {
+		return set_u32(p, key, value, 1, 60000, &c->audit_ship_interval_ms);
+	}
+	if (strcmp(key, "queue_rows_max") == 0) {
+		return set_u32(p, key, value, 1, NODE_AUDIT_QUEUE_ROWS_LIMIT,
+		               &c->audit_queue_rows_max);
+	}
+	config_fail(p, key, "%s", "unknown key in [audit]");
 	return 0;
 }
 
@@ -475,6 +527,9 @@ static int config_handle(void *user, const char *section, const char *key, const
 	if (strcmp(section, "replication") == 0) {
 		return handle_replication(p, key, value);
 	}
+	if (strcmp(section, "audit") == 0) {
+		return handle_audit(p, key, value);
+	}
 	if (strcmp(section, "peers") == 0) {
 		return handle_peer(p, key, value);
 	}
@@ -529,6 +584,17 @@ static int config_finish(struct config_parse *p, int ini_rc, struct node_config 
 		int n = snprintf(p->config.client_endpoint, sizeof(p->config.client_endpoint),
 		                 "ipc://%s/client.sock", p->config.data_dir);
 		CL_ASSERT(n > 0 && (size_t)n < sizeof(p->config.client_endpoint));
+	}
+	if (p->config.audit_dir[0] == '\0') {
+		int n = snprintf(p->config.audit_dir, sizeof(p->config.audit_dir), "%s/audit",
+		                 p->config.data_dir);
+		if (n < 0 || (size_t)n >= sizeof(p->config.audit_dir)) {
+			snprintf(err, err_len,
+			         "config %s: [node] data_dir is too long for the default [audit] "
+			         "dir (set [audit] dir)",
+			         p->name);
+			return CARELOG_ECONFIG;
+		}
 	}
 	*out = p->config;
 	return CARELOG_OK;

@@ -13,8 +13,11 @@
  *   key_file       = /etc/carelog/node.key   required: Ed25519 seed made by carelogctl keygen
  *   genesis_file   = /etc/carelog/genesis.ini  required on first start only (fresh data dir)
  *   log_level      = info                    debug | info | warn | error
- *   actor_default  = system                  practitioner id used when a request names none
+ *   actor_default  = operator                id of the actor when a request names none
+ *   actor_default_role = operator            role used when a request names none (never
+ *                                            "system": that is the node's own role)
  *   unit           =                         this node's unit, stamped into entries it signs
+ *                                            and the actor's unit when a request names none
  *
  *   [client]
  *   endpoint          = ipc://<data_dir>/client.sock   nng URL (ipc:// socket is made 0600)
@@ -26,6 +29,13 @@
  *
  *   [storage]
  *   map_size_bytes = 16GiB                   LMDB map size (sparse); raise it when full
+ *
+ *   [audit]                                  the audit queue (docs/operations.md)
+ *   dir              = <data_dir>/audit      its own LMDB environment (created 0700)
+ *   map_size_bytes   = 1GiB                  its map size (sparse); full = reads refused
+ *   ship_interval_ms = 200                   unshipped rows go into the log this often
+ *   queue_rows_max   = 4096                  rows waiting for the audit writer; beyond it
+ *                                            requests are refused (CARELOG_EBUSY)
  *
  *   [batch]
  *   entries_max = 1024                       appends per write transaction (group commit)
@@ -58,6 +68,7 @@ enum {
 	NODE_CONFIG_PATH_BYTES_MAX = 1024,
 	NODE_CONFIG_ENDPOINT_BYTES_MAX = 1024 + 16,
 	NODE_CONFIG_NAME_BYTES_MAX = 64, /* actor_default, unit (journal limits) */
+	NODE_CONFIG_ROLE_BYTES_MAX = 32, /* actor_default_role (journal limit) */
 	NODE_CONFIG_CLUSTER_ID_BYTES = 16,
 	NODE_CONFIG_ERR_BYTES = 512,
 	NODE_CONFIG_LINE_BYTES_MAX = 4096, /* longest accepted line */
@@ -81,6 +92,7 @@ struct node_config {
 	char genesis_file[NODE_CONFIG_PATH_BYTES_MAX]; /* "" = not given */
 	enum cl_log_level log_level;
 	char actor_default[NODE_CONFIG_NAME_BYTES_MAX + 1];
+	char actor_default_role[NODE_CONFIG_ROLE_BYTES_MAX + 1];
 	char unit[NODE_CONFIG_NAME_BYTES_MAX + 1];
 	/* [client] */
 	char client_endpoint[NODE_CONFIG_ENDPOINT_BYTES_MAX];
@@ -90,6 +102,11 @@ struct node_config {
 	uint64_t client_stale_lag_max;
 	/* [storage] */
 	uint64_t storage_map_size_bytes;
+	/* [audit] */
+	char audit_dir[NODE_CONFIG_PATH_BYTES_MAX]; /* "" in defaults: <data_dir>/audit at load */
+	uint64_t audit_map_size_bytes;
+	uint32_t audit_ship_interval_ms;
+	uint32_t audit_queue_rows_max;
 	/* [batch] */
 	uint32_t batch_entries_max;
 	uint64_t batch_bytes_max;

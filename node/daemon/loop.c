@@ -6,6 +6,7 @@
 #include "common/crypto.h"
 #include "common/log.h"
 #include "node/daemon/raftlog.h"
+#include "node/journal/policy.h"
 #include "replication/wire.h"
 
 #include <pthread.h>
@@ -17,15 +18,15 @@
 #include <unistd.h>
 
 enum {
-	LOOP_RECORD_OVERHEAD_BYTES = 256,  /* record framing, signature, salt, stamp */
-	LOOP_INBOUND_CONTROL_MAX = 4096,   /* queued control payloads (votes, acks, forwards) */
-	LOOP_INBOUND_BULK_MAX = 64,        /* queued bulk payloads (appends with entries) */
-	LOOP_INBOUND_PER_ROUND_MAX = 256,  /* payloads handled between two ready batches */
+	LOOP_RECORD_OVERHEAD_BYTES = 256, /* record framing, signature, salt, stamp */
+	LOOP_INBOUND_CONTROL_MAX = 4096,  /* queued control payloads (votes, acks, forwards) */
+	LOOP_INBOUND_BULK_MAX = 64,       /* queued bulk payloads (appends with entries) */
+	LOOP_INBOUND_PER_ROUND_MAX = 256, /* payloads handled between two ready batches */
 	/* Appends taken into one write transaction: a follower syncs once for all of them. */
 	LOOP_INBOUND_BULK_PER_ROUND_MAX = 32,
-	LOOP_PROGRESS_PERIOD_MS = 1000,    /* the leader's member table to everyone */
-	LOOP_STOP_ROUNDS_MAX = 64,         /* ready batches run while stopping */
-	LOOP_READS_MAX = 1024,             /* pending linearizable read points */
+	LOOP_PROGRESS_PERIOD_MS = 1000, /* the leader's member table to everyone */
+	LOOP_STOP_ROUNDS_MAX = 64,      /* ready batches run while stopping */
+	LOOP_READS_MAX = 1024,          /* pending linearizable read points */
 	LOOP_TICK_MS_DEFAULT = 100,
 	LOOP_ELECTION_TICKS_DEFAULT = 10,
 	LOOP_INFLIGHT_MSGS_DEFAULT = 32,
@@ -33,6 +34,8 @@ enum {
 	LOOP_CATCHUP_LOG_PERIOD_MS = 2000, /* a follower far behind reports its progress */
 	LOOP_SWEEP_PERIOD_MS = 100,        /* expiry of forgotten requests */
 	LOOP_MAP_RESERVE_BYTES_MIN = 16 * 1024 * 1024, /* map kept free for replicated writes */
+	/* An encoded policy body from one request (its longest fields are 512-byte texts). */
+	LOOP_POLICY_BODY_BYTES_MAX = 8192,
 };
 
 /* One in-flight request key: signed here (waiters) or forwarded to us (leader, no waiters). */
@@ -118,6 +121,8 @@ struct node_loop {
 	struct storage_entry *persist;      /* conversion buffer for storage_log_append */
 	struct node_apply_outcome *outcomes; /* capacity CONSENSUS_READY_ENTRIES_MAX */
 	uint8_t *record_buf;                 /* one encoded record */
+	struct policy_body *policy_scratch;  /* a policy request's body (large: audit rows) */
+	uint8_t *policy_buf;                 /* its encoding, LOOP_POLICY_BODY_BYTES_MAX */
 	size_t record_buf_cap;
 	uint8_t *wire_buf; /* one encoded peer payload */
 	size_t wire_buf_cap;
@@ -175,7 +180,8 @@ int node_append_item_create(const uint8_t *message, size_t len, struct node_wait
 	item->bytes_len = len;
 	item->waiter = waiter;
 	int rc = proto_request_decode(item->bytes, len, &item->req);
-	if (rc == CARELOG_OK && item->req.op != PROTO_OP_APPEND && item->req.op != PROTO_OP_READ &&
+	if (rc == CARELOG_OK && item->req.op != PROTO_OP_APPEND &&
+	    item->req.op != PROTO_OP_POLICY && item->req.op != PROTO_OP_READ &&
 	    item->req.op != PROTO_OP_MEMBER && item->req.op != PROTO_OP_TRANSFER) {
 		rc = CARELOG_EINVAL;
 	}
@@ -403,44 +409,83 @@ struct loop_append_text {
 	char patient[JOURNAL_PATIENT_BYTES_MAX + 1];
 	char author[JOURNAL_ACTOR_BYTES_MAX + 1];
 	char role[JOURNAL_ROLE_BYTES_MAX + 1];
+	char unit[JOURNAL_UNIT_BYTES_MAX + 1];
 	char status[JOURNAL_STATUS_BYTES_MAX + 1];
 	char sensitivity[JOURNAL_SENSITIVITY_BYTES_MAX + 1];
 	char request_id[JOURNAL_REQUEST_ID_BYTES_MAX + 1];
 	char media_type[JOURNAL_MEDIA_TYPE_BYTES_MAX + 1];
 };
 
-/* Fills `text` from the request; on a field that does not fit returns its name. */
-static const char *append_text(const struct proto_append_req *req, const char *actor_default,
-                               struct loop_append_text *text)
+struct loop_view_field {
+	const struct proto_str *v;
+	char *dst;
+	size_t cap;
+	const char *name;
+};
+
+/* Copies each view into its field; on one that does not fit returns its name. */
+static const char *copy_fields(const struct loop_view_field *fields, size_t count)
 {
-	const struct {
-		const struct proto_str *v;
-		char *dst;
-		size_t cap;
-		const char *name;
-	} fields[] = {
-	    {&req->kind, text->kind, sizeof(text->kind), "kind"},
-	    {&req->patient, text->patient, sizeof(text->patient), "patient"},
-	    {&req->actor.id, text->author, sizeof(text->author), "actor"},
-	    {&req->actor.role, text->role, sizeof(text->role), "actor role"},
-	    {&req->status, text->status, sizeof(text->status), "status"},
-	    {&req->sensitivity, text->sensitivity, sizeof(text->sensitivity), "sensitivity"},
-	    {&req->request_id, text->request_id, sizeof(text->request_id), "request_id"},
-	    {&req->media_type, text->media_type, sizeof(text->media_type), "media_type"},
-	};
-	for (size_t i = 0; i < CL_ARRAY_LEN(fields); i++) {
+	for (size_t i = 0; i < count; i++) {
 		if (!view_copy(fields[i].v, fields[i].dst, fields[i].cap)) {
 			return fields[i].name;
 		}
 	}
+	return NULL;
+}
+
+/* The author of an entry: the request's actor (req->actor), with the node's defaults for what
+ * it leaves out (actor_default, actor_default_role, the node's unit). The organisation is never
+ * the request's: it is the signing node's, from the applied configuration. */
+static const char *actor_text(const struct node_loop *l, const struct proto_actor *actor,
+                              struct loop_append_text *text)
+{
+	const struct loop_view_field fields[] = {
+	    {&actor->id, text->author, sizeof(text->author), "actor"},
+	    {&actor->role, text->role, sizeof(text->role), "actor role"},
+	    {&actor->unit, text->unit, sizeof(text->unit), "actor unit"},
+	};
+	const char *bad = copy_fields(fields, CL_ARRAY_LEN(fields));
+	if (bad != NULL) {
+		return bad;
+	}
 	if (text->author[0] == '\0') {
-		snprintf(text->author, sizeof(text->author), "%s", actor_default);
+		snprintf(text->author, sizeof(text->author), "%s", l->config.actor_default);
 	}
 	if (text->role[0] == '\0') {
-		/* The format requires a role; an actor named without one gets this marker. */
-		snprintf(text->role, sizeof(text->role), "%s", NODE_LOOP_ROLE_DEFAULT);
+		const char *role = l->config.actor_default_role;
+		snprintf(text->role, sizeof(text->role), "%s",
+		         role != NULL && role[0] != '\0' ? role : NODE_LOOP_ROLE_DEFAULT);
+	}
+	if (text->unit[0] == '\0' && l->config.unit != NULL) {
+		snprintf(text->unit, sizeof(text->unit), "%s", l->config.unit);
 	}
 	return NULL;
+}
+
+/* Fills `text` from an append request; on a field that does not fit returns its name. */
+static const char *append_text(const struct node_loop *l, const struct proto_request *req,
+                               struct loop_append_text *text)
+{
+	const struct proto_append_req *a = &req->u.append;
+	const struct loop_view_field fields[] = {
+	    {&a->kind, text->kind, sizeof(text->kind), "kind"},
+	    {&a->patient, text->patient, sizeof(text->patient), "patient"},
+	    {&a->status, text->status, sizeof(text->status), "status"},
+	    {&a->sensitivity, text->sensitivity, sizeof(text->sensitivity), "sensitivity"},
+	    {&a->request_id, text->request_id, sizeof(text->request_id), "request_id"},
+	    {&a->media_type, text->media_type, sizeof(text->media_type), "media_type"},
+	};
+	const char *bad = copy_fields(fields, CL_ARRAY_LEN(fields));
+	if (bad == NULL) {
+		bad = actor_text(l, &req->actor, text);
+	}
+	if (bad == NULL && text->media_type[0] == '\0' &&
+	    policy_kind_of(text->kind) != POLICY_KIND_NONE) {
+		/* A policy kind appended as such (the node's audit batches): its media type. */
+		snprintf(text->media_type, sizeof(text->media_type), "%s", POLICY_MEDIA_TYPE);
+	}
+	return bad;
 }
 
 static uint64_t body_max_bytes(const struct node_loop *l)
@@ -449,46 +494,266 @@ static uint64_t body_max_bytes(const struct node_loop *l)
 	                                      : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
 }
 
-/* Signs the append into l->record_buf (leader time = now); answers the waiter on a refusal. */
-static bool sign_record(struct node_loop *l, const struct node_append_item *item,
-                        const struct membership_member *self, size_t *out_len)
+/* --- policy entries (PROTO_OP_POLICY): a policy body signed like an append of its kind --- */
+
+/* The body's keys per kind, for a refusal that says what the rules are (node/journal/policy.h,
+ * docs/entry-format.md section 10). */
+static const char *policy_rules_text(enum policy_kind k)
 {
-	struct loop_append_text text;
-	const struct proto_append_req *req = &item->req.u.append;
-	const char *bad = append_text(req, l->config.actor_default, &text);
+	switch (k) {
+	case POLICY_KIND_PATIENT:
+		return "birth_date YYYY-MM-DD (a real calendar date)";
+	case POLICY_KIND_CARE_RELATION:
+		return "org 1-64 bytes, unit 0-64, from_ms, to_ms 0 or > from_ms, up to 6 distinct "
+		       "shielded categories";
+	case POLICY_KIND_BLOCK:
+		return "exactly one of target_org / actor (a person), scope all|category|entry, "
+		       "category for scope category, ref (the entry) for scope entry";
+	case POLICY_KIND_WITHHOLD:
+		return "ref (the entry), from patient|guardians, text (the reason) 1-256 bytes";
+	case POLICY_KIND_PROXY_GRANT:
+		return "actor (the proxy) 1-64 bytes, relation parent|chosen, level read|full, "
+		       "from_ms, to_ms 0 or later";
+	case POLICY_KIND_AMBULANCE:
+		return "actor (the crew member) 1-64 bytes, from_ms, to_ms > from_ms";
+	case POLICY_KIND_BTG_GRANT:
+		return "reason_code 1-32 bytes, text (the reason) 1-512 bytes, hours 1-720";
+	case POLICY_KIND_BTG_REVIEW:
+		return "ref (the grant), outcome justified|unjustified, text 0-512 bytes";
+	case POLICY_KIND_ERASURE:
+		return "ref (the entry), text (the legal basis) 1-512 bytes";
+	case POLICY_KIND_PARAMS:
+		return "implicit_window_days 1-3650, btg_hours_max 1-720, ambulance_hours_max "
+		       "1-168";
+	case POLICY_KIND_CARE_RELATION_END:
+	case POLICY_KIND_BLOCK_LIFT:
+	case POLICY_KIND_WITHHOLD_LIFT:
+	case POLICY_KIND_PROXY_REVOKE:
+		return "ref (the entry it ends)";
+	default:
+		return "see docs/entry-format.md section 10";
+	}
+}
+
+/* Kinds that act on an entry named by ref: their patient may be left out of the request and is
+ * then the referenced entry's. */
+static bool policy_kind_refers(enum policy_kind k)
+{
+	return k == POLICY_KIND_ERASURE || k == POLICY_KIND_WITHHOLD ||
+	       k == POLICY_KIND_WITHHOLD_LIFT || k == POLICY_KIND_BLOCK_LIFT ||
+	       k == POLICY_KIND_CARE_RELATION_END || k == POLICY_KIND_PROXY_REVOKE ||
+	       k == POLICY_KIND_BTG_REVIEW;
+}
+
+/* The patient of the accepted entry `id` into `out` (cap bytes). On failure writes why. */
+static int referenced_patient(struct storage_txn *rt, const uint8_t id[JOURNAL_ID_BYTES], char *out,
+                              size_t cap, char *why, size_t why_len)
+{
+	char id_hex[2 * JOURNAL_ID_BYTES + 1];
+	cl_hex_encode(id_hex, id, JOURNAL_ID_BYTES);
+	uint64_t index = 0;
+	uint8_t status = 0;
+	int rc = rt == NULL ? CARELOG_EIO : storage_index_entry_get(rt, id, &index, &status);
+	if (rc == CARELOG_ENOTFOUND || (rc == CARELOG_OK && status != NODE_APPLY_ACCEPTED)) {
+		snprintf(why, why_len, "ref: no accepted entry with id %s on this node", id_hex);
+		return CARELOG_ENOTFOUND;
+	}
+	struct storage_entry e;
+	if (rc == CARELOG_OK) {
+		rc = storage_log_get(rt, index, &e);
+	}
+	struct journal_record rec;
+	if (rc == CARELOG_OK && journal_record_decode(e.data, e.data_len, &rec) != CARELOG_OK) {
+		rc = CARELOG_ECORRUPT;
+	}
+	struct journal_header h;
+	if (rc == CARELOG_OK &&
+	    journal_header_decode(rec.header, rec.header_len, &h) != CARELOG_OK) {
+		rc = CARELOG_ECORRUPT;
+	}
+	if (rc != CARELOG_OK) {
+		snprintf(why, why_len, "ref: cannot read entry %s at index %llu (%s)", id_hex,
+		         (unsigned long long)index, carelog_errname(rc));
+		return rc;
+	}
+	snprintf(out, cap, "%s", h.patient);
+	return CARELOG_OK;
+}
+
+/*
+ * Builds the policy body of a PROTO_OP_POLICY request (struct proto_policy_req names the
+ * fields of struct policy_body), encodes it into l->policy_buf and fills the header text:
+ * media type POLICY_MEDIA_TYPE, sensitivity normal, the actor as author. The patient of a kind
+ * acting on an entry may be left out (then the referenced entry's); region-wide kinds use
+ * POLICY_REGION_PATIENT. On a refusal answers the waiter and returns false.
+ */
+static bool policy_prepare(struct node_loop *l, struct storage_txn *rt,
+                           const struct node_append_item *item,
+                           const struct membership_member *self, struct loop_append_text *text,
+                           size_t *out_body_len)
+{
+	const struct proto_policy_req *p = &item->req.u.policy;
+	struct policy_body *b = l->policy_scratch;
+	memset(b, 0, sizeof(*b));
 	char what[NODE_LOOP_MESSAGE_BYTES_MAX];
+	const struct loop_view_field fields[] = {
+	    {&p->kind, text->kind, sizeof(text->kind), "kind"},
+	    {&p->patient, text->patient, sizeof(text->patient), "patient"},
+	    {&p->request_id, text->request_id, sizeof(text->request_id), "request_id"},
+	    {&p->org, b->org, sizeof(b->org), "org"},
+	    {&p->unit, b->unit, sizeof(b->unit), "unit"},
+	    {&p->actor, b->actor, sizeof(b->actor), "actor"},
+	    {&p->target_org, b->target_org, sizeof(b->target_org), "target_org"},
+	    {&p->word, b->word, sizeof(b->word), "word"},
+	    {&p->level, b->level, sizeof(b->level), "level"},
+	    {&p->category, b->category, sizeof(b->category), "category"},
+	    {&p->reason_code, b->reason_code, sizeof(b->reason_code), "reason_code"},
+	    {&p->text, b->text, sizeof(b->text), "text"},
+	    {&p->birth_date, b->birth_date, sizeof(b->birth_date), "birth_date"},
+	};
+	const char *bad = copy_fields(fields, CL_ARRAY_LEN(fields));
+	if (bad == NULL) {
+		bad = actor_text(l, &item->req.actor, text);
+	}
+	if (bad == NULL && p->categories_count > POLICY_CATEGORIES_MAX) {
+		bad = "categories";
+	}
+	for (uint32_t i = 0; bad == NULL && i < p->categories_count; i++) {
+		if (!view_copy(&p->categories[i], b->categories[i], sizeof(b->categories[i]))) {
+			bad = "categories";
+		}
+	}
 	if (bad != NULL) {
 		snprintf(what, sizeof(what), "%s is too long or contains NUL", bad);
 		reply_error(l, item->waiter, CARELOG_EINVAL, what);
 		return false;
 	}
-	struct journal_append in = {
-	    .kind = text.kind,
-	    .patient = text.patient,
-	    .author = text.author,
-	    .role = text.role,
-	    .unit = l->config.unit,
-	    .status = text.status,
-	    .sensitivity = text.sensitivity,
-	    .request_id = text.request_id,
-	    .media_type = text.media_type,
-	    .clinical_time_ms = req->clinical_time_ms,
-	    .has_corrects = req->has_corrects,
-	    .body = (const uint8_t *)req->body.ptr,
-	    .body_len = req->body.len,
-	};
-	if (req->has_corrects) {
-		memcpy(in.corrects, req->corrects, sizeof(in.corrects));
+	b->kind = policy_kind_of(text->kind);
+	if (b->kind == POLICY_KIND_NONE || b->kind == POLICY_KIND_AUDIT_BATCH) {
+		int n = snprintf(what, sizeof(what), "%s '%s'; policy kinds:",
+		                 b->kind == POLICY_KIND_NONE ? "not a policy kind"
+		                                             : "written by the node itself",
+		                 text->kind);
+		for (int k = POLICY_KIND_PATIENT;
+		     k < POLICY_KIND_AUDIT_BATCH && n > 0 && (size_t)n < sizeof(what); k++) {
+			n += snprintf(what + n, sizeof(what) - (size_t)n, " %s",
+			              policy_kind_name((enum policy_kind)k));
+		}
+		reply_error(l, item->waiter, CARELOG_EINVAL, what);
+		return false;
 	}
+	b->categories_count = p->categories_count;
+	b->has_ref = p->has_ref;
+	memcpy(b->ref, p->ref, sizeof(b->ref));
+	b->from_ms = p->from_ms;
+	b->to_ms = p->to_ms;
+	b->hours = p->hours;
+	b->implicit_window_days = p->implicit_window_days;
+	b->btg_hours_max = p->btg_hours_max;
+	b->ambulance_hours_max = p->ambulance_hours_max;
+	if (b->kind == POLICY_KIND_CARE_RELATION && b->org[0] == '\0') {
+		snprintf(b->org, sizeof(b->org), "%s", self->org); /* the node's organisation */
+	}
+	if (b->kind == POLICY_KIND_PARAMS) {
+		if (text->patient[0] != '\0' && strcmp(text->patient, POLICY_REGION_PATIENT) != 0) {
+			reply_error(l, item->waiter, CARELOG_EINVAL,
+			            "policy-params is region-wide: leave patient out");
+			return false;
+		}
+		snprintf(text->patient, sizeof(text->patient), "%s", POLICY_REGION_PATIENT);
+	} else if (text->patient[0] == '\0') {
+		if (!policy_kind_refers(b->kind) || !b->has_ref) {
+			snprintf(what, sizeof(what), "patient is required for a %s entry",
+			         text->kind);
+			reply_error(l, item->waiter, CARELOG_EINVAL, what);
+			return false;
+		}
+		int rc = referenced_patient(rt, b->ref, text->patient, sizeof(text->patient), what,
+		                            sizeof(what));
+		if (rc != CARELOG_OK) {
+			reply_error(l, item->waiter, rc, what);
+			return false;
+		}
+	}
+	int rc = policy_body_encode(b, l->policy_buf, LOOP_POLICY_BODY_BYTES_MAX, out_body_len);
+	if (rc != CARELOG_OK) {
+		snprintf(what, sizeof(what), "invalid %s entry (%s): %s", text->kind,
+		         carelog_errname(rc), policy_rules_text(b->kind));
+		reply_error(l, item->waiter, rc == CARELOG_ETOOBIG ? rc : CARELOG_EINVAL, what);
+		return false;
+	}
+	snprintf(text->status, sizeof(text->status), "final");
+	snprintf(text->sensitivity, sizeof(text->sensitivity), "normal");
+	snprintf(text->media_type, sizeof(text->media_type), "%s", POLICY_MEDIA_TYPE);
+	return true;
+}
+
+/* The journal input of an append or policy item (text and body views filled); false when the
+ * waiter was answered with a refusal. */
+static bool write_input(struct node_loop *l, struct storage_txn *rt,
+                        const struct node_append_item *item, const struct membership_member *self,
+                        struct loop_append_text *text, struct journal_append *in)
+{
+	memset(text, 0, sizeof(*text));
+	memset(in, 0, sizeof(*in));
+	if (item->req.op == PROTO_OP_POLICY) {
+		size_t body_len = 0;
+		if (!policy_prepare(l, rt, item, self, text, &body_len)) {
+			return false;
+		}
+		in->body = l->policy_buf;
+		in->body_len = body_len;
+	} else {
+		const struct proto_append_req *req = &item->req.u.append;
+		const char *bad = append_text(l, &item->req, text);
+		if (bad != NULL) {
+			char what[NODE_LOOP_MESSAGE_BYTES_MAX];
+			snprintf(what, sizeof(what), "%s is too long or contains NUL", bad);
+			reply_error(l, item->waiter, CARELOG_EINVAL, what);
+			return false;
+		}
+		in->clinical_time_ms = req->clinical_time_ms;
+		in->has_corrects = req->has_corrects;
+		if (req->has_corrects) {
+			memcpy(in->corrects, req->corrects, sizeof(in->corrects));
+		}
+		in->body = (const uint8_t *)req->body.ptr;
+		in->body_len = req->body.len;
+	}
+	in->kind = text->kind;
+	in->patient = text->patient;
+	in->author = text->author;
+	in->role = text->role;
+	in->unit = text->unit;
+	in->status = text->status;
+	in->sensitivity = text->sensitivity;
+	in->request_id = text->request_id;
+	in->media_type = text->media_type;
+	return true;
+}
+
+/* Signs an append or policy item into l->record_buf (leader time = now); answers the waiter on
+ * a refusal. */
+static bool sign_record(struct node_loop *l, struct storage_txn *rt,
+                        const struct node_append_item *item, const struct membership_member *self,
+                        size_t *out_len)
+{
+	struct loop_append_text text;
+	struct journal_append in;
+	if (!write_input(l, rt, item, self, &text, &in)) {
+		return false;
+	}
+	char what[NODE_LOOP_MESSAGE_BYTES_MAX];
 	struct journal_signer signer = {
 	    .node_id = l->config.node_id,
 	    .org = self->org,
 	    .secret_key = l->config.secret_key,
 	};
 	uint64_t body_max = body_max_bytes(l);
-	if (req->body.len > body_max) {
-		snprintf(what, sizeof(what), "body is %zu bytes; the cluster's body_max_bytes is %llu",
-		         req->body.len, (unsigned long long)body_max);
+	if (in.body_len > body_max) {
+		snprintf(what, sizeof(what),
+		         "body is %zu bytes; the cluster's body_max_bytes is %llu", in.body_len,
+		         (unsigned long long)body_max);
 		reply_error(l, item->waiter, CARELOG_ETOOBIG, what);
 		return false;
 	}
@@ -678,7 +943,29 @@ static void proposal_resend(struct node_loop *l, struct loop_proposal *p)
 	p->record_len = 0;
 }
 
-/* Exactly once, then sign and propose or forward. `rt` reads committed state. */
+/* A request id already committed: its first entry's index and id, or that entry's refusal
+ * (the same answer every retry gets). */
+static void reply_committed(struct node_loop *l, struct storage_txn *rt, struct node_waiter w,
+                            uint64_t first_index, const uint8_t first_id[JOURNAL_ID_BYTES])
+{
+	uint64_t index = 0;
+	uint8_t status = 0;
+	int rc = storage_index_entry_get(rt, first_id, &index, &status);
+	if (rc == CARELOG_OK && status == NODE_APPLY_REFUSED) {
+		char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
+		node_apply_refusal_text(rt, first_index, first_id, msg, sizeof(msg));
+		reply_error(l, w, CARELOG_EDENIED, msg);
+		return;
+	}
+	if (rc != CARELOG_OK && rc != CARELOG_ENOTFOUND) {
+		reply_error(l, w, rc, "cannot read the entry index");
+		return;
+	}
+	reply_index(l, w, first_index, first_id, true);
+}
+
+/* Exactly once, then sign and propose or forward (appends and policy entries alike). `rt`
+ * reads committed state. */
 static void handle_append(struct node_loop *l, struct storage_txn *rt,
                           const struct node_append_item *item)
 {
@@ -691,7 +978,9 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 		            "up?)");
 		return;
 	}
-	const struct proto_append_req *req = &item->req.u.append;
+	const struct proto_str *request_id = item->req.op == PROTO_OP_POLICY
+	                                         ? &item->req.u.policy.request_id
+	                                         : &item->req.u.append.request_id;
 	if (l->map_nearly_full) {
 		char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
 		snprintf(msg, sizeof(msg),
@@ -701,14 +990,14 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 		reply_error(l, item->waiter, CARELOG_EMAPFULL, msg);
 		return;
 	}
-	if (req->request_id.len == 0) {
+	if (request_id->len == 0) {
 		reply_error(l, item->waiter, CARELOG_EINVAL, "request_id is required");
 		return;
 	}
 	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
 	size_t key_len = 0;
-	if (node_request_key(self->org, strlen(self->org), req->request_id.ptr,
-	                     req->request_id.len, key, &key_len) != CARELOG_OK) {
+	if (node_request_key(self->org, strlen(self->org), request_id->ptr, request_id->len, key,
+	                     &key_len) != CARELOG_OK) {
 		reply_error(l, item->waiter, CARELOG_EINVAL, "request_id is longer than 64 bytes");
 		return;
 	}
@@ -731,7 +1020,7 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 	int rc = rt == NULL ? CARELOG_EIO
 	                    : storage_index_request_get(rt, key, key_len, &first_index, first_id);
 	if (rc == CARELOG_OK) {
-		reply_index(l, item->waiter, first_index, first_id, true);
+		reply_committed(l, rt, item->waiter, first_index, first_id);
 		return;
 	}
 	if (rc != CARELOG_ENOTFOUND) {
@@ -746,7 +1035,7 @@ static void handle_append(struct node_loop *l, struct storage_txn *rt,
 		return;
 	}
 	size_t record_len = 0;
-	if (!sign_record(l, item, self, &record_len)) {
+	if (!sign_record(l, rt, item, self, &record_len)) {
 		return;
 	}
 	p = proposal_insert(l, key, key_len);
@@ -1016,6 +1305,7 @@ static void handle_item(struct node_loop *l, struct storage_txn *rt,
 {
 	switch (item->req.op) {
 	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY:
 		handle_append(l, rt, item);
 		break;
 	case PROTO_OP_READ:
@@ -1156,6 +1446,11 @@ static void answer_outcome(struct node_loop *l, const struct node_apply_outcome 
 	if (p == NULL) {
 		return; /* nobody here waits (another node's entry, a recovered one, timed out) */
 	}
+	if (o->reject_err == CARELOG_EDENIED) {
+		/* Refused at apply (or a copy of a refused request): every waiter hears why. */
+		proposal_fail(l, p, CARELOG_EDENIED, o->refused_reason);
+		return;
+	}
 	for (uint32_t i = 0; i < p->waiters_count; i++) {
 		bool duplicate = i > 0 || o->status == NODE_APPLY_DUPLICATE;
 		reply_index(l, p->waiters[i], o->answer_index, o->answer_id, duplicate);
@@ -1290,16 +1585,10 @@ static int loop_run_ready(struct node_loop *l)
 	if (write) {
 		CL_ASSERT(rd.committed_count <= CONSENSUS_READY_ENTRIES_MAX);
 		rc = storage_txn_begin_write(l->storage, &t);
-		if (rc == CARELOG_OK) {
-			rc = node_apply_entries(t, &l->scratch, rd.committed, rd.committed_count,
-			                        l->outcomes);
-		}
-		if (rc == CARELOG_EVERSION || rc == CARELOG_EUNKNOWN ||
-		    (rc == CARELOG_EPROTO && rd.committed_count > 0)) {
-			storage_txn_abort(t);
-			loop_fatal(l, rc); /* apply.stopped already names the index and the reason */
-			return rc;
-		}
+		/* New entries go into the log before anything is applied: a follower may be told
+		 * an entry is committed in the very batch that brings it, and applying reads the
+		 * log (the entry a correction, an erasure or a lift refers to), and an erasure
+		 * rewrites an earlier record, which a later append of it must not restore. */
 		for (size_t i = 0; i < rd.entries_count && rc == CARELOG_OK; i++) {
 			const struct consensus_entry *e = &rd.entries[i];
 			l->persist[i] = (struct storage_entry){.index = e->index,
@@ -1316,6 +1605,17 @@ static int loop_run_ready(struct node_loop *l)
 			struct storage_hard_state shs = {
 			    .term = hs.term, .vote = hs.vote, .commit = hs.commit};
 			rc = storage_hard_state_put(t, &shs);
+		}
+		if (rc == CARELOG_OK) {
+			rc = node_apply_entries(t, &l->scratch, rd.committed, rd.committed_count,
+			                        l->outcomes);
+			if (rc == CARELOG_EVERSION || rc == CARELOG_EUNKNOWN ||
+			    (rc == CARELOG_EPROTO && rd.committed_count > 0)) {
+				storage_txn_abort(t);
+				loop_fatal(l,
+				           rc); /* apply.stopped names the index and the reason */
+				return rc;
+			}
 		}
 		uint64_t commit_start_us = 0;
 		/* Entries, term and vote must be durable before anything that depends on them
@@ -1720,6 +2020,8 @@ static void loop_free(struct node_loop *l)
 	free(l->persist);
 	free(l->outcomes);
 	free(l->record_buf);
+	free(l->policy_scratch);
+	free(l->policy_buf);
 	free(l->wire_buf);
 	free(l->wire_entries);
 	free(l);
@@ -1830,14 +2132,16 @@ int node_loop_create(const struct node_loop_config *config, struct storage *s,
 	l->persist = calloc(CONSENSUS_UNSTABLE_ENTRIES_MAX, sizeof(*l->persist));
 	l->outcomes = calloc(CONSENSUS_READY_ENTRIES_MAX, sizeof(*l->outcomes));
 	l->record_buf = malloc(l->record_buf_cap);
+	l->policy_scratch = malloc(sizeof(*l->policy_scratch));
+	l->policy_buf = malloc(LOOP_POLICY_BODY_BYTES_MAX);
 	l->wire_buf = malloc(l->wire_buf_cap);
 	l->wire_entries = calloc(CONSENSUS_APPEND_ENTRIES_MAX, sizeof(*l->wire_entries));
 	bool rings = ring_init(&l->inbound_control, LOOP_INBOUND_CONTROL_MAX) &&
 	             ring_init(&l->inbound_bulk, LOOP_INBOUND_BULK_MAX);
 	if (rings && l->queue != NULL && l->batch != NULL && l->inbound_batch != NULL &&
-	    l->proposals != NULL && l->buckets != NULL && l->pendings != NULL &&
-	    l->stage != NULL && l->stage_items != NULL &&
-	    l->persist != NULL && l->outcomes != NULL && l->record_buf != NULL &&
+	    l->proposals != NULL && l->buckets != NULL && l->pendings != NULL && l->stage != NULL &&
+	    l->stage_items != NULL && l->persist != NULL && l->outcomes != NULL &&
+	    l->record_buf != NULL && l->policy_scratch != NULL && l->policy_buf != NULL &&
 	    l->wire_buf != NULL && l->wire_entries != NULL) {
 		struct storage_txn *t = NULL;
 		struct storage_hard_state hs = {0};

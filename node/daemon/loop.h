@@ -6,20 +6,25 @@
  * The loop thread owns the consensus core (consensus/consensus.h) and is the only writer of the
  * replicated store. It takes three kinds of input:
  *
- *   - client items (node_loop_submit, from the client server's threads): appends, linearizable
- *     read points (ReadIndex), membership changes and leadership transfers;
+ *   - client items (node_loop_submit, from the client server's threads): appends, policy
+ *     entries, linearizable read points (ReadIndex), membership changes and leadership
+ *     transfers;
  *   - peer payloads (node_loop_receive, from the transport's thread): Raft messages, appends
  *     forwarded by followers and learners, forward results and the leader's progress table;
  *   - time: consensus_tick every tick_ms.
  *
  * An append is made exactly once per request id: a request id already committed (request_index)
  * is answered with the first entry's index and id; one already in flight here gets the waiter
- * attached to the existing proposal; otherwise this node signs it (author = request actor or
- * actor_default; unit from config; org from the applied membership's entry for this node, never
- * from the request). The leader proposes the record stamped with its time; a follower or learner
- * forwards the signed record to the leader (FORWARD) and keeps it to forward again on a retry or
- * a leader change. Either way the waiter is answered when this node applies an entry with that
- * request key.
+ * attached to the existing proposal; otherwise this node signs it (author = the request's actor
+ * (req->actor) with the config's defaults for what it leaves out: actor_default,
+ * actor_default_role, the config's unit; org from the applied membership's entry for this node,
+ * never from the request). A policy item (PROTO_OP_POLICY) is signed exactly like an append of
+ * its kind, with its body encoded here (node/journal/policy.h), media type POLICY_MEDIA_TYPE and
+ * sensitivity normal. An append whose request id was refused at apply (node/daemon/apply.h) is
+ * answered CARELOG_EDENIED with the reason, and so is every retry of it. The leader proposes the
+ * record stamped with its time; a follower or learner forwards the signed record to the leader
+ * (FORWARD) and keeps it to forward again on a retry or a leader change. Either way the waiter is
+ * answered when this node applies an entry with that request key.
  *
  * One ready batch = ONE write transaction: apply committed entries (signatures verified with
  * the key the configuration held at that log position), persist new entries and hard state,
@@ -43,8 +48,9 @@ enum {
 	NODE_LOOP_MESSAGE_BYTES_MAX = 256,
 };
 
-/* The role recorded when a request names an actor without one (the format requires a role). */
-#define NODE_LOOP_ROLE_DEFAULT "unspecified"
+/* The role recorded when neither the request's actor nor the config names one (the team's
+ * decision: an actor without a role acts as the node's operator; operators write no records). */
+#define NODE_LOOP_ROLE_DEFAULT "operator"
 
 /* Who is waiting for an append: opaque to the loop, interpreted by the reply callback. */
 struct node_waiter {
@@ -56,16 +62,16 @@ struct node_waiter {
 struct node_append_result {
 	int err; /* CARELOG_OK: done */
 	char msg[NODE_LOOP_MESSAGE_BYTES_MAX];
-	/* APPEND: the committed index; READ: the read point (serve once applied >= it);
+	/* APPEND, POLICY: the committed index; READ: the read point (serve once applied >= it);
 	 * MEMBER: the configuration entry's index (applied); TRANSFER: 0. */
 	uint64_t index;
-	uint8_t id[JOURNAL_ID_BYTES]; /* APPEND: the entry id */
-	bool duplicate; /* APPEND: the request id had already committed or was in flight */
+	uint8_t id[JOURNAL_ID_BYTES]; /* APPEND, POLICY: the entry id */
+	bool duplicate; /* APPEND, POLICY: the request id had already committed or was in flight */
 	uint64_t leader_id; /* TRANSFER: the leader when answered */
 };
 
-/* One queued client item (append, linearizable read point, member change, transfer): a
- * private copy of the request message and its decoded view. Allocate with
+/* One queued client item (append, policy entry, linearizable read point, member change,
+ * transfer): a private copy of the request message and its decoded view. Allocate with
  * node_append_item_create; ownership passes to the loop on a successful submit. */
 struct node_append_item {
 	struct node_waiter waiter;
@@ -75,7 +81,8 @@ struct node_append_item {
 };
 
 /* Copies `message` and decodes it; CARELOG_ENOMEM, CARELOG_EINVAL for an operation the loop
- * does not take (status, get, verify, local reads), or the decoder's error (then NULL). */
+ * does not take (status, get, verify, access-log, btg-list; local reads are served without
+ * it), or the decoder's error (then NULL). */
 int node_append_item_create(const uint8_t *message, size_t len, struct node_waiter waiter,
                             struct node_append_item **out);
 void node_append_item_free(struct node_append_item *item); /* accepts NULL */
@@ -100,8 +107,9 @@ enum {
 struct node_loop_config {
 	uint64_t node_id;
 	const uint8_t *secret_key; /* CL_SIGN_SECRET_BYTES, borrowed for the loop's lifetime */
-	const char *actor_default;
-	const char *unit;
+	const char *actor_default; /* author when the request's actor names no id */
+	const char *actor_default_role; /* role when it names none; NULL = NODE_LOOP_ROLE_DEFAULT */
+	const char *unit;               /* header unit when the actor names none */
 	uint32_t queue_max;         /* client items waiting for the loop */
 	uint32_t batch_entries_max; /* appends per write transaction */
 	uint64_t batch_bytes_max;   /* request bytes per write transaction */

@@ -6,6 +6,7 @@
 #include "common/crypto.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "node/daemon/audit.h"
 #include "node/daemon/server.h"
 #include "replication/transport.h"
 
@@ -15,8 +16,9 @@
 #include <string.h>
 
 enum {
-	NODE_READERS_EXTRA = 16,        /* read transactions beyond one per client context */
-	NODE_STOP_REPLY_WAIT_MS = 2000, /* a clean stop waits this long for replies to leave */
+	NODE_READERS_EXTRA = 16,          /* read transactions beyond one per client context */
+	NODE_STOP_REPLY_WAIT_MS = 2000,   /* a clean stop waits this long for replies to leave */
+	NODE_STOP_LEFTOVER_WAIT_MS = 500, /* ...and this long for the loop's last answers */
 	NODE_GENESIS_ENTRY_BYTES_MAX =
 	    MEMBERSHIP_CONTEXT_BYTES_MAX + CONSENSUS_CONF_HEADER_BYTES_MAX,
 };
@@ -29,8 +31,11 @@ struct node {
 	struct node_apply_state state; /* after recovery */
 	node_clock_ms_fn clock_ms;
 	void *clock_ctx;
+	node_audit_append_fn audit_append; /* test seam; NULL = storage */
+	void *audit_append_ctx;
 	struct node_loop *loop;
 	struct node_server *server;
+	struct node_audit *audit;
 	struct replication_transport *transport;
 	/* A joining node (not in the genesis) trusts the genesis members until it has applied a
 	 * configuration of its own from the log. NULL otherwise. */
@@ -359,6 +364,12 @@ void node_set_clock(struct node *n, node_clock_ms_fn clock_ms, void *clock_ctx)
 	n->clock_ctx = clock_ctx;
 }
 
+void node_set_audit_append(struct node *n, node_audit_append_fn append, void *append_ctx)
+{
+	n->audit_append = append;
+	n->audit_append_ctx = append_ctx;
+}
+
 /* --- the peer transport --- */
 
 static void node_on_peer_message(void *ctx, uint64_t from, uint8_t channel,
@@ -407,6 +418,71 @@ static void node_set_peers(void *ctx, const struct membership *m)
 		cl_log_info("peers.updated", "peers=%zu", count);
 	}
 	free(peers);
+}
+
+/* The applied membership changed (loop thread; once at loop creation): peers, this node's
+ * organisation for the server's actors, the body limit audit batches must fit. */
+static void node_on_members(void *ctx, const struct membership *m)
+{
+	struct node *n = ctx;
+	node_set_peers(n, m);
+	const struct membership_member *self = membership_find(m, n->config.node_id);
+	if (n->server != NULL) {
+		node_server_set_org(n->server, self != NULL ? self->org : "");
+	}
+	if (n->audit != NULL) {
+		node_audit_set_body_max(n->audit, m->has_params
+		                                      ? m->params.body_max_bytes
+		                                      : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT);
+	}
+}
+
+/* The loop's one reply callback: audit batches to the shipper, the rest to the server. */
+static void node_on_reply(void *ctx, struct node_waiter waiter,
+                          const struct node_append_result *result)
+{
+	struct node *n = ctx;
+	if (node_audit_owns(n->audit, waiter)) {
+		node_audit_on_reply(n->audit, waiter, result);
+	} else {
+		node_server_on_reply(n->server, waiter, result);
+	}
+}
+
+/* The shipper's way into the loop (it is stopped before the loop is). */
+static int node_audit_submit(void *ctx, struct node_append_item *item)
+{
+	struct node *n = ctx;
+	return n->loop != NULL ? node_loop_submit(n->loop, item) : CARELOG_ECLOSED;
+}
+
+static int node_audit_open_queue(struct node *n, char *err, size_t err_len)
+{
+	const struct node_config *c = &n->config;
+	char dir[NODE_CONFIG_PATH_BYTES_MAX + 16];
+	int len = c->audit_dir[0] != '\0' ? snprintf(dir, sizeof(dir), "%s", c->audit_dir)
+	                                  : snprintf(dir, sizeof(dir), "%s/audit", c->data_dir);
+	if (len < 0 || (size_t)len >= sizeof(dir)) {
+		snprintf(err, err_len, "the audit dir path is too long (set [audit] dir)");
+		return CARELOG_ECONFIG;
+	}
+	struct node_audit_config ac = {
+	    .node_id = c->node_id,
+	    .dir = dir,
+	    .map_size_bytes = c->audit_map_size_bytes,
+	    .queue_rows_max = c->audit_queue_rows_max,
+	    .ship_interval_ms = c->audit_ship_interval_ms,
+	    .body_max_bytes = n->state.membership.has_params
+	                          ? n->state.membership.params.body_max_bytes
+	                          : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT,
+	    .clock_ms = n->clock_ms,
+	    .clock_ctx = n->clock_ctx,
+	    .submit = node_audit_submit,
+	    .submit_ctx = n,
+	    .append = n->audit_append,
+	    .append_ctx = n->audit_append_ctx,
+	};
+	return node_audit_open(&ac, &n->audit, err, err_len);
 }
 
 static void node_transport_stats(void *ctx, struct proto_transport_stats *out)
@@ -484,26 +560,38 @@ int node_start(struct node *n, char *err, size_t err_len)
 	                        ? n->state.membership.params.body_max_bytes
 	                        : MEMBERSHIP_BODY_MAX_BYTES_DEFAULT;
 	uint64_t request_bytes_max = node_config_request_bytes_max(c, body_max);
-	struct node_server_config sc = {
-	    .node_id = c->node_id,
-	    .endpoint = c->client_endpoint,
-	    .requests_max = c->client_requests_max,
-	    .request_bytes_max = request_bytes_max,
-	    .timeout_ms = c->client_timeout_ms,
-	    .stale_lag_max = c->client_stale_lag_max,
-	    .transport_stats = node_transport_stats,
-	    .transport_ctx = n,
-	};
 	int rc = node_transport_start(n, err, err_len);
 	if (rc != CARELOG_OK) {
 		return rc;
 	}
-	rc = node_server_create(&sc, n->storage, &n->server);
+	/* The audit queue first: no request is served without it. */
+	rc = node_audit_open_queue(n, err, err_len);
+	bool have_message = rc != CARELOG_OK;
+	if (rc == CARELOG_OK) {
+		struct node_server_config sc = {
+		    .node_id = c->node_id,
+		    .endpoint = c->client_endpoint,
+		    .requests_max = c->client_requests_max,
+		    .request_bytes_max = request_bytes_max,
+		    .timeout_ms = c->client_timeout_ms,
+		    .stale_lag_max = c->client_stale_lag_max,
+		    .transport_stats = node_transport_stats,
+		    .transport_ctx = n,
+		    .actor_default = c->actor_default,
+		    .actor_default_role = c->actor_default_role,
+		    .unit = c->unit,
+		    .clock_ms = n->clock_ms,
+		    .clock_ctx = n->clock_ctx,
+		    .audit = n->audit,
+		};
+		rc = node_server_create(&sc, n->storage, &n->server);
+	}
 	if (rc == CARELOG_OK) {
 		struct node_loop_config lc = {
 		    .node_id = c->node_id,
 		    .secret_key = n->secret,
 		    .actor_default = c->actor_default,
+		    .actor_default_role = c->actor_default_role,
 		    .unit = c->unit,
 		    .queue_max = c->client_requests_max,
 		    .batch_entries_max = c->batch_entries_max,
@@ -511,14 +599,14 @@ int node_start(struct node *n, char *err, size_t err_len)
 		    .request_bytes_max = request_bytes_max,
 		    .clock_ms = n->clock_ms,
 		    .clock_ctx = n->clock_ctx,
-		    .reply = node_server_on_reply,
-		    .reply_ctx = n->server,
+		    .reply = node_on_reply,
+		    .reply_ctx = n,
 		    .applied = node_server_on_applied,
 		    .applied_ctx = n->server,
 		    .request_timeout_ms = 2 * c->client_timeout_ms + 1000,
 		    .send = node_send,
 		    .send_ctx = n,
-		    .members = node_set_peers,
+		    .members = node_on_members,
 		    .members_ctx = n,
 		    .tick_ms = c->replication_tick_ms,
 		    .election_ticks = c->replication_election_ticks,
@@ -533,14 +621,21 @@ int node_start(struct node *n, char *err, size_t err_len)
 		atomic_store(&n->receiving_loop, n->loop);
 		rc = node_loop_start(n->loop);
 	}
-	if (rc != CARELOG_OK) {
+	if (rc == CARELOG_OK) {
+		rc = node_audit_start_shipper(n->audit);
+	}
+	if (rc != CARELOG_OK && !have_message) {
 		snprintf(err, err_len, "cannot start the node: %s", carelog_strerror(rc));
-	} else {
+	} else if (rc == CARELOG_OK) {
 		rc = node_server_start(n->server, err, err_len);
 	}
 	if (rc != CARELOG_OK) {
 		if (n->server != NULL) {
 			node_server_stop_accepting(n->server);
+		}
+		if (n->audit != NULL) {
+			node_audit_stop_shipper(n->audit);
+			node_audit_stop_writer(n->audit);
 		}
 		if (n->loop != NULL) {
 			node_loop_answer_leftovers(n->loop);
@@ -552,18 +647,33 @@ int node_start(struct node *n, char *err, size_t err_len)
 		n->server = NULL;
 		node_loop_destroy(n->loop);
 		n->loop = NULL;
+		node_audit_close(n->audit);
+		n->audit = NULL;
 		return rc;
 	}
 	n->running = true;
 	return CARELOG_OK;
 }
 
+/*
+ * A clean stop, in the order that answers everything taken and audits every answer:
+ * stop taking appends; let requests in flight finish (the loop answers appends, the audit
+ * writer makes their rows durable, replies leave); stop the shipper; drain the audit writer
+ * (from now on a late request is answered "node is stopping", never served unaudited); stop
+ * the loop (finishes its batch); then tear down.
+ */
 void node_stop(struct node *n)
 {
 	if (!n->running) {
 		return;
 	}
 	node_server_stop_accepting(n->server);
+	uint32_t left = node_server_drain(n->server, NODE_STOP_REPLY_WAIT_MS);
+	if (left > 0) {
+		cl_log_warn("node.stop_requests_left", "requests=%u", left);
+	}
+	node_audit_stop_shipper(n->audit);
+	node_audit_stop_writer(n->audit);
 	node_loop_stop(n->loop); /* finishes the queue and the batch in flight, answers */
 	n->stopped_applied_index = node_loop_applied_index(n->loop);
 	/* No peer payload arrives after this; the loop (which sends) has stopped. */
@@ -573,10 +683,13 @@ void node_stop(struct node *n)
 	node_loop_answer_leftovers(n->loop); /* while the server still exists */
 	/* The server's callbacks (a read served late, a status) may still look at the loop's
 	 * published state: free the loop only once the server is gone. */
-	node_server_destroy(n->server, NODE_STOP_REPLY_WAIT_MS);
+	node_server_destroy(n->server, NODE_STOP_LEFTOVER_WAIT_MS);
 	n->server = NULL;
 	node_loop_destroy(n->loop);
 	n->loop = NULL;
+	/* Last: the loop may have answered a shipper waiter until it was destroyed. */
+	node_audit_close(n->audit);
+	n->audit = NULL;
 	n->running = false;
 }
 

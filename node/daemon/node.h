@@ -14,6 +14,7 @@
  *   - the key is the one the applied configuration pins for this node.
  */
 
+#include "node/daemon/audit.h"
 #include "node/daemon/config.h"
 #include "node/daemon/loop.h"
 
@@ -26,13 +27,18 @@ struct node;
  * the message in err. `config` is copied. */
 int node_open(const struct node_config *config, struct node **out, char *err, size_t err_len);
 
-/* Test seam: replace the leader clock before node_start. */
+/* Test seam: replace the clock before node_start (leader time stamps, serving decisions,
+ * audit rows). */
 void node_set_clock(struct node *n, node_clock_ms_fn clock_ms, void *clock_ctx);
+/* Test seam (fault injection): replace the audit queue's append before node_start. */
+void node_set_audit_append(struct node *n, node_audit_append_fn append, void *append_ctx);
 
-/* Starts the loop thread and the client server (listening). */
+/* Opens the audit queue (<data_dir>/audit or [audit] dir), starts the loop thread, the audit
+ * shipper and the client server (listening). */
 int node_start(struct node *n, char *err, size_t err_len);
 
-/* Clean stop: stop taking appends, finish the batch in flight and answer, close the endpoint. */
+/* Clean stop: stop taking appends; let requests in flight be answered and audited; stop the
+ * shipper; drain the audit writer; stop the loop (finishing its batch); close the endpoint. */
 void node_stop(struct node *n);
 
 /* Closes storage and frees. Accepts NULL. */

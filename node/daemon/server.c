@@ -31,14 +31,20 @@ enum {
 	SERVER_WATCHDOG_PERIOD_MS = 1000,
 	SERVER_WATCHDOG_FAILURES_MAX = 2, /* probes missed in a row before a listener restart */
 	SERVER_ERROR_MESSAGE_BYTES_MAX = 320,
+	SERVER_REASON_BYTES_MAX = 200, /* a denial's reason */
 };
+
+/* The operator role (status, verify, member, transfer) and the node's own (never a client's). */
+#define SERVER_ROLE_OPERATOR "operator"
+#define SERVER_ROLE_SYSTEM   "system"
 
 enum server_work_state {
 	WORK_RECV = 0,
 	WORK_HANDLE = 1, /* a request is being handled on a callback thread */
 	WORK_WAIT_APPEND = 2,
 	WORK_WAIT_READ = 3,
-	WORK_SEND = 4,
+	WORK_WAIT_AUDIT = 4, /* the reply waits for its audit row to be durable */
+	WORK_SEND = 5,
 };
 
 /* One nng context and what it is doing. */
@@ -58,6 +64,14 @@ struct server_work {
 	uint64_t wait_index; /* WAIT_READ: serve once applied >= this */
 	bool in_wait_list;   /* guarded by srv->wait_mu */
 	struct server_work *wait_next;
+	/* Who asks (the request's actor with the node's defaults; org = this node's). */
+	struct access_actor actor;
+	char purpose[POLICY_PURPOSE_BYTES_MAX + 1];
+	/* POLICY: the patient taken from the referenced entry when the request leaves it empty. */
+	char patient[JOURNAL_PATIENT_BYTES_MAX + 1];
+	/* This request's audit row, and the reply held until the row is durable. */
+	struct policy_audit_row audit;
+	struct proto_buf reply;
 };
 
 struct node_server {
@@ -92,6 +106,9 @@ struct node_server {
 	pthread_mutex_t busy_mu;
 	pthread_cond_t busy_cond;
 	uint32_t busy_count;
+	/* This node's organisation in the applied membership ("" until known). */
+	pthread_mutex_t org_mu;
+	char org[JOURNAL_ORG_BYTES_MAX + 1];
 };
 
 static int nng_to_carelog(int rv)
@@ -159,6 +176,8 @@ static void work_send(struct server_work *w, struct proto_buf *reply)
 	nng_ctx_send(w->ctx, w->io);
 }
 
+/* An error reply sent as it is: only for requests that could not be decoded (no actor, no
+ * audit row). Everything decoded goes through work_finish. */
 static void work_send_error(struct server_work *w, uint8_t op, int err, const char *msg)
 {
 	struct proto_buf out = {0};
@@ -168,13 +187,163 @@ static void work_send_error(struct server_work *w, uint8_t op, int err, const ch
 	work_send(w, &out);
 }
 
+/* --- audit: every decoded request's row is durable before its reply leaves --- */
+
+/* Copies a view into a NUL-terminated field; false when it does not fit or holds a NUL. */
+static bool view_copy(struct proto_str v, char *dst, size_t cap)
+{
+	if (v.len >= cap || (v.len > 0 && memchr(v.ptr, '\0', v.len) != NULL)) {
+		return false;
+	}
+	if (v.len > 0) {
+		memcpy(dst, v.ptr, v.len);
+	}
+	dst[v.len] = '\0';
+	return true;
+}
+
+/* The audit row's action for the request (docs/entry-format.md section 11). */
+static const char *audit_action(const struct proto_request *req)
+{
+	if (req->op == PROTO_OP_POLICY) {
+		const struct proto_str k = req->u.policy.kind;
+		if (k.len == 9 && memcmp(k.ptr, "btg-grant", 9) == 0) {
+			return "btg";
+		}
+		if (k.len == 10 && memcmp(k.ptr, "btg-review", 10) == 0) {
+			return "btg-review";
+		}
+		return "policy";
+	}
+	return proto_op_name(req->op);
+}
+
+/* The patient a request names (the serve functions set the one they judged). */
+static struct proto_str request_patient(const struct proto_request *req)
+{
+	switch (req->op) {
+	case PROTO_OP_APPEND:
+		return req->u.append.patient;
+	case PROTO_OP_READ:
+		return req->u.read.patient;
+	case PROTO_OP_POLICY:
+		return req->u.policy.patient;
+	case PROTO_OP_ACCESS_LOG:
+		return req->u.access_log.patient;
+	case PROTO_OP_BTG_LIST:
+		return req->u.btg_list.patient;
+	default:
+		return (struct proto_str){.ptr = "", .len = 0};
+	}
+}
+
+/* Starts the request's row: nothing decided yet (denied, basis none). */
+static void audit_begin(struct server_work *w)
+{
+	struct policy_audit_row *r = &w->audit;
+	memset(r, 0, sizeof(*r));
+	snprintf(r->action, sizeof(r->action), "%s", audit_action(&w->req));
+	snprintf(r->basis, sizeof(r->basis), "%s", access_basis_name(ACCESS_BASIS_NONE));
+	if (!view_copy(request_patient(&w->req), r->patient, sizeof(r->patient))) {
+		r->patient[0] = '\0';
+	}
+	if (w->req.op == PROTO_OP_GET) {
+		r->has_entry = true;
+		memcpy(r->entry, w->req.u.get.id, sizeof(r->entry));
+	}
+}
+
+/* The error code an encoded reply carries (CARELOG_ENOMEM for none). */
+static int reply_err(const struct proto_buf *out)
+{
+	if (out->len == 0) {
+		return CARELOG_ENOMEM;
+	}
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	int rc = proto_reply_decode(out->data, out->len, &arena, &rep);
+	proto_arena_free(&arena);
+	return rc == CARELOG_OK ? rep.err : rc;
+}
+
+static void audit_done(void *ctx, int err)
+{
+	struct server_work *w = ctx;
+	struct proto_buf out = w->reply;
+	w->reply = (struct proto_buf){0};
+	if (err == CARELOG_OK) {
+		work_send(w, &out);
+		return;
+	}
+	/* Not durable: the answer never leaves, only an error does. */
+	proto_buf_free(&out);
+	char msg[SERVER_ERROR_MESSAGE_BYTES_MAX];
+	if (err == CARELOG_EBUSY) {
+		snprintf(msg, sizeof(msg),
+		         "the audit queue is full: the access cannot be recorded, retry later "
+		         "(nothing is served unaudited)");
+	} else if (err == CARELOG_ECLOSED) {
+		snprintf(msg, sizeof(msg),
+		         "node is stopping: the access cannot be recorded (nothing is served "
+		         "unaudited)");
+	} else {
+		snprintf(msg, sizeof(msg),
+		         "the access cannot be recorded in the audit queue (%s): nothing is served "
+		         "unaudited",
+		         carelog_errname(err));
+	}
+	work_send_error(w, w->req.op, err, msg);
+}
+
+/* Records the request's row (outcome = the reply's error) and sends `out` (consumed) once it
+ * is durable, or an error if it cannot be made durable. */
+static void work_finish(struct server_work *w, struct proto_buf *out)
+{
+#ifdef CARELOG_BENCH_UNAUDITED
+	/* Benchmark-only build (tests/bench: audited vs unaudited reads): no row, no wait. */
+	work_send(w, out);
+	return;
+#endif
+	struct policy_audit_row *r = &w->audit;
+	snprintf(r->actor, sizeof(r->actor), "%s", w->actor.id);
+	snprintf(r->role, sizeof(r->role), "%s", w->actor.role);
+	snprintf(r->org, sizeof(r->org), "%s", w->actor.org);
+	snprintf(r->unit, sizeof(r->unit), "%s", w->actor.unit);
+	snprintf(r->purpose, sizeof(r->purpose), "%s", w->purpose);
+	snprintf(r->outcome, sizeof(r->outcome), "%s", carelog_errname(reply_err(out)));
+	w->reply = *out;
+	*out = (struct proto_buf){0};
+	pthread_mutex_lock(&w->mu);
+	w->state = WORK_WAIT_AUDIT;
+	pthread_mutex_unlock(&w->mu);
+	node_audit_record(w->srv->config.audit, r, audit_done, w); /* may answer at once */
+}
+
+static void work_finish_error(struct server_work *w, int err, const char *msg)
+{
+	struct proto_buf out = {0};
+	if (node_serve_error(w->req.op, err, &out, "%s", msg) != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_finish(w, &out);
+}
+
+static void work_deny(struct server_work *w, const char *reason)
+{
+	w->audit.allowed = false;
+	snprintf(w->audit.basis, sizeof(w->audit.basis), "%s",
+	         access_basis_name(ACCESS_BASIS_NONE));
+	work_finish_error(w, CARELOG_EDENIED, reason);
+}
+
 /* --- appends --- */
 
 static void append_reply(struct server_work *w)
 {
 	struct proto_buf out = {0};
 	const struct node_append_result *r = &w->result;
-	const struct proto_append_req *req = &w->req.u.append;
+	struct proto_str request_id =
+	    w->req.op == PROTO_OP_POLICY ? w->req.u.policy.request_id : w->req.u.append.request_id;
 	if (!w->result_ready) {
 		char msg[160];
 		snprintf(msg, sizeof(msg),
@@ -184,45 +353,75 @@ static void append_reply(struct server_work *w)
 		struct proto_reply rep;
 		memset(&rep, 0, sizeof(rep));
 		rep.version = PROTO_VERSION;
-		rep.op = PROTO_OP_APPEND;
+		rep.op = w->req.op;
 		rep.err = CARELOG_EPENDING;
 		rep.msg = (struct proto_str){.ptr = msg, .len = strlen(msg)};
 		rep.u.append.committed = false;
-		rep.u.append.request_id = req->request_id;
+		rep.u.append.request_id = request_id;
 		if (proto_reply_encode(&rep, &out) != CARELOG_OK) {
 			proto_buf_free(&out);
 		}
 	} else if (r->err != CARELOG_OK) {
-		if (node_serve_error(PROTO_OP_APPEND, r->err, &out, "%s", r->msg) != CARELOG_OK) {
+		if (r->err == CARELOG_EDENIED) {
+			w->audit.allowed = false; /* refused when applied */
+			snprintf(w->audit.basis, sizeof(w->audit.basis), "%s",
+			         access_basis_name(ACCESS_BASIS_NONE));
+		}
+		if (node_serve_error(w->req.op, r->err, &out, "%s", r->msg) != CARELOG_OK) {
 			proto_buf_free(&out);
 		}
 	} else {
 		struct proto_reply rep;
 		memset(&rep, 0, sizeof(rep));
 		rep.version = PROTO_VERSION;
-		rep.op = PROTO_OP_APPEND;
+		rep.op = w->req.op;
 		rep.err = CARELOG_OK;
 		rep.msg = (struct proto_str){.ptr = "", .len = 0};
 		rep.u.append.committed = true;
 		rep.u.append.index = r->index;
 		memcpy(rep.u.append.id, r->id, sizeof(rep.u.append.id));
-		rep.u.append.request_id = req->request_id;
+		rep.u.append.request_id = request_id;
 		rep.u.append.duplicate = r->duplicate;
 		if (proto_reply_encode(&rep, &out) != CARELOG_OK) {
 			proto_buf_free(&out);
 		}
+		w->audit.count = 1;
+		w->audit.has_entry = true;
+		memcpy(w->audit.entry, r->id, sizeof(w->audit.entry));
 	}
-	work_send(w, &out);
+	work_finish(w, &out);
 }
 
-/* Hands the request to the loop (appends, linearizable read points, membership changes,
- * transfers) and parks the context on its timer until the loop answers. */
+/* The request as the loop must see it: the resolved actor (and, for POLICY, the patient the
+ * node filled in), so the loop signs exactly who was judged here. */
+static int loop_item_create(struct server_work *w, struct node_waiter waiter,
+                            struct node_append_item **out)
+{
+	struct proto_request req = w->req;
+	req.actor.id = (struct proto_str){.ptr = w->actor.id, .len = strlen(w->actor.id)};
+	req.actor.role = (struct proto_str){.ptr = w->actor.role, .len = strlen(w->actor.role)};
+	req.actor.unit = (struct proto_str){.ptr = w->actor.unit, .len = strlen(w->actor.unit)};
+	req.actor.purpose = (struct proto_str){.ptr = w->purpose, .len = strlen(w->purpose)};
+	if (req.op == PROTO_OP_POLICY && req.u.policy.patient.len == 0 && w->patient[0] != '\0') {
+		req.u.policy.patient =
+		    (struct proto_str){.ptr = w->patient, .len = strlen(w->patient)};
+	}
+	struct proto_buf buf = {0};
+	int rc = proto_request_encode(&req, &buf);
+	if (rc == CARELOG_OK) {
+		rc = node_append_item_create(buf.data, buf.len, waiter, out);
+	}
+	proto_buf_free(&buf);
+	return rc;
+}
+
+/* Hands the request to the loop (appends, policy entries, linearizable read points,
+ * membership changes, transfers) and parks the context on its timer until the loop answers. */
 static void submit_to_loop(struct server_work *w)
 {
 	struct node_server *srv = w->srv;
-	uint8_t op = w->req.op;
 	if (!atomic_load(&srv->accepting) || srv->loop == NULL) {
-		work_send_error(w, op, CARELOG_ECLOSED, "node is stopping");
+		work_finish_error(w, CARELOG_ECLOSED, "node is stopping");
 		return;
 	}
 	pthread_mutex_lock(&w->mu);
@@ -233,8 +432,7 @@ static void submit_to_loop(struct server_work *w)
 	pthread_mutex_unlock(&w->mu);
 
 	struct node_append_item *item = NULL;
-	int rc = node_append_item_create(nng_msg_body(w->request), nng_msg_len(w->request), waiter,
-	                                 &item);
+	int rc = loop_item_create(w, waiter, &item);
 	if (rc == CARELOG_OK) {
 		pthread_mutex_lock(&srv->submit_mu);
 		rc = atomic_load(&srv->accepting) ? node_loop_submit(srv->loop, item)
@@ -245,10 +443,13 @@ static void submit_to_loop(struct server_work *w)
 		}
 	}
 	if (rc != CARELOG_OK) {
-		work_send_error(w, op, rc,
-		                rc == CARELOG_EBUSY     ? "too many requests queued: retry later"
-		                : rc == CARELOG_ECLOSED ? "node is stopping"
-		                                        : carelog_strerror(rc));
+		pthread_mutex_lock(&w->mu);
+		w->state = WORK_HANDLE; /* no loop answer will come */
+		pthread_mutex_unlock(&w->mu);
+		work_finish_error(w, rc,
+		                  rc == CARELOG_EBUSY     ? "too many requests queued: retry later"
+		                  : rc == CARELOG_ECLOSED ? "node is stopping"
+		                                          : carelog_strerror(rc));
 		return;
 	}
 	/* Park on the timer; the loop's answer cancels it (or already arrived). */
@@ -293,7 +494,7 @@ static void admin_reply(struct server_work *w)
 	if (rc != CARELOG_OK) {
 		proto_buf_free(&out);
 	}
-	work_send(w, &out);
+	work_finish(w, &out);
 }
 
 static void wait_list_remove(struct node_server *srv, struct server_work *w)
@@ -370,13 +571,20 @@ void node_server_on_applied(void *ctx, uint64_t applied_index, uint64_t commit_i
 	pthread_mutex_unlock(&srv->wait_mu);
 }
 
+static uint64_t server_now_ms(const struct node_server *srv)
+{
+	return srv->config.clock_ms(srv->config.clock_ctx);
+}
+
 static void serve_read_now(struct server_work *w)
 {
+	struct node_server *srv = w->srv;
 	struct proto_buf out = {0};
-	if (node_serve_read(&w->srv->serve, &w->req.u.read, &out) != CARELOG_OK) {
+	if (node_serve_read(&srv->serve, &w->actor, server_now_ms(srv), &w->req, &out, &w->audit) !=
+	    CARELOG_OK) {
 		proto_buf_free(&out);
 	}
-	work_send(w, &out);
+	work_finish(w, &out);
 }
 
 static void handle_read(struct server_work *w)
@@ -391,7 +599,7 @@ static void handle_read(struct server_work *w)
 		return;
 	}
 	if (req->consistency != PROTO_CONSISTENCY_LOCAL) {
-		work_send_error(w, PROTO_OP_READ, CARELOG_EINVAL, "unknown consistency level");
+		work_finish_error(w, CARELOG_EINVAL, "unknown consistency level");
 		return;
 	}
 	if (target <= atomic_load(&srv->applied_index)) {
@@ -427,18 +635,19 @@ static void timer_callback(void *arg)
 		w->state = WORK_HANDLE; /* a late loop answer for this generation is ignored now */
 	}
 	pthread_mutex_unlock(&w->mu);
-	if (state == WORK_WAIT_APPEND && w->req.op == PROTO_OP_APPEND) {
+	uint8_t op = w->req.op;
+	if (state == WORK_WAIT_APPEND && (op == PROTO_OP_APPEND || op == PROTO_OP_POLICY)) {
 		append_reply(w);
-	} else if (state == WORK_WAIT_APPEND && w->req.op == PROTO_OP_READ) {
+	} else if (state == WORK_WAIT_APPEND && op == PROTO_OP_READ) {
 		if (w->result_ready) {
-			work_send_error(w, PROTO_OP_READ, w->result.err, w->result.msg);
+			work_finish_error(w, w->result.err, w->result.msg);
 		} else {
 			char msg[160];
 			snprintf(msg, sizeof(msg),
 			         "no linearizable read point from the leader within %u ms (no quorum "
 			         "reachable?)",
 			         w->wait_ms);
-			work_send_error(w, PROTO_OP_READ, CARELOG_ETIMEDOUT, msg);
+			work_finish_error(w, CARELOG_ETIMEDOUT, msg);
 		}
 	} else if (state == WORK_WAIT_APPEND) {
 		admin_reply(w);
@@ -452,12 +661,244 @@ static void timer_callback(void *arg)
 			         "applied index %llu did not reach %llu within %u ms",
 			         (unsigned long long)applied, (unsigned long long)w->wait_index,
 			         w->wait_ms);
-			work_send_error(w, PROTO_OP_READ, CARELOG_ETIMEDOUT, msg);
+			work_finish_error(w, CARELOG_ETIMEDOUT, msg);
 		}
 	}
 }
 
+/* --- who asks, and may they --- */
+
+/* The request's actor with the node's defaults; false with a reason when it may not act. */
+static bool resolve_actor(struct server_work *w, char *reason, size_t reason_len)
+{
+	struct node_server *srv = w->srv;
+	const struct proto_actor *a = &w->req.actor;
+	struct access_actor *out = &w->actor;
+	memset(out, 0, sizeof(*out));
+	w->purpose[0] = '\0';
+	/* The decoder enforced the protocol's limits, which equal these fields' sizes. */
+	if (!view_copy(a->id, out->id, sizeof(out->id)) ||
+	    !view_copy(a->role, out->role, sizeof(out->role)) ||
+	    !view_copy(a->unit, out->unit, sizeof(out->unit)) ||
+	    !view_copy(a->purpose, w->purpose, sizeof(w->purpose))) {
+		memset(out, 0, sizeof(*out));
+		snprintf(reason, reason_len,
+		         "the actor's id, role, unit or purpose is too long or "
+		         "contains NUL");
+		return false;
+	}
+	if (out->id[0] == '\0' && srv->config.actor_default != NULL) {
+		snprintf(out->id, sizeof(out->id), "%s", srv->config.actor_default);
+	}
+	if (out->role[0] == '\0' && srv->config.actor_default_role != NULL) {
+		snprintf(out->role, sizeof(out->role), "%s", srv->config.actor_default_role);
+	}
+	if (out->unit[0] == '\0' && srv->config.unit != NULL) {
+		snprintf(out->unit, sizeof(out->unit), "%s", srv->config.unit);
+	}
+	pthread_mutex_lock(&srv->org_mu);
+	snprintf(out->org, sizeof(out->org), "%s", srv->org);
+	pthread_mutex_unlock(&srv->org_mu);
+	if (strcmp(out->role, SERVER_ROLE_SYSTEM) == 0) {
+		snprintf(reason, reason_len,
+		         "role system is the node's own; a client may not act as it");
+		return false;
+	}
+	if (out->role[0] == '\0') {
+		snprintf(reason, reason_len, "no role given for the person asking");
+		return false;
+	}
+	return true;
+}
+
+/* The patient of entry `id` (a POLICY request that leaves its patient to the node). */
+static int ref_patient(struct node_server *srv, const uint8_t id[JOURNAL_ID_BYTES],
+                       char out[JOURNAL_PATIENT_BYTES_MAX + 1], char *why, size_t why_len)
+{
+	char id_hex[2 * JOURNAL_ID_BYTES + 1];
+	cl_hex_encode(id_hex, id, JOURNAL_ID_BYTES);
+	struct storage_txn *t = NULL;
+	int rc = storage_txn_begin_read(srv->serve.storage, &t);
+	uint64_t index = 0;
+	uint8_t status = 0;
+	struct storage_entry e;
+	struct journal_record rec;
+	struct journal_header *h = malloc(sizeof(*h));
+	if (rc == CARELOG_OK && h == NULL) {
+		rc = CARELOG_ENOMEM;
+	}
+	if (rc == CARELOG_OK) {
+		rc = storage_index_entry_get(t, id, &index, &status);
+	}
+	if (rc == CARELOG_OK) {
+		rc = storage_log_get(t, index, &e);
+	}
+	if (rc == CARELOG_OK &&
+	    (e.type != CONSENSUS_ENTRY_NORMAL ||
+	     journal_record_decode(e.data, e.data_len, &rec) != CARELOG_OK ||
+	     journal_header_decode(rec.header, rec.header_len, h) != CARELOG_OK)) {
+		rc = CARELOG_ECORRUPT;
+	}
+	if (rc == CARELOG_OK) {
+		snprintf(out, JOURNAL_PATIENT_BYTES_MAX + 1, "%s", h->patient);
+	} else if (rc == CARELOG_ENOTFOUND) {
+		snprintf(why, why_len, "no entry with id %s (the entry this policy refers to)",
+		         id_hex);
+	} else {
+		snprintf(why, why_len, "cannot look up entry %s: %s", id_hex, carelog_strerror(rc));
+	}
+	storage_txn_abort(t);
+	free(h);
+	return rc;
+}
+
+/* APPEND and POLICY: judged early with the policy applied here (apply judges again, at
+ * leader time, for good); allowed ones go to the loop. */
+static void handle_write(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	char kind[JOURNAL_KIND_BYTES_MAX + 1];
+	char why[SERVER_REASON_BYTES_MAX];
+	const struct proto_str kind_view =
+	    w->req.op == PROTO_OP_POLICY ? w->req.u.policy.kind : w->req.u.append.kind;
+	w->patient[0] = '\0';
+	if (!view_copy(request_patient(&w->req), w->patient, sizeof(w->patient)) ||
+	    !view_copy(kind_view, kind, sizeof(kind))) {
+		work_finish_error(w, CARELOG_EINVAL, "patient or kind is too long or contains NUL");
+		return;
+	}
+	if (!journal_kind_known(kind)) {
+		/* The loop refuses it naming the known kinds; nothing is written. */
+		submit_to_loop(w);
+		return;
+	}
+	const struct proto_policy_req *pol = &w->req.u.policy;
+	if (w->req.op == PROTO_OP_POLICY && w->patient[0] == '\0') {
+		if (pol->has_ref) {
+			int rc = ref_patient(srv, pol->ref, w->patient, why, sizeof(why));
+			if (rc != CARELOG_OK) {
+				work_finish_error(w, rc, why);
+				return;
+			}
+		} else if (policy_kind_of(kind) == POLICY_KIND_PARAMS) {
+			snprintf(w->patient, sizeof(w->patient), "%s", POLICY_REGION_PATIENT);
+		}
+		snprintf(w->audit.patient, sizeof(w->audit.patient), "%s", w->patient);
+	}
+	struct storage_txn *t = NULL;
+	bool allowed = false;
+	enum access_basis basis = ACCESS_BASIS_NONE;
+	why[0] = '\0';
+	int rc = storage_txn_begin_read(srv->serve.storage, &t);
+	if (rc == CARELOG_OK) {
+		rc = access_decide_write(t, &w->actor, w->patient, kind, server_now_ms(srv),
+		                         &allowed, &basis, why, sizeof(why));
+		storage_txn_abort(t);
+	}
+	if (rc != CARELOG_OK) {
+		char msg[SERVER_ERROR_MESSAGE_BYTES_MAX];
+		snprintf(msg, sizeof(msg), "cannot judge the write: %s", carelog_strerror(rc));
+		work_finish_error(w, rc, msg);
+		return;
+	}
+	if (!allowed) {
+		work_deny(w, why[0] != '\0' ? why : "not allowed");
+		return;
+	}
+	w->audit.allowed = true;
+	snprintf(w->audit.basis, sizeof(w->audit.basis), "%s", access_basis_name(basis));
+	submit_to_loop(w);
+}
+
+/* status, verify, member, transfer: the operator's. */
+static void handle_operator(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	if (strcmp(w->actor.role, SERVER_ROLE_OPERATOR) != 0) {
+		char why[SERVER_REASON_BYTES_MAX];
+		snprintf(why, sizeof(why), "role %s may not run %s (role operator only)",
+		         w->actor.role, proto_op_name(w->req.op));
+		work_deny(w, why);
+		return;
+	}
+	w->audit.allowed = true;
+	snprintf(w->audit.basis, sizeof(w->audit.basis), "%s",
+	         access_basis_name(ACCESS_BASIS_ROLE));
+	struct proto_buf out = {0};
+	int rc;
+	switch (w->req.op) {
+	case PROTO_OP_STATUS:
+		rc = node_serve_status(&srv->serve, &out);
+		break;
+	case PROTO_OP_VERIFY:
+		rc = node_serve_verify(&srv->serve, &out);
+		break;
+	default:
+		submit_to_loop(w); /* member, transfer */
+		return;
+	}
+	if (rc != CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_finish(w, &out);
+}
+
 /* --- dispatch --- */
+
+static void handle_decoded(struct server_work *w)
+{
+	struct node_server *srv = w->srv;
+	char why[SERVER_REASON_BYTES_MAX];
+	audit_begin(w);
+	if (!resolve_actor(w, why, sizeof(why))) {
+		work_deny(w, why);
+		return;
+	}
+	enum access_op_class op_class = access_op_class(w->req.op);
+	if (w->actor.org[0] == '\0' && op_class != ACCESS_OP_OPERATOR) {
+		/* Decisions need the organisation. Operator ops do not (the role decides), so a
+		 * joining node can still be watched and managed while it catches up. */
+		work_deny(w, "this node has not applied its membership yet");
+		return;
+	}
+	typedef int (*serve_fn)(const struct node_serve *, const struct access_actor *, uint64_t,
+	                        const struct proto_request *, struct proto_buf *,
+	                        struct policy_audit_row *);
+	serve_fn serve = NULL;
+	switch (op_class) {
+	case ACCESS_OP_OPERATOR:
+		handle_operator(w);
+		return;
+	case ACCESS_OP_PATIENT_WRITE:
+		handle_write(w);
+		return;
+	case ACCESS_OP_PATIENT_READ:
+		if (w->req.op == PROTO_OP_READ) {
+			handle_read(w);
+			return;
+		}
+		serve = node_serve_get;
+		break;
+	case ACCESS_OP_ACCESS_LOG:
+		serve = node_serve_access_log;
+		break;
+	case ACCESS_OP_BTG_LIST:
+		serve = node_serve_btg_list;
+		break;
+	case ACCESS_OP_UNKNOWN:
+	default:
+		snprintf(why, sizeof(why), "operation %s is not allowed to anyone",
+		         proto_op_name(w->req.op));
+		work_deny(w, why);
+		return;
+	}
+	struct proto_buf out = {0};
+	if (serve(&srv->serve, &w->actor, server_now_ms(srv), &w->req, &out, &w->audit) !=
+	    CARELOG_OK) {
+		proto_buf_free(&out);
+	}
+	work_finish(w, &out);
+}
 
 static void handle_request(struct server_work *w)
 {
@@ -478,6 +919,7 @@ static void handle_request(struct server_work *w)
 	reason[0] = '\0';
 	int rc = proto_request_decode_reason(body, len, &w->req, reason, sizeof(reason));
 	if (rc != CARELOG_OK) {
+		/* Nothing decoded: no actor to audit, and nothing is served. */
 		const char *what = rc == CARELOG_EVERSION  ? "unsupported protocol version"
 		                   : rc == CARELOG_ETOOBIG ? "request exceeds a protocol limit"
 		                                           : "malformed request";
@@ -487,33 +929,7 @@ static void handle_request(struct server_work *w)
 		return;
 	}
 	w->wait_ms = w->req.timeout_ms != 0 ? w->req.timeout_ms : srv->config.timeout_ms;
-	struct proto_buf out = {0};
-	switch (w->req.op) {
-	case PROTO_OP_STATUS:
-		rc = node_serve_status(&srv->serve, &out);
-		break;
-	case PROTO_OP_GET:
-		rc = node_serve_get(&srv->serve, &w->req.u.get, &out);
-		break;
-	case PROTO_OP_VERIFY:
-		rc = node_serve_verify(&srv->serve, &out);
-		break;
-	case PROTO_OP_READ:
-		handle_read(w);
-		return;
-	case PROTO_OP_APPEND:
-	case PROTO_OP_MEMBER:
-	case PROTO_OP_TRANSFER:
-		submit_to_loop(w);
-		return;
-	default:
-		work_send_error(w, w->req.op, CARELOG_EUNKNOWN, "unknown operation");
-		return;
-	}
-	if (rc != CARELOG_OK) {
-		proto_buf_free(&out);
-	}
-	work_send(w, &out);
+	handle_decoded(w);
 }
 
 static void io_callback(void *arg)
@@ -560,7 +976,7 @@ static void io_callback(void *arg)
 int node_server_create(const struct node_server_config *config, struct storage *s,
                        struct node_server **out)
 {
-	if (config->requests_max == 0 || config->endpoint == NULL) {
+	if (config->requests_max == 0 || config->endpoint == NULL || config->audit == NULL) {
 		return CARELOG_EINVAL;
 	}
 	struct node_server *srv = calloc(1, sizeof(*srv));
@@ -568,11 +984,16 @@ int node_server_create(const struct node_server_config *config, struct storage *
 		return CARELOG_ENOMEM;
 	}
 	srv->config = *config;
+	if (srv->config.clock_ms == NULL) {
+		srv->config.clock_ms = node_clock_wall_ms;
+	}
 	srv->serve = (struct node_serve){.storage = s,
 	                                 .node_id = config->node_id,
 	                                 .stale_lag_max = config->stale_lag_max,
 	                                 .transport_stats = config->transport_stats,
-	                                 .transport_ctx = config->transport_ctx};
+	                                 .transport_ctx = config->transport_ctx,
+	                                 .audit_pending = node_audit_pending,
+	                                 .audit_ctx = config->audit};
 	srv->works = calloc(config->requests_max, sizeof(*srv->works));
 	if (srv->works == NULL) {
 		free(srv);
@@ -584,6 +1005,7 @@ int node_server_create(const struct node_server_config *config, struct storage *
 	pthread_cond_init(&srv->watchdog_cond, NULL);
 	pthread_mutex_init(&srv->busy_mu, NULL);
 	pthread_cond_init(&srv->busy_cond, NULL);
+	pthread_mutex_init(&srv->org_mu, NULL);
 	atomic_store(&srv->accepting, true);
 	/* Seed the published indexes from storage; the loop keeps them current. */
 	struct storage_txn *t = NULL;
@@ -599,6 +1021,13 @@ int node_server_create(const struct node_server_config *config, struct storage *
 	}
 	*out = srv;
 	return CARELOG_OK;
+}
+
+void node_server_set_org(struct node_server *srv, const char *org)
+{
+	pthread_mutex_lock(&srv->org_mu);
+	snprintf(srv->org, sizeof(srv->org), "%s", org != NULL ? org : "");
+	pthread_mutex_unlock(&srv->org_mu);
 }
 
 void node_server_set_loop(struct node_server *srv, struct node_loop *loop)
@@ -823,6 +1252,10 @@ static void *watchdog_thread(void *arg)
 
 int node_server_start(struct node_server *srv, char *err, size_t err_len)
 {
+#ifdef CARELOG_BENCH_UNAUDITED
+	cl_log_warn("daemon.unaudited_build",
+	            "msg=\"benchmark build: requests are NOT audited; never run it for real\"");
+#endif
 	int rc = ipc_prepare(srv, err, err_len);
 	if (rc != CARELOG_OK) {
 		return rc;
@@ -883,6 +1316,20 @@ void node_server_stop_accepting(struct node_server *srv)
 	pthread_mutex_unlock(&srv->submit_mu);
 }
 
+uint32_t node_server_drain(struct node_server *srv, uint32_t wait_ms)
+{
+	struct timespec until = deadline_after_ms(wait_ms);
+	pthread_mutex_lock(&srv->busy_mu);
+	while (srv->busy_count > 0) {
+		if (pthread_cond_timedwait(&srv->busy_cond, &srv->busy_mu, &until) != 0) {
+			break;
+		}
+	}
+	uint32_t left = srv->busy_count;
+	pthread_mutex_unlock(&srv->busy_mu);
+	return left;
+}
+
 void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 {
 	if (srv == NULL) {
@@ -896,16 +1343,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		pthread_mutex_unlock(&srv->watchdog_mu);
 		pthread_join(srv->watchdog, NULL);
 	}
-	/* Let replies in flight leave (bounded): a clean stop answers what it took. */
-	struct timespec until = deadline_after_ms(wait_ms);
-	pthread_mutex_lock(&srv->busy_mu);
-	while (srv->busy_count > 0) {
-		if (pthread_cond_timedwait(&srv->busy_cond, &srv->busy_mu, &until) != 0) {
-			break;
-		}
-	}
-	uint32_t left = srv->busy_count;
-	pthread_mutex_unlock(&srv->busy_mu);
+	uint32_t left = node_server_drain(srv, wait_ms);
 	if (left > 0) {
 		cl_log_warn("server.stop_unanswered", "requests=%u", left);
 	}
@@ -932,6 +1370,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 		if (w->request != NULL) {
 			nng_msg_free(w->request);
 		}
+		proto_buf_free(&w->reply);
 		pthread_mutex_destroy(&w->mu);
 	}
 	if (srv->ipc_path[0] != '\0') {
@@ -943,6 +1382,7 @@ void node_server_destroy(struct node_server *srv, uint32_t wait_ms)
 	pthread_cond_destroy(&srv->watchdog_cond);
 	pthread_mutex_destroy(&srv->busy_mu);
 	pthread_cond_destroy(&srv->busy_cond);
+	pthread_mutex_destroy(&srv->org_mu);
 	free(srv->works);
 	free(srv);
 }

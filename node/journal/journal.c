@@ -5,6 +5,7 @@
 #include "common/assert.h"
 #include "common/bytes.h"
 #include "node/journal/mp.h"
+#include "node/journal/policy.h"
 
 #include <string.h>
 
@@ -186,6 +187,23 @@ static bool journal_media_type_valid(const char *s)
 	return true;
 }
 
+bool journal_text_is_identifier(const char *s, size_t max_bytes)
+{
+	return s != NULL && journal_text_is_ascii(s, max_bytes, 0x21);
+}
+
+bool journal_text_is_line(const char *s, size_t max_bytes)
+{
+	return s != NULL && journal_text_is_utf8_line(s, max_bytes);
+}
+
+bool journal_sensitivity_known(const char *s)
+{
+	size_t n;
+	return s != NULL && journal_text_len(s, JOURNAL_SENSITIVITY_BYTES_MAX, &n) &&
+	       journal_in_list(journal_sensitivities, s);
+}
+
 /* ---- header ---------------------------------------------------------------------------- */
 
 /* Reasons shared by the field check and the copy of over-long input (static strings). */
@@ -212,6 +230,33 @@ static int journal_reason(const char **out_reason, const char *reason, int error
 	return error;
 }
 
+/* The header rules of policy kinds (docs/entry-format.md section 10), after the general ones so
+ * that an unknown status or sensitivity still decides first. */
+static int journal_policy_header_check(const struct journal_header *h, const char **out_reason)
+{
+	enum policy_kind k = policy_kind_of(h->kind);
+	bool region = strcmp(h->patient, POLICY_REGION_PATIENT) == 0;
+	if (k == POLICY_KIND_NONE) {
+		return CARELOG_OK;
+	}
+	if (strcmp(h->media_type, POLICY_MEDIA_TYPE) != 0) {
+		return journal_reason(out_reason,
+				      "policy entries have media type " POLICY_MEDIA_TYPE,
+				      CARELOG_EINVAL);
+	}
+	if (strcmp(h->sensitivity, "normal") != 0) {
+		return journal_reason(out_reason, "policy entries have sensitivity normal",
+				      CARELOG_EINVAL);
+	}
+	if ((k == POLICY_KIND_PARAMS || k == POLICY_KIND_AUDIT_BATCH) != region) {
+		return journal_reason(out_reason,
+				      region ? "patient \"-\" is only for policy-params and audit-batch"
+					     : "policy-params and audit-batch name patient \"-\"",
+				      CARELOG_EINVAL);
+	}
+	return CARELOG_OK;
+}
+
 int journal_header_check(const struct journal_header *h, const char **out_reason)
 {
 	CL_ASSERT(h != NULL);
@@ -220,7 +265,7 @@ int journal_header_check(const struct journal_header *h, const char **out_reason
 	}
 	size_t n;
 	if (!journal_text_len(h->kind, JOURNAL_KIND_BYTES_MAX, &n) ||
-	    !journal_in_list(journal_kinds, h->kind)) {
+	    !journal_kind_known(h->kind)) {
 		return journal_reason(out_reason, "unknown kind", CARELOG_EUNKNOWN);
 	}
 	if (!journal_text_is_ascii(h->patient, JOURNAL_PATIENT_BYTES_MAX, 0x21)) {
@@ -269,7 +314,7 @@ int journal_header_check(const struct journal_header *h, const char **out_reason
 		return journal_reason(out_reason, "body exceeds the format's 64 MiB limit",
 				      CARELOG_EINVAL);
 	}
-	return CARELOG_OK;
+	return journal_policy_header_check(h, out_reason);
 }
 
 /* Packs `h` field by field without checking it (decoders re-pack what they decoded). */
@@ -833,7 +878,9 @@ void journal_chain_extend(uint8_t chain[CL_SHA256_BYTES], const uint8_t leaf[CL_
 	cl_sha256(chain, buf, sizeof(buf));
 }
 
+/* A kind of format v1: clinical (journal_kinds) or a policy kind (policy.h). */
 bool journal_kind_known(const char *kind)
 {
-	return kind != NULL && journal_in_list(journal_kinds, kind);
+	return kind != NULL &&
+	       (journal_in_list(journal_kinds, kind) || policy_kind_of(kind) != POLICY_KIND_NONE);
 }

@@ -192,7 +192,15 @@ void journal_chain_extend(uint8_t chain[CL_SHA256_BYTES], const uint8_t leaf[CL_
 /* The clinical kinds format version 1 knows (NULL-terminated list, for --help and checks). */
 extern const char *const journal_kinds[];
 
-/* True if `kind` is in journal_kinds. */
+/* True if `kind` is a kind of format v1: a clinical kind (journal_kinds) or a policy kind
+ * (node/journal/policy.h). */
 bool journal_kind_known(const char *kind);
+
+/* The format's text rules (docs/entry-format.md section 2), shared with the policy codec:
+ * identifier = 1..max_bytes bytes 0x21-0x7e; line = 0..max_bytes bytes of UTF-8 without
+ * control characters (the header's `unit` rule); a sensitivity of format v1. */
+bool journal_text_is_identifier(const char *s, size_t max_bytes);
+bool journal_text_is_line(const char *s, size_t max_bytes);
+bool journal_sensitivity_known(const char *s);
 
 #endif

@@ -23,6 +23,15 @@ CL_STATIC_ASSERT((int)CARELOG_MESSAGE_BYTES_MAX == (int)PROTO_MESSAGE_BYTES_MAX,
 CL_STATIC_ASSERT((int)CARELOG_PUBLIC_KEY_BYTES == (int)PROTO_PUBLIC_KEY_BYTES, "Ed25519 keys");
 CL_STATIC_ASSERT((int)CARELOG_ORG_BYTES_MAX == (int)PROTO_ORG_BYTES_MAX, "one org limit");
 CL_STATIC_ASSERT((int)CARELOG_ADDRESS_BYTES_MAX == (int)PROTO_ADDRESS_BYTES_MAX, "one address limit");
+CL_STATIC_ASSERT((int)CARELOG_ACTOR_BYTES_MAX == (int)PROTO_ACTOR_BYTES_MAX, "one actor limit");
+CL_STATIC_ASSERT((int)CARELOG_ROLE_BYTES_MAX == (int)PROTO_ROLE_BYTES_MAX, "one role limit");
+CL_STATIC_ASSERT((int)CARELOG_UNIT_BYTES_MAX == (int)PROTO_UNIT_BYTES_MAX, "one unit limit");
+CL_STATIC_ASSERT((int)CARELOG_PURPOSE_BYTES_MAX == (int)PROTO_PURPOSE_BYTES_MAX,
+		 "one purpose limit");
+CL_STATIC_ASSERT((int)CARELOG_CATEGORIES_MAX == (int)PROTO_CATEGORIES_MAX, "one categories limit");
+CL_STATIC_ASSERT((int)CARELOG_ACCESS_LOG_ROWS_MAX == (int)PROTO_ACCESS_LOG_ROWS_MAX,
+		 "one rows limit");
+CL_STATIC_ASSERT((int)CARELOG_BTG_GRANTS_MAX == (int)PROTO_BTG_GRANTS_MAX, "one grants limit");
 
 enum {
 	CLIENT_MESSAGE_TEXT_BYTES = PROTO_MSG_BYTES_MAX + 256,
@@ -44,10 +53,20 @@ int (*client_socket_close_fn)(nng_socket socket) = nng_close;
 static int (*const client_socket_close_fn)(nng_socket socket) = nng_close;
 #endif
 
+/* Who acts: NUL-terminated copies, "" = the node's default. */
+struct client_actor {
+	char id[PROTO_ACTOR_BYTES_MAX + 1];
+	char role[PROTO_ROLE_BYTES_MAX + 1];
+	char unit[PROTO_UNIT_BYTES_MAX + 1];
+	char purpose[PROTO_PURPOSE_BYTES_MAX + 1];
+};
+
 struct carelog_client {
 	nng_socket socket;
 	nng_dialer dialer;
 	char endpoint[CLIENT_ENDPOINT_BYTES_MAX];
+	pthread_mutex_t actor_lock; /* guards actor: carelog_client_set_actor vs. running calls */
+	struct client_actor actor;  /* the default sent with every request */
 };
 
 /* ------------------------------------------------------------------ messages */
@@ -85,20 +104,32 @@ enum client_phase {
 /* What a caller should do when a change it sent may or may not have happened. */
 static const char *client_unknown_outcome_hint(uint8_t op)
 {
-	return op == PROTO_OP_APPEND ? "the append may still commit: retry with the same request id"
-				     : "the membership change may still take effect: check status "
-				       "before trying again";
+	switch (op) {
+	case PROTO_OP_APPEND:
+		return "the append may still commit: retry with the same request id";
+	case PROTO_OP_POLICY:
+		return "the policy entry may still commit: retry with the same request id";
+	default:
+		return "the membership change may still take effect: check status before trying "
+		       "again";
+	}
 }
 
-/* The one place nng's errors become carelog's. Appends and membership changes whose request
- * left come back CARELOG_EPENDING: only they change the cluster, so only for them does "no
- * answer" mean "outcome unknown" rather than a plain failure. */
+/* Ops that append with a request id: "pending" is their unknown outcome, retried safely. */
+static bool client_op_appends(uint8_t op)
+{
+	return op == PROTO_OP_APPEND || op == PROTO_OP_POLICY;
+}
+
+/* The one place nng's errors become carelog's. Appends (clinical and policy) and membership
+ * changes whose request left come back CARELOG_EPENDING: only they change the cluster, so only
+ * for them does "no answer" mean "outcome unknown" rather than a plain failure. */
 static int client_nng_error(int rv, enum client_phase phase, uint8_t op,
 			    const struct carelog_client *client, uint32_t timeout_ms)
 {
 	CL_ASSERT(rv != 0);
 	bool sent = phase == CLIENT_PHASE_RECEIVE;
-	bool changes = op == PROTO_OP_APPEND || op == PROTO_OP_MEMBER;
+	bool changes = client_op_appends(op) || op == PROTO_OP_MEMBER;
 	const char *hint = client_unknown_outcome_hint(op);
 	switch (rv) {
 	case NNG_ENOMEM:
@@ -177,10 +208,15 @@ int carelog_client_open(const char *endpoint, struct carelog_client **out_client
 	if (c == NULL) {
 		return CARELOG_ENOMEM;
 	}
+	if (pthread_mutex_init(&c->actor_lock, NULL) != 0) {
+		free(c);
+		return CARELOG_ENOMEM;
+	}
 	snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
 	int rv = nng_req0_open(&c->socket);
 	if (rv != 0) {
 		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, 0, c, 0);
+		pthread_mutex_destroy(&c->actor_lock);
 		free(c);
 		return rc;
 	}
@@ -204,6 +240,7 @@ int carelog_client_open(const char *endpoint, struct carelog_client **out_client
 	if (rv != 0) {
 		int rc = client_nng_error(rv, CLIENT_PHASE_SETUP, 0, c, 0);
 		nng_close(c->socket);
+		pthread_mutex_destroy(&c->actor_lock);
 		free(c);
 		return rc;
 	}
@@ -309,7 +346,71 @@ void carelog_client_close(struct carelog_client *client)
 		return;
 	}
 	client_socket_close_bounded(client->socket);
+	pthread_mutex_destroy(&client->actor_lock);
 	free(client);
+}
+
+/* ------------------------------------------------------------------ actor */
+
+int carelog_client_set_actor(struct carelog_client *client, const char *id, const char *role,
+			     const char *unit, const char *purpose)
+{
+	client_message_clear();
+	if (client == NULL) {
+		return CARELOG_EINVAL;
+	}
+	struct client_actor next;
+	const struct {
+		const char *name;
+		const char *value;
+		char *dst;
+		size_t cap;
+	} fields[] = {
+	    {"actor id", id, next.id, sizeof(next.id)},
+	    {"actor role", role, next.role, sizeof(next.role)},
+	    {"actor unit", unit, next.unit, sizeof(next.unit)},
+	    {"actor purpose", purpose, next.purpose, sizeof(next.purpose)},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(fields); i++) {
+		const char *v = fields[i].value != NULL ? fields[i].value : "";
+		size_t len = strlen(v);
+		if (len >= fields[i].cap) {
+			client_message_set("%s is %zu bytes, at most %zu are allowed",
+			                   fields[i].name, len, fields[i].cap - 1);
+			return CARELOG_ETOOBIG;
+		}
+		memcpy(fields[i].dst, v, len + 1);
+	}
+	pthread_mutex_lock(&client->actor_lock);
+	client->actor = next;
+	pthread_mutex_unlock(&client->actor_lock);
+	return CARELOG_OK;
+}
+
+/* The actor a request sends: the fields the call set (per-call overrides, views the caller
+ * keeps alive), the client's default for the others, copied into `store` under the lock so a
+ * concurrent carelog_client_set_actor cannot change them while the request is encoded. */
+static void client_actor_merge(struct carelog_client *client, struct proto_actor *actor,
+			       struct client_actor *store)
+{
+	pthread_mutex_lock(&client->actor_lock);
+	*store = client->actor;
+	pthread_mutex_unlock(&client->actor_lock);
+	struct {
+		struct proto_str *field;
+		const char *dflt;
+	} fields[] = {
+	    {&actor->id, store->id},
+	    {&actor->role, store->role},
+	    {&actor->unit, store->unit},
+	    {&actor->purpose, store->purpose},
+	};
+	for (size_t i = 0; i < CL_ARRAY_LEN(fields); i++) {
+		if (fields[i].field->len == 0) {
+			*fields[i].field =
+			    (struct proto_str){fields[i].dflt, strlen(fields[i].dflt)};
+		}
+	}
 }
 
 int carelog_request_id_generate(char out[CARELOG_REQUEST_ID_HEX_BYTES])
@@ -413,7 +514,7 @@ static int client_call(struct carelog_client *client, struct proto_request *req,
 {
 	CL_ASSERT(client != NULL);
 	memset(x, 0, sizeof(*x));
-	bool is_append = req->op == PROTO_OP_APPEND;
+	bool is_append = client_op_appends(req->op);
 	if (timeout_ms == 0) {
 		timeout_ms = CARELOG_TIMEOUT_MS_DEFAULT;
 	}
@@ -422,8 +523,11 @@ static int client_call(struct carelog_client *client, struct proto_request *req,
 	}
 	req->version = PROTO_VERSION;
 	req->timeout_ms = client_node_timeout_ms(timeout_ms);
+	struct client_actor actor; /* the views in req->actor point here until encoded */
+	client_actor_merge(client, &req->actor, &actor);
 	struct proto_buf request = {0};
 	int rc = proto_request_encode(req, &request);
+	memset(&req->actor, 0, sizeof(req->actor)); /* `actor` ends with this call */
 	if (rc == CARELOG_OK && request.len > (size_t)PROTO_MESSAGE_BYTES_MAX) {
 		proto_buf_free(&request); /* the encoder refuses this already; never send it */
 		rc = CARELOG_ETOOBIG;
@@ -519,10 +623,11 @@ static const char *pool_copy(struct client_pool *p, struct proto_str s)
 
 static size_t entry_strings_size(const struct proto_entry *e)
 {
-	return str_size(e->kind) + str_size(e->patient) + str_size(e->author) +
-	       str_size(e->role) + str_size(e->org) + str_size(e->unit) + str_size(e->status) +
+	return str_size(e->kind) + str_size(e->patient) + str_size(e->author) + str_size(e->role) +
+	       str_size(e->org) + str_size(e->unit) + str_size(e->status) +
 	       str_size(e->sensitivity) + str_size(e->media_type) + str_size(e->request_id) +
-	       str_size(e->body);
+	       str_size(e->body) + str_size(e->erased_author) + str_size(e->erased_org) +
+	       str_size(e->erased_basis);
 }
 
 static void entry_fill(struct carelog_entry *d, const struct proto_entry *s,
@@ -549,6 +654,13 @@ static void entry_fill(struct carelog_entry *d, const struct proto_entry *s,
 	d->body_erased = s->body_erased;
 	d->body = (const uint8_t *)pool_copy(p, s->body);
 	d->body_len = s->body.len;
+	d->has_superseded_by = s->has_superseded_by;
+	memcpy(d->superseded_by, s->superseded_by, CARELOG_ID_BYTES);
+	d->erased_index = s->erased_index;
+	d->erased_time_ms = s->erased_time_ms;
+	d->erased_author = pool_copy(p, s->erased_author);
+	d->erased_org = pool_copy(p, s->erased_org);
+	d->erased_basis = pool_copy(p, s->erased_basis);
 }
 
 static const char *opt(const char *s)
@@ -609,6 +721,52 @@ static int client_check_append(const struct carelog_append_args *args)
 
 /* ------------------------------------------------------------------ calls */
 
+/* The request id an append sends: the caller's, or a fresh one. */
+static int client_request_id(const char *given, char out[CARELOG_REQUEST_ID_BYTES_MAX + 1])
+{
+	if (opt(given)[0] == '\0') {
+		return carelog_request_id_generate(out);
+	}
+	if (strlen(given) > CARELOG_REQUEST_ID_BYTES_MAX) {
+		client_message_set("request id longer than %d bytes", CARELOG_REQUEST_ID_BYTES_MAX);
+		return CARELOG_EINVAL;
+	}
+	snprintf(out, CARELOG_REQUEST_ID_BYTES_MAX + 1, "%s", given);
+	return CARELOG_OK;
+}
+
+/* Sends an append (clinical or policy) and reports committed / pending / failed. */
+static int client_append_call(struct carelog_client *client, struct proto_request *req,
+			      const char *request_id, uint32_t timeout_ms,
+			      struct carelog_append_result *out)
+{
+	struct client_exchange x;
+	int rc = client_call(client, req, timeout_ms, &x);
+	bool pending = rc == CARELOG_EPENDING || (rc == CARELOG_OK && !x.reply.u.append.committed);
+	if (pending) {
+		if (rc == CARELOG_OK) {
+			client_message_set("not committed in time; retry with the same request id");
+		}
+		memset(out, 0, sizeof(*out));
+		snprintf(out->request_id, sizeof(out->request_id), "%s", request_id);
+		client_exchange_free(&x);
+		return CARELOG_EPENDING;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_append_reply *r = &x.reply.u.append;
+	struct carelog_append_result res = {
+	    .committed = true, .duplicate = r->duplicate, .index = r->index};
+	memcpy(res.id, r->id, CARELOG_ID_BYTES);
+	/* The node echoes the request id; we report the one we sent, which is what a retry
+	 * must reuse. */
+	snprintf(res.request_id, sizeof(res.request_id), "%s", request_id);
+	*out = res;
+	client_exchange_free(&x);
+	return CARELOG_OK;
+}
+
 int carelog_append(struct carelog_client *client, const struct carelog_append_args *args,
 		   uint32_t timeout_ms, struct carelog_append_result *out)
 {
@@ -629,22 +787,13 @@ int carelog_append(struct carelog_client *client, const struct carelog_append_ar
 		return size_rc;
 	}
 	char request_id[CARELOG_REQUEST_ID_BYTES_MAX + 1];
-	if (opt(args->request_id)[0] != '\0') {
-		if (strlen(args->request_id) > CARELOG_REQUEST_ID_BYTES_MAX) {
-			client_message_set("request id longer than %d bytes",
-					   CARELOG_REQUEST_ID_BYTES_MAX);
-			return CARELOG_EINVAL;
-		}
-		snprintf(request_id, sizeof(request_id), "%s", args->request_id);
-	} else {
-		int rc = carelog_request_id_generate(request_id);
-		if (rc != CARELOG_OK) {
-			return rc;
-		}
+	int id_rc = client_request_id(args->request_id, request_id);
+	if (id_rc != CARELOG_OK) {
+		return id_rc;
 	}
 	struct proto_request req = {.op = PROTO_OP_APPEND};
 	struct proto_append_req *a = &req.u.append;
-	a->actor = actor_view(args->actor, args->role);
+	req.actor = actor_view(args->actor, args->role);
 	a->patient = view(args->patient);
 	a->kind = view(args->kind);
 	a->request_id = view(request_id);
@@ -658,32 +807,7 @@ int carelog_append(struct carelog_client *client, const struct carelog_append_ar
 	}
 	a->body = (struct proto_str){.ptr = args->body_len > 0 ? args->body : "",
 				     .len = args->body_len};
-	struct client_exchange x;
-	int rc = client_call(client, &req, timeout_ms, &x);
-	bool pending = rc == CARELOG_EPENDING ||
-		       (rc == CARELOG_OK && !x.reply.u.append.committed);
-	if (pending) {
-		if (rc == CARELOG_OK) {
-			client_message_set("not committed in time; retry with the same request id");
-		}
-		memset(out, 0, sizeof(*out));
-		snprintf(out->request_id, sizeof(out->request_id), "%s", request_id);
-		client_exchange_free(&x);
-		return CARELOG_EPENDING;
-	}
-	if (rc != CARELOG_OK) {
-		return rc;
-	}
-	const struct proto_append_reply *r = &x.reply.u.append;
-	struct carelog_append_result res = {.committed = true, .duplicate = r->duplicate,
-					    .index = r->index};
-	memcpy(res.id, r->id, CARELOG_ID_BYTES);
-	/* The node echoes the request id; we report the one we sent, which is what a retry
-	 * must reuse. */
-	snprintf(res.request_id, sizeof(res.request_id), "%s", request_id);
-	*out = res;
-	client_exchange_free(&x);
-	return CARELOG_OK;
+	return client_append_call(client, &req, request_id, timeout_ms, out);
 }
 
 int carelog_read(struct carelog_client *client, const struct carelog_read_args *args,
@@ -720,13 +844,14 @@ int carelog_read(struct carelog_client *client, const struct carelog_read_args *
 	}
 	struct proto_request req = {.op = PROTO_OP_READ};
 	struct proto_read_req *q = &req.u.read;
-	q->actor = actor_view(args->actor, args->role);
+	req.actor = actor_view(args->actor, args->role);
 	q->patient = view(args->patient);
 	q->consistency = (uint8_t)args->consistency;
 	q->min_index = args->min_index;
 	q->kind = view(args->kind);
 	q->since_index = args->since_index;
 	q->limit = args->limit;
+	q->history = args->history;
 	struct client_exchange x;
 	int rc = client_call(client, &req, timeout_ms, &x);
 	if (rc != CARELOG_OK) {
@@ -734,9 +859,14 @@ int carelog_read(struct carelog_client *client, const struct carelog_read_args *
 	}
 	const struct proto_read_reply *r = &x.reply.u.read;
 	size_t size = sizeof(struct carelog_read_result) +
-		      (size_t)r->entries_count * sizeof(struct carelog_entry);
+	              (size_t)r->entries_count * sizeof(struct carelog_entry) +
+	              (size_t)r->withheld_reasons_count * sizeof(struct carelog_withheld_reason) +
+	              str_size(r->basis);
 	for (uint32_t i = 0; i < r->entries_count; i++) {
 		size += entry_strings_size(&r->entries[i]);
+	}
+	for (uint32_t i = 0; i < r->withheld_reasons_count; i++) {
+		size += str_size(r->withheld_reasons[i].reason);
 	}
 	struct carelog_read_result *res = calloc(1, size);
 	if (res == NULL) {
@@ -744,7 +874,9 @@ int carelog_read(struct carelog_client *client, const struct carelog_read_args *
 		return CARELOG_ENOMEM;
 	}
 	struct carelog_entry *entries = (struct carelog_entry *)(res + 1);
-	struct client_pool pool = {.next = (char *)(entries + r->entries_count),
+	struct carelog_withheld_reason *reasons =
+	    (struct carelog_withheld_reason *)(entries + r->entries_count);
+	struct client_pool pool = {.next = (char *)(reasons + r->withheld_reasons_count),
 				   .end = (char *)res + size};
 	res->applied_index = r->applied_index;
 	res->lag = r->lag;
@@ -755,6 +887,13 @@ int carelog_read(struct carelog_client *client, const struct carelog_read_args *
 	res->entries = r->entries_count > 0 ? entries : NULL;
 	for (uint32_t i = 0; i < r->entries_count; i++) {
 		entry_fill(&entries[i], &r->entries[i], &pool);
+	}
+	res->basis = pool_copy(&pool, r->basis);
+	res->withheld_reasons_count = r->withheld_reasons_count;
+	res->withheld_reasons = r->withheld_reasons_count > 0 ? reasons : NULL;
+	for (uint32_t i = 0; i < r->withheld_reasons_count; i++) {
+		reasons[i].reason = pool_copy(&pool, r->withheld_reasons[i].reason);
+		reasons[i].count = r->withheld_reasons[i].count;
 	}
 	CL_ASSERT(pool.next == pool.end);
 	client_exchange_free(&x);
@@ -779,7 +918,7 @@ int carelog_get(struct carelog_client *client, const struct carelog_get_args *ar
 		return size_rc;
 	}
 	struct proto_request req = {.op = PROTO_OP_GET};
-	req.u.get.actor = actor_view(args->actor, args->role);
+	req.actor = actor_view(args->actor, args->role);
 	memcpy(req.u.get.id, args->id, CARELOG_ID_BYTES);
 	struct client_exchange x;
 	int rc = client_call(client, &req, timeout_ms, &x);
@@ -1033,4 +1172,262 @@ int carelog_verify(struct carelog_client *client, uint32_t timeout_ms,
 void carelog_verify_result_free(struct carelog_verify_result *result)
 {
 	free(result);
+}
+
+/* ------------------------------------------------------------------ clinical access */
+
+static int client_check_policy(const struct carelog_policy_args *a)
+{
+	const struct {
+		const char *field;
+		const char *value;
+		size_t max;
+	} sizes[] = {
+	    {"kind", a->kind, PROTO_KIND_BYTES_MAX},
+	    {"patient", a->patient, PROTO_PATIENT_BYTES_MAX},
+	    {"org", a->org, PROTO_ORG_BYTES_MAX},
+	    {"unit", a->unit, PROTO_UNIT_BYTES_MAX},
+	    {"actor", a->actor, PROTO_ACTOR_BYTES_MAX},
+	    {"target org", a->target_org, PROTO_ORG_BYTES_MAX},
+	    {"word", a->word, PROTO_WORD_BYTES_MAX},
+	    {"level", a->level, PROTO_WORD_BYTES_MAX},
+	    {"category", a->category, PROTO_SENSITIVITY_BYTES_MAX},
+	    {"reason code", a->reason_code, PROTO_REASON_CODE_BYTES_MAX},
+	    {"text", a->text, PROTO_TEXT_BYTES_MAX},
+	    {"birth date", a->birth_date, PROTO_BIRTH_DATE_BYTES_MAX},
+	};
+	int rc = CARELOG_OK;
+	for (size_t i = 0; i < CL_ARRAY_LEN(sizes) && rc == CARELOG_OK; i++) {
+		rc = client_check_size(sizes[i].field, strlen(opt(sizes[i].value)), sizes[i].max);
+	}
+	if (rc == CARELOG_OK && a->categories_count > CARELOG_CATEGORIES_MAX) {
+		client_message_set("%zu categories, at most %d are allowed; not sent",
+		                   a->categories_count, CARELOG_CATEGORIES_MAX);
+		rc = CARELOG_ETOOBIG;
+	}
+	if (rc == CARELOG_OK && a->categories_count > 0 && a->categories == NULL) {
+		client_message_set("categories is NULL with a count");
+		rc = CARELOG_EINVAL;
+	}
+	for (size_t i = 0; i < a->categories_count && rc == CARELOG_OK; i++) {
+		rc = client_check_size("category", strlen(opt(a->categories[i])),
+		                       PROTO_SENSITIVITY_BYTES_MAX);
+	}
+	return rc;
+}
+
+int carelog_policy(struct carelog_client *client, const struct carelog_policy_args *args,
+		   uint32_t timeout_ms, struct carelog_append_result *out)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out == NULL) {
+		return CARELOG_EINVAL;
+	}
+	if (opt(args->kind)[0] == '\0') {
+		client_message_set("kind is required");
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_policy(args);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	char request_id[CARELOG_REQUEST_ID_BYTES_MAX + 1];
+	rc = client_request_id(args->request_id, request_id);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_POLICY};
+	struct proto_policy_req *p = &req.u.policy;
+	p->kind = view(args->kind);
+	p->patient = view(args->patient);
+	p->request_id = view(request_id);
+	p->org = view(args->org);
+	p->unit = view(args->unit);
+	p->actor = view(args->actor);
+	p->target_org = view(args->target_org);
+	p->word = view(args->word);
+	p->level = view(args->level);
+	p->category = view(args->category);
+	p->reason_code = view(args->reason_code);
+	p->text = view(args->text);
+	p->birth_date = view(args->birth_date);
+	p->categories_count = (uint32_t)args->categories_count;
+	for (size_t i = 0; i < args->categories_count; i++) {
+		p->categories[i] = view(args->categories[i]);
+	}
+	if (args->ref != NULL) {
+		p->has_ref = true;
+		memcpy(p->ref, args->ref, CARELOG_ID_BYTES);
+	}
+	p->from_ms = args->from_ms;
+	p->to_ms = args->to_ms;
+	p->hours = args->hours;
+	p->implicit_window_days = args->implicit_window_days;
+	p->btg_hours_max = args->btg_hours_max;
+	p->ambulance_hours_max = args->ambulance_hours_max;
+	return client_append_call(client, &req, request_id, timeout_ms, out);
+}
+
+int carelog_access_log(struct carelog_client *client, const struct carelog_access_log_args *args,
+		       uint32_t timeout_ms, struct carelog_access_log **out_log)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out_log == NULL) {
+		return CARELOG_EINVAL;
+	}
+	bool by_patient = opt(args->patient)[0] != '\0';
+	bool by_actor = opt(args->actor_id)[0] != '\0';
+	if (by_patient == by_actor) {
+		client_message_set("name exactly one of a patient and an actor");
+		return CARELOG_EINVAL;
+	}
+	if (by_patient && opt(args->actor_org)[0] != '\0') {
+		client_message_set("an organisation goes with an actor, not with a patient");
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_size("patient", strlen(opt(args->patient)), PROTO_PATIENT_BYTES_MAX);
+	if (rc == CARELOG_OK) {
+		rc = client_check_size("actor", strlen(opt(args->actor_id)), PROTO_ACTOR_BYTES_MAX);
+	}
+	if (rc == CARELOG_OK) {
+		rc = client_check_size("org", strlen(opt(args->actor_org)), PROTO_ORG_BYTES_MAX);
+	}
+	if (rc == CARELOG_OK && args->limit > CARELOG_ACCESS_LOG_ROWS_MAX) {
+		client_message_set("limit %u is above %d rows; not sent", args->limit,
+		                   CARELOG_ACCESS_LOG_ROWS_MAX);
+		rc = CARELOG_ETOOBIG;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_ACCESS_LOG};
+	req.u.access_log.patient = view(args->patient);
+	req.u.access_log.actor_id = view(args->actor_id);
+	req.u.access_log.actor_org = view(args->actor_org);
+	req.u.access_log.limit = args->limit;
+	struct client_exchange x;
+	rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_access_log_reply *a = &x.reply.u.access_log;
+	size_t size = sizeof(struct carelog_access_log) +
+	              (size_t)a->rows_count * sizeof(struct carelog_access_row);
+	for (uint32_t i = 0; i < a->rows_count; i++) {
+		const struct proto_access_row *w = &a->rows[i];
+		size += str_size(w->actor) + str_size(w->role) + str_size(w->org) +
+		        str_size(w->unit) + str_size(w->patient) + str_size(w->action) +
+		        str_size(w->basis) + str_size(w->purpose) + str_size(w->outcome);
+	}
+	struct carelog_access_log *res = calloc(1, size);
+	if (res == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	struct carelog_access_row *rows = (struct carelog_access_row *)(res + 1);
+	struct client_pool pool = {.next = (char *)(rows + a->rows_count),
+	                           .end = (char *)res + size};
+	res->applied_index = a->applied_index;
+	res->rows_count = a->rows_count;
+	res->rows = a->rows_count > 0 ? rows : NULL;
+	for (uint32_t i = 0; i < a->rows_count; i++) {
+		const struct proto_access_row *w = &a->rows[i];
+		struct carelog_access_row *d = &rows[i];
+		d->node_id = w->node_id;
+		d->seq = w->seq;
+		d->time_ms = w->time_ms;
+		d->actor = pool_copy(&pool, w->actor);
+		d->role = pool_copy(&pool, w->role);
+		d->org = pool_copy(&pool, w->org);
+		d->unit = pool_copy(&pool, w->unit);
+		d->patient = pool_copy(&pool, w->patient);
+		d->action = pool_copy(&pool, w->action);
+		d->allowed = w->allowed;
+		d->basis = pool_copy(&pool, w->basis);
+		d->count = w->count;
+		d->withheld = w->withheld;
+		d->has_entry = w->has_entry;
+		memcpy(d->entry, w->entry, CARELOG_ID_BYTES);
+		d->purpose = pool_copy(&pool, w->purpose);
+		d->outcome = pool_copy(&pool, w->outcome);
+		d->shipped = w->shipped;
+	}
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_log = res;
+	return CARELOG_OK;
+}
+
+void carelog_access_log_free(struct carelog_access_log *log)
+{
+	free(log);
+}
+
+int carelog_btg_list(struct carelog_client *client, const struct carelog_btg_list_args *args,
+		     uint32_t timeout_ms, struct carelog_btg_list **out_list)
+{
+	client_message_clear();
+	if (client == NULL || args == NULL || out_list == NULL) {
+		return CARELOG_EINVAL;
+	}
+	int rc = client_check_size("patient", strlen(opt(args->patient)), PROTO_PATIENT_BYTES_MAX);
+	if (rc == CARELOG_OK && args->limit > CARELOG_BTG_GRANTS_MAX) {
+		client_message_set("limit %u is above %d grants; not sent", args->limit,
+		                   CARELOG_BTG_GRANTS_MAX);
+		rc = CARELOG_ETOOBIG;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct proto_request req = {.op = PROTO_OP_BTG_LIST};
+	req.u.btg_list.patient = view(args->patient);
+	req.u.btg_list.limit = args->limit;
+	struct client_exchange x;
+	rc = client_call(client, &req, timeout_ms, &x);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	const struct proto_btg_list_reply *b = &x.reply.u.btg_list;
+	size_t size = sizeof(struct carelog_btg_list) +
+	              (size_t)b->grants_count * sizeof(struct carelog_btg_grant);
+	for (uint32_t i = 0; i < b->grants_count; i++) {
+		const struct proto_btg_grant *g = &b->grants[i];
+		size += str_size(g->patient) + str_size(g->actor) + str_size(g->role) +
+		        str_size(g->org) + str_size(g->unit) + str_size(g->reason_code) +
+		        str_size(g->reason_text);
+	}
+	struct carelog_btg_list *res = calloc(1, size);
+	if (res == NULL) {
+		client_exchange_free(&x);
+		return CARELOG_ENOMEM;
+	}
+	struct carelog_btg_grant *grants = (struct carelog_btg_grant *)(res + 1);
+	struct client_pool pool = {.next = (char *)(grants + b->grants_count),
+	                           .end = (char *)res + size};
+	res->grants_count = b->grants_count;
+	res->grants = b->grants_count > 0 ? grants : NULL;
+	for (uint32_t i = 0; i < b->grants_count; i++) {
+		const struct proto_btg_grant *g = &b->grants[i];
+		struct carelog_btg_grant *d = &grants[i];
+		memcpy(d->id, g->id, CARELOG_ID_BYTES);
+		d->index = g->index;
+		d->patient = pool_copy(&pool, g->patient);
+		d->actor = pool_copy(&pool, g->actor);
+		d->role = pool_copy(&pool, g->role);
+		d->org = pool_copy(&pool, g->org);
+		d->unit = pool_copy(&pool, g->unit);
+		d->granted_ms = g->granted_ms;
+		d->expires_ms = g->expires_ms;
+		d->reason_code = pool_copy(&pool, g->reason_code);
+		d->reason_text = pool_copy(&pool, g->reason_text);
+	}
+	CL_ASSERT(pool.next == pool.end);
+	client_exchange_free(&x);
+	*out_list = res;
+	return CARELOG_OK;
+}
+
+void carelog_btg_list_free(struct carelog_btg_list *list)
+{
+	free(list);
 }

@@ -23,7 +23,8 @@
  *   "silent"   no answer at all (the client times out)  "garbage" bytes that are not msgpack
  *   "pending-err" err EPENDING                           "toobig"  err ETOOBIG with the node's text
  *   anything else: a normal answer
- * Appends are deduplicated by request id like the real node.
+ * Appends are deduplicated by request id like the real node; policy entries are answered like
+ * appends (by their patient too). Every request's actor map is recorded.
  * Membership and transfer requests are answered by node id:
  *   FAKE_ID_NOT_LEADER  err ENOTLEADER "not the leader; the leader is node 2"
  *   FAKE_ID_SILENT      no answer (the client times out after sending)
@@ -59,6 +60,19 @@ struct fake_node {
 	uint32_t last_timeout_ms;
 	char last_request_id[PROTO_REQUEST_ID_BYTES_MAX + 1];
 	char last_actor[PROTO_ACTOR_BYTES_MAX + 1];
+	uint8_t last_op;
+	char last_actor_role[PROTO_ROLE_BYTES_MAX + 1];
+	char last_actor_unit[PROTO_UNIT_BYTES_MAX + 1];
+	char last_actor_purpose[PROTO_PURPOSE_BYTES_MAX + 1];
+	bool last_history;
+	struct proto_policy_req last_policy; /* views valid only inside fake_run: copies below */
+	char last_policy_kind[PROTO_KIND_BYTES_MAX + 1];
+	char last_policy_text[PROTO_TEXT_BYTES_MAX + 1];
+	char last_policy_category1[PROTO_SENSITIVITY_BYTES_MAX + 1];
+	char last_log_patient[PROTO_PATIENT_BYTES_MAX + 1];
+	char last_log_actor[PROTO_ACTOR_BYTES_MAX + 1];
+	char last_log_org[PROTO_ORG_BYTES_MAX + 1];
+	uint32_t last_limit;
 	uint32_t appends_committed;
 	struct proto_member_req last_member; /* views valid only inside fake_run: copy below */
 	char last_member_org[PROTO_ORG_BYTES_MAX + 1];
@@ -115,6 +129,10 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		patient = req->u.append.patient;
 	} else if (req->op == PROTO_OP_READ) {
 		patient = req->u.read.patient;
+	} else if (req->op == PROTO_OP_POLICY) {
+		patient = req->u.policy.patient;
+	} else if (req->op == PROTO_OP_ACCESS_LOG) {
+		patient = req->u.access_log.patient;
 	}
 	if (str_is(patient, "silent")) {
 		return false;
@@ -151,6 +169,50 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		{.id = 10, .role = {"learner", 7}, .org = {"helse-sor", 9},
 		 .address = {"tcp://10.0.0.10:7401", 20}, .has_match = false, .lag = 7}};
 	struct proto_str problems[1] = {{"log/3: checksum mismatch", 24}};
+	struct proto_withheld_reason reasons[2] = {
+	    {{"blocked by the patient", 22}, 2},
+	    {{"shielded psychiatry entry of another unit", 41}, 1}};
+	struct proto_access_row rows[2] = {{.node_id = 2,
+	                                    .seq = 9,
+	                                    .time_ms = 1764000000000ull,
+	                                    .actor = {"hpr-9", 5},
+	                                    .role = {"nurse", 5},
+	                                    .org = {"kommune-x", 9},
+	                                    .unit = {"", 0},
+	                                    .patient = {"01017012345", 11},
+	                                    .action = {"read", 4},
+	                                    .allowed = false,
+	                                    .basis = {"none", 4},
+	                                    .outcome = {"EDENIED", 7},
+	                                    .purpose = {"", 0}},
+	                                   {.node_id = 1,
+	                                    .seq = 3,
+	                                    .time_ms = 1763990000000ull,
+	                                    .actor = {"hpr-1", 5},
+	                                    .role = {"physician", 9},
+	                                    .org = {"st-olavs", 8},
+	                                    .unit = {"cardio", 6},
+	                                    .patient = {"01017012345", 11},
+	                                    .action = {"get", 3},
+	                                    .allowed = true,
+	                                    .basis = {"relation", 8},
+	                                    .count = 1,
+	                                    .has_entry = true,
+	                                    .outcome = {"OK", 2},
+	                                    .purpose = {"ward round", 10},
+	                                    .shipped = true}};
+	memset(rows[1].entry, 0x77, PROTO_ID_BYTES);
+	struct proto_btg_grant grant = {.index = 12,
+	                                .patient = {"01017012345", 11},
+	                                .actor = {"hpr-9", 5},
+	                                .role = {"nurse", 5},
+	                                .org = {"kommune-x", 9},
+	                                .unit = {"legevakt", 8},
+	                                .granted_ms = 1764000000000ull,
+	                                .expires_ms = 1764086400000ull,
+	                                .reason_code = {"emergency", 9},
+	                                .reason_text = {"unconscious", 11}};
+	memset(grant.id, 0x66, PROTO_ID_BYTES);
 	switch (req->op) {
 	case PROTO_OP_STATUS:
 		rep.u.status = (struct proto_status_reply){
@@ -162,9 +224,11 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 				      .dropped_replay = 2, .dropped_unknown = 1, .handshakes = 4}};
 		memset(rep.u.status.chain_head, 0xab, PROTO_ID_BYTES);
 		break;
-	case PROTO_OP_APPEND: {
-		const struct proto_append_req *a = &req->u.append;
-		rep.u.append.request_id = a->request_id;
+	case PROTO_OP_APPEND:
+	case PROTO_OP_POLICY: {
+		struct proto_str request_id = req->op == PROTO_OP_APPEND ? req->u.append.request_id
+		                                                         : req->u.policy.request_id;
+		rep.u.append.request_id = request_id;
 		if (str_is(patient, "pending")) {
 			rep.u.append.committed = false;
 			break;
@@ -172,14 +236,14 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		pthread_mutex_lock(&fake.lock);
 		uint32_t found = 0;
 		for (uint32_t i = 0; i < fake.appends_committed; i++) {
-			if (str_is(a->request_id, fake.request_ids[i])) {
+			if (str_is(request_id, fake.request_ids[i])) {
 				found = i + 1;
 			}
 		}
 		if (found == 0 && fake.appends_committed < FAKE_REQUEST_IDS_MAX) {
 			snprintf(fake.request_ids[fake.appends_committed],
-				 sizeof(fake.request_ids[0]), "%.*s", (int)a->request_id.len,
-				 a->request_id.ptr);
+			         sizeof(fake.request_ids[0]), "%.*s", (int)request_id.len,
+			         request_id.ptr);
 			found = ++fake.appends_committed;
 			rep.u.append.duplicate = false;
 		} else {
@@ -195,14 +259,40 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		for (uint32_t i = 0; i < FAKE_ENTRIES; i++) {
 			entries[i] = fake_entry(i + 1, patient);
 		}
-		rep.u.read = (struct proto_read_reply){.applied_index = 7, .lag = 2, .stale = true,
-						       .withheld = 1, .more = true,
+		entries[0].has_superseded_by = true;
+		memset(entries[0].superseded_by, 0x44, PROTO_ID_BYTES);
+		rep.u.read = (struct proto_read_reply){.applied_index = 7,
+		                                       .lag = 2,
+		                                       .stale = true,
+		                                       .withheld = 3,
+		                                       .more = true,
 						       .entries_count = FAKE_ENTRIES,
-						       .entries = entries};
+		                                       .entries = entries,
+		                                       .basis = {"relation", 8},
+		                                       .withheld_reasons_count = 2,
+		                                       .withheld_reasons = reasons};
+		break;
+	case PROTO_OP_ACCESS_LOG:
+		rep.u.access_log = (struct proto_access_log_reply){
+		    .applied_index = 40, .rows_count = 2, .rows = rows};
+		break;
+	case PROTO_OP_BTG_LIST:
+		rep.u.btg_list = (struct proto_btg_list_reply){.grants_count = 1, .grants = &grant};
 		break;
 	case PROTO_OP_GET:
 		if (req->u.get.id[0] == FAKE_STOP_ID_BYTE) {
 			fake.stop = true; /* answer, then leave the loop: see fake_stop */
+		}
+		if (req->u.get.id[0] == 6) { /* an erased entry */
+			rep.u.get = fake_entry(6, (struct proto_str){"p", 1});
+			rep.u.get.body = (struct proto_str){"", 0};
+			rep.u.get.body_erased = true;
+			rep.u.get.erased_index = 60;
+			rep.u.get.erased_time_ms = 1764000000500ull;
+			rep.u.get.erased_author = (struct proto_str){"adm-1", 5};
+			rep.u.get.erased_org = (struct proto_str){"st-olavs", 8};
+			rep.u.get.erased_basis = (struct proto_str){"hpl 43: decision 17", 19};
+			break;
 		}
 		if (req->u.get.id[0] != 5) {
 			FAKE_CHECK((proto_reply_encode_error(req->op, CARELOG_ENOTFOUND,
@@ -245,6 +335,11 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 	return true;
 }
 
+static void fake_copy(char *dst, size_t cap, struct proto_str s)
+{
+	snprintf(dst, cap, "%.*s", (int)s.len, s.ptr != NULL ? s.ptr : "");
+}
+
 /* One context served in turn, as carelogd's server does with many. */
 static void *fake_run(void *arg)
 {
@@ -270,11 +365,47 @@ static void *fake_run(void *arg)
 			pthread_mutex_lock(&fake.lock);
 			fake.requests_seen++;
 			fake.last_timeout_ms = req.timeout_ms;
+			fake.last_op = req.op;
+			fake_copy(fake.last_actor, sizeof(fake.last_actor), req.actor.id);
+			fake_copy(fake.last_actor_role, sizeof(fake.last_actor_role),
+			          req.actor.role);
+			fake_copy(fake.last_actor_unit, sizeof(fake.last_actor_unit),
+			          req.actor.unit);
+			fake_copy(fake.last_actor_purpose, sizeof(fake.last_actor_purpose),
+			          req.actor.purpose);
 			if (req.op == PROTO_OP_APPEND) {
-				snprintf(fake.last_request_id, sizeof(fake.last_request_id), "%.*s",
-					 (int)req.u.append.request_id.len, req.u.append.request_id.ptr);
-				snprintf(fake.last_actor, sizeof(fake.last_actor), "%.*s",
-					 (int)req.u.append.actor.id.len, req.u.append.actor.id.ptr);
+				fake_copy(fake.last_request_id, sizeof(fake.last_request_id),
+				          req.u.append.request_id);
+			}
+			if (req.op == PROTO_OP_READ) {
+				fake.last_history = req.u.read.history;
+				fake.last_limit = req.u.read.limit;
+			}
+			if (req.op == PROTO_OP_POLICY) {
+				fake.last_policy = req.u.policy;
+				fake_copy(fake.last_request_id, sizeof(fake.last_request_id),
+				          req.u.policy.request_id);
+				fake_copy(fake.last_policy_kind, sizeof(fake.last_policy_kind),
+				          req.u.policy.kind);
+				fake_copy(fake.last_policy_text, sizeof(fake.last_policy_text),
+				          req.u.policy.text);
+				fake_copy(fake.last_policy_category1,
+				          sizeof(fake.last_policy_category1),
+				          req.u.policy.categories[1]);
+			}
+			if (req.op == PROTO_OP_ACCESS_LOG) {
+				fake_copy(fake.last_log_patient, sizeof(fake.last_log_patient),
+				          req.u.access_log.patient);
+				fake_copy(fake.last_log_actor, sizeof(fake.last_log_actor),
+				          req.u.access_log.actor_id);
+				fake_copy(fake.last_log_org, sizeof(fake.last_log_org),
+				          req.u.access_log.actor_org);
+				fake.last_limit = req.u.access_log.limit;
+			}
+			if (req.op == PROTO_OP_BTG_LIST) {
+				fake_copy(fake.last_log_patient, sizeof(fake.last_log_patient),
+				          req.u.btg_list.patient);
+				fake.last_limit = req.u.btg_list.limit;
 			}
 			if (req.op == PROTO_OP_MEMBER) {
 				fake.last_member = req.u.member;
@@ -619,7 +750,7 @@ static void test_read_copies_entries_with_nul_terminated_strings_and_bodies(void
 	assert_int_equal(r->applied_index, 7);
 	assert_int_equal(r->lag, 2);
 	assert_true(r->stale);
-	assert_int_equal(r->withheld, 1);
+	assert_int_equal(r->withheld, 3);
 	assert_true(r->more);
 	assert_int_equal(r->entries_count, FAKE_ENTRIES);
 	assert_string_equal(r->entries[0].patient, "01017012345");
@@ -728,6 +859,270 @@ static void test_oversized_requests_are_refused_locally_with_a_message(void **st
 	carelog_client_close(c);
 }
 
+/* ---------------------------------------------------------------- clinical access */
+
+static void test_actor_default_goes_with_every_request_and_calls_override_id_and_role(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	assert_int_equal(
+	    carelog_client_set_actor(c, "hpr-1", "nurse", "hjemmesykepleie", "home visit"),
+	    CARELOG_OK);
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(c, TEST_CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	carelog_status_free(s);
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.last_op, PROTO_OP_STATUS);
+	assert_string_equal(fake.last_actor, "hpr-1");
+	assert_string_equal(fake.last_actor_role, "nurse");
+	assert_string_equal(fake.last_actor_unit, "hjemmesykepleie");
+	assert_string_equal(fake.last_actor_purpose, "home visit");
+	pthread_mutex_unlock(&fake.lock);
+	/* a call's own actor and role win; unit and purpose stay the client's */
+	struct carelog_append_args a = {
+	    .patient = "p", .kind = "note", .actor = "hpr-9", .role = "physician"};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_append(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_string_equal(fake.last_actor, "hpr-9");
+	assert_string_equal(fake.last_actor_role, "physician");
+	assert_string_equal(fake.last_actor_unit, "hjemmesykepleie");
+	assert_string_equal(fake.last_actor_purpose, "home visit");
+	struct carelog_read_args q = {.patient = "p", .role = "midwife"};
+	struct carelog_read_result *res = NULL;
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &res), CARELOG_OK);
+	carelog_read_result_free(res);
+	assert_string_equal(fake.last_actor, "hpr-1");
+	assert_string_equal(fake.last_actor_role, "midwife");
+	/* an over-long field is refused and the previous actor kept */
+	char long_purpose[CARELOG_PURPOSE_BYTES_MAX + 2];
+	memset(long_purpose, 'w', sizeof(long_purpose) - 1);
+	long_purpose[sizeof(long_purpose) - 1] = '\0';
+	assert_int_equal(carelog_client_set_actor(c, "hpr-2", NULL, NULL, long_purpose),
+	                 CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "purpose"));
+	uint64_t index = 0;
+	assert_int_equal(carelog_member_promote(c, 4, TEST_CALL_TIMEOUT_MS, &index), CARELOG_OK);
+	assert_string_equal(fake.last_actor, "hpr-1");
+	/* NULL clears: the node's defaults apply */
+	assert_int_equal(carelog_client_set_actor(c, NULL, NULL, NULL, NULL), CARELOG_OK);
+	uint64_t leader = 0;
+	assert_int_equal(carelog_transfer_leader(c, 3, TEST_CALL_TIMEOUT_MS, &leader), CARELOG_OK);
+	assert_string_equal(fake.last_actor, "");
+	assert_string_equal(fake.last_actor_role, "");
+	assert_string_equal(fake.last_actor_unit, "");
+	assert_string_equal(fake.last_actor_purpose, "");
+	assert_int_equal(carelog_client_set_actor(NULL, "x", NULL, NULL, NULL), CARELOG_EINVAL);
+	carelog_client_close(c);
+}
+
+static void test_policy_sends_its_fields_and_reports_commit_pending_or_refusal(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	assert_int_equal(carelog_client_set_actor(c, "adm-1", "admin", NULL, NULL), CARELOG_OK);
+	const char *const categories[] = {"psychiatry", "genetic"};
+	uint8_t ref[CARELOG_ID_BYTES];
+	memset(ref, 0x21, sizeof(ref));
+	struct carelog_policy_args a = {.kind = "care-relation",
+	                                .patient = "01017012345",
+	                                .unit = "cardio",
+	                                .from_ms = 1764000000000ull,
+	                                .to_ms = 1764086400000ull,
+	                                .categories_count = 2,
+	                                .categories = categories,
+	                                .text = "referral",
+	                                .ref = ref,
+	                                .hours = 5,
+	                                .implicit_window_days = 30,
+	                                .btg_hours_max = 48,
+	                                .ambulance_hours_max = 12};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_policy(c, &a, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_true(r.committed);
+	assert_int_equal(strlen(r.request_id), 32);
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.last_op, PROTO_OP_POLICY);
+	assert_string_equal(fake.last_actor_role, "admin");
+	assert_string_equal(fake.last_policy_kind, "care-relation");
+	assert_string_equal(fake.last_policy_text, "referral");
+	assert_string_equal(fake.last_policy_category1, "genetic");
+	assert_string_equal(fake.last_request_id, r.request_id);
+	assert_int_equal(fake.last_policy.categories_count, 2);
+	assert_true(fake.last_policy.has_ref);
+	assert_memory_equal(fake.last_policy.ref, ref, sizeof(ref));
+	assert_int_equal(fake.last_policy.from_ms, 1764000000000ull);
+	assert_int_equal(fake.last_policy.to_ms, 1764086400000ull);
+	assert_int_equal(fake.last_policy.hours, 5);
+	assert_int_equal(fake.last_policy.implicit_window_days, 30);
+	assert_int_equal(fake.last_policy.btg_hours_max, 48);
+	assert_int_equal(fake.last_policy.ambulance_hours_max, 12);
+	pthread_mutex_unlock(&fake.lock);
+	/* retrying with the request id is answered with the first entry */
+	a.request_id = r.request_id;
+	struct carelog_append_result again;
+	assert_int_equal(carelog_policy(c, &a, TEST_CALL_TIMEOUT_MS, &again), CARELOG_OK);
+	assert_true(again.duplicate);
+	assert_int_equal(again.index, r.index);
+	/* pending gives the request id back; a refusal the node's reason */
+	struct carelog_policy_args p = {
+	    .kind = "btg-grant", .patient = "pending", .request_id = "pol-rid"};
+	memset(&r, 0x55, sizeof(r));
+	assert_int_equal(carelog_policy(c, &p, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EPENDING);
+	assert_string_equal(r.request_id, "pol-rid");
+	assert_int_equal(r.index, 0);
+	p.patient = "denied";
+	assert_int_equal(carelog_policy(c, &p, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EDENIED);
+	assert_string_equal(carelog_last_message(), "no care relation");
+	/* refused before sending */
+	uint32_t seen = fake.requests_seen;
+	struct carelog_policy_args bad = {.patient = "p"};
+	assert_int_equal(carelog_policy(c, &bad, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EINVAL);
+	const char *const seven[] = {"a", "b", "c", "d", "e", "f", "g"};
+	bad = (struct carelog_policy_args){
+	    .kind = "care-relation", .categories_count = 7, .categories = seven};
+	assert_int_equal(carelog_policy(c, &bad, TEST_CALL_TIMEOUT_MS, &r), CARELOG_ETOOBIG);
+	bad = (struct carelog_policy_args){.kind = "care-relation", .categories_count = 1};
+	assert_int_equal(carelog_policy(c, &bad, TEST_CALL_TIMEOUT_MS, &r), CARELOG_EINVAL);
+	char text[PROTO_TEXT_BYTES_MAX + 2];
+	memset(text, 't', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	bad = (struct carelog_policy_args){.kind = "erasure", .text = text};
+	assert_int_equal(carelog_policy(c, &bad, TEST_CALL_TIMEOUT_MS, &r), CARELOG_ETOOBIG);
+	assert_non_null(strstr(carelog_last_message(), "text is 513 bytes"));
+	assert_int_equal(fake.requests_seen, seen);
+	carelog_client_close(c);
+}
+
+static void test_read_reports_basis_reasons_history_and_get_the_erasure(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_read_args q = {.patient = "01017012345", .history = true};
+	struct carelog_read_result *r = NULL;
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_true(fake.last_history);
+	assert_string_equal(r->basis, "relation");
+	assert_int_equal(r->withheld, 3);
+	assert_int_equal(r->withheld_reasons_count, 2);
+	assert_string_equal(r->withheld_reasons[0].reason, "blocked by the patient");
+	assert_int_equal(r->withheld_reasons[0].count, 2);
+	assert_string_equal(r->withheld_reasons[1].reason,
+	                    "shielded psychiatry entry of another unit");
+	assert_true(r->entries[0].has_superseded_by);
+	assert_int_equal(r->entries[0].superseded_by[31], 0x44);
+	assert_false(r->entries[1].has_superseded_by);
+	assert_false(r->entries[0].body_erased);
+	assert_string_equal(r->entries[0].erased_author, "");
+	carelog_read_result_free(r);
+	q.history = false;
+	assert_int_equal(carelog_read(c, &q, TEST_CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_false(fake.last_history);
+	carelog_read_result_free(r);
+
+	struct carelog_get_args g = {0};
+	memset(g.id, 6, sizeof(g.id));
+	struct carelog_entry *e = NULL;
+	assert_int_equal(carelog_get(c, &g, TEST_CALL_TIMEOUT_MS, &e), CARELOG_OK);
+	carelog_client_close(c);
+	assert_true(e->body_erased);
+	assert_int_equal(e->body_len, 0);
+	assert_int_equal(e->erased_index, 60);
+	assert_int_equal(e->erased_time_ms, 1764000000500ull);
+	assert_string_equal(e->erased_author, "adm-1");
+	assert_string_equal(e->erased_org, "st-olavs");
+	assert_string_equal(e->erased_basis, "hpl 43: decision 17");
+	carelog_entry_free(e);
+}
+
+static void test_access_log_and_btg_list_results_are_owned_copies(void **state)
+{
+	(void)state;
+	struct carelog_client *c = client_for_fake();
+	struct carelog_access_log_args a = {
+	    .actor_id = "hpr-9", .actor_org = "kommune-x", .limit = 50};
+	struct carelog_access_log *l = NULL;
+	assert_int_equal(carelog_access_log(c, &a, TEST_CALL_TIMEOUT_MS, &l), CARELOG_OK);
+	pthread_mutex_lock(&fake.lock);
+	assert_int_equal(fake.last_op, PROTO_OP_ACCESS_LOG);
+	assert_string_equal(fake.last_log_patient, "");
+	assert_string_equal(fake.last_log_actor, "hpr-9");
+	assert_string_equal(fake.last_log_org, "kommune-x");
+	assert_int_equal(fake.last_limit, 50);
+	pthread_mutex_unlock(&fake.lock);
+	struct carelog_btg_list_args b = {.patient = "01017012345", .limit = 7};
+	struct carelog_btg_list *g = NULL;
+	assert_int_equal(carelog_btg_list(c, &b, TEST_CALL_TIMEOUT_MS, &g), CARELOG_OK);
+	assert_int_equal(fake.last_op, PROTO_OP_BTG_LIST);
+	assert_string_equal(fake.last_log_patient, "01017012345");
+	assert_int_equal(fake.last_limit, 7);
+
+	/* refused before sending */
+	uint32_t seen = fake.requests_seen;
+	struct carelog_access_log *none = NULL;
+	struct carelog_access_log_args bad[] = {
+	    {0},
+	    {.patient = "p", .actor_id = "a"},
+	    {.patient = "p", .actor_org = "o"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(carelog_access_log(c, &bad[i], TEST_CALL_TIMEOUT_MS, &none),
+		                 CARELOG_EINVAL);
+	}
+	struct carelog_access_log_args big = {.patient = "p",
+	                                      .limit = CARELOG_ACCESS_LOG_ROWS_MAX + 1};
+	assert_int_equal(carelog_access_log(c, &big, TEST_CALL_TIMEOUT_MS, &none), CARELOG_ETOOBIG);
+	struct carelog_btg_list_args big_b = {.limit = CARELOG_BTG_GRANTS_MAX + 1};
+	struct carelog_btg_list *none_b = NULL;
+	assert_int_equal(carelog_btg_list(c, &big_b, TEST_CALL_TIMEOUT_MS, &none_b),
+	                 CARELOG_ETOOBIG);
+	assert_null(none);
+	assert_null(none_b);
+	assert_int_equal(fake.requests_seen, seen);
+	carelog_client_close(c); /* results outlive the client */
+
+	assert_int_equal(l->applied_index, 40);
+	assert_int_equal(l->rows_count, 2);
+	const struct carelog_access_row *w = &l->rows[0];
+	assert_int_equal(w->node_id, 2);
+	assert_int_equal(w->seq, 9);
+	assert_string_equal(w->actor, "hpr-9");
+	assert_string_equal(w->unit, "");
+	assert_false(w->allowed);
+	assert_string_equal(w->basis, "none");
+	assert_string_equal(w->outcome, "EDENIED");
+	assert_false(w->has_entry);
+	assert_false(w->shipped);
+	w = &l->rows[1];
+	assert_true(w->allowed);
+	assert_string_equal(w->role, "physician");
+	assert_string_equal(w->org, "st-olavs");
+	assert_string_equal(w->patient, "01017012345");
+	assert_string_equal(w->action, "get");
+	assert_int_equal(w->count, 1);
+	assert_true(w->has_entry);
+	assert_int_equal(w->entry[0], 0x77);
+	assert_string_equal(w->purpose, "ward round");
+	assert_true(w->shipped);
+	carelog_access_log_free(l);
+	carelog_access_log_free(NULL);
+
+	assert_int_equal(g->grants_count, 1);
+	const struct carelog_btg_grant *grant = &g->grants[0];
+	assert_int_equal(grant->id[0], 0x66);
+	assert_int_equal(grant->index, 12);
+	assert_string_equal(grant->patient, "01017012345");
+	assert_string_equal(grant->actor, "hpr-9");
+	assert_string_equal(grant->role, "nurse");
+	assert_string_equal(grant->org, "kommune-x");
+	assert_string_equal(grant->unit, "legevakt");
+	assert_int_equal(grant->granted_ms, 1764000000000ull);
+	assert_int_equal(grant->expires_ms, 1764086400000ull);
+	assert_string_equal(grant->reason_code, "emergency");
+	assert_string_equal(grant->reason_text, "unconscious");
+	carelog_btg_list_free(g);
+	carelog_btg_list_free(NULL);
+}
+
 static void test_call_to_absent_node_is_econnect(void **state)
 {
 	(void)state;
@@ -827,6 +1222,11 @@ int main(void)
 		cmocka_unit_test(test_get_and_verify_results),
 		cmocka_unit_test(test_invalid_arguments_are_refused_before_sending),
 		cmocka_unit_test(test_oversized_requests_are_refused_locally_with_a_message),
+	    cmocka_unit_test(
+	        test_actor_default_goes_with_every_request_and_calls_override_id_and_role),
+	    cmocka_unit_test(test_policy_sends_its_fields_and_reports_commit_pending_or_refusal),
+	    cmocka_unit_test(test_read_reports_basis_reasons_history_and_get_the_erasure),
+	    cmocka_unit_test(test_access_log_and_btg_list_results_are_owned_copies),
 		cmocka_unit_test(test_call_to_absent_node_is_econnect),
 		cmocka_unit_test(test_one_client_shared_by_many_threads),
 		cmocka_unit_test(test_request_ids_are_fresh_hex),

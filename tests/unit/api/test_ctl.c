@@ -45,7 +45,8 @@ static int parse_env(const char *env_endpoint, const char *env_actor, ...)
 		argc++;
 	}
 	va_end(ap);
-	return ctl_parse(argc, argv, env_endpoint, env_actor, &opts, err, sizeof(err));
+	const struct ctl_env env = {.endpoint = env_endpoint, .actor = env_actor};
+	return ctl_parse(argc, argv, &env, &opts, err, sizeof(err));
 }
 
 #define parse(...) parse_env(NULL, NULL, __VA_ARGS__, NULL)
@@ -237,7 +238,7 @@ static void test_every_command_help_shows_flags_output_and_exit_codes(void **sta
 		assert_non_null(strstr(text, "2 bad usage"));
 		assert_non_null(strstr(text, "JSON: "));
 		assert_non_null(strstr(text, "--json"));
-		if (c != CTL_CMD_KEYGEN && c != CTL_CMD_CLUSTER_INIT) {
+		if (c != CTL_CMD_KEYGEN && c != CTL_CMD_CLUSTER_INIT && c != CTL_CMD_COMPACT) {
 			/* commands that talk to a node show the connection options and defaults */
 			assert_non_null(strstr(text, "--endpoint URL"));
 			assert_non_null(strstr(text, "$CARELOG_ENDPOINT"));
@@ -354,6 +355,355 @@ static void test_member_commands_refuse_bad_usage(void **state)
 	assert_int_equal(opts.command, CTL_CMD_MEMBER_ADD_LEARNER);
 	assert_int_equal(parse("transfer-leader", "-h"), CTL_EXIT_OK);
 	assert_int_equal(opts.command, CTL_CMD_TRANSFER_LEADER);
+}
+
+/* ---------------------------------------------------------------- clinical access: parsing */
+
+#define EP    "--endpoint", "x://y"
+#define HEX_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define HEX_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static void test_unit_and_purpose_come_from_flags_or_the_environment(void **state)
+{
+	(void)state;
+	const struct ctl_env env = {
+	    .endpoint = "x://y", .actor = "hpr-1:nurse", .unit = "hjemmesykepleie"};
+	char *argv[] = {"carelogctl", "read", "--patient", "p", NULL};
+	assert_int_equal(ctl_parse(4, argv, &env, &opts, err, sizeof(err)), CTL_EXIT_OK);
+	assert_string_equal(opts.unit, "hjemmesykepleie");
+	assert_string_equal(opts.actor, "hpr-1");
+	assert_null(opts.purpose);
+	char *argv2[] = {"carelogctl", "--unit",    "legevakt",    "read", "--patient",
+	                 "p",          "--purpose", "acute visit", NULL};
+	assert_int_equal(ctl_parse(8, argv2, &env, &opts, err, sizeof(err)), CTL_EXIT_OK);
+	assert_string_equal(opts.unit, "legevakt");
+	assert_string_equal(opts.purpose, "acute visit");
+	/* no unit anywhere: the node's */
+	assert_int_equal(parse(EP, "status"), CTL_EXIT_OK);
+	assert_null(opts.unit);
+	char long_unit[CTL_UNIT_BYTES_MAX + 2];
+	memset(long_unit, 'u', sizeof(long_unit) - 1);
+	long_unit[sizeof(long_unit) - 1] = '\0';
+	const struct ctl_env bad = {.endpoint = "x://y", .unit = long_unit};
+	assert_int_equal(ctl_parse(4, argv, &bad, &opts, err, sizeof(err)), CTL_EXIT_USAGE);
+	assert_non_null(strstr(err, "CARELOG_UNIT"));
+	char long_purpose[CTL_PURPOSE_BYTES_MAX + 2];
+	memset(long_purpose, 'w', sizeof(long_purpose) - 1);
+	long_purpose[sizeof(long_purpose) - 1] = '\0';
+	assert_int_equal(parse(EP, "--purpose", long_purpose, "status"), CTL_EXIT_USAGE);
+	assert_int_equal(parse(EP, "--unit", "", "status"), CTL_EXIT_USAGE);
+}
+
+static void test_policy_commands_parse_every_flag(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(EP, "patient", "set", "--patient", "p1", "--birth-date",
+	                       "1948-02-29", "--request-id", "r1", "--json"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PATIENT_SET);
+	assert_string_equal(opts.birth_date, "1948-02-29");
+	assert_string_equal(opts.request_id, "r1");
+
+	/* relation add: --unit after the command is the relation's, before it the actor's */
+	assert_int_equal(parse(EP, "--unit", "admin-office", "relation", "add", "--patient", "p1",
+	                       "--unit", "cardio", "--from", "2026-11-24T10:00:00Z", "--to",
+	                       "1800000000000", "--categories", "psychiatry,genetic"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_RELATION_ADD);
+	assert_string_equal(opts.unit, "admin-office");
+	assert_string_equal(opts.rel_unit, "cardio");
+	assert_true(opts.has_from && opts.has_to);
+	assert_int_equal(opts.from_ms, 1795514400000ull);
+	assert_int_equal(opts.to_ms, 1800000000000ull);
+	assert_int_equal(opts.categories_count, 2);
+	assert_string_equal(opts.categories[1], "genetic");
+	assert_int_equal(parse(EP, "relation", "end", "--id", HEX_A), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_RELATION_END);
+	assert_true(opts.has_id);
+	assert_int_equal(opts.id[31], 0xaa);
+
+	assert_int_equal(parse(EP, "block", "add", "--patient", "p1", "--org", "kommune-x",
+	                       "--category", "psychiatry"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_BLOCK_ADD);
+	assert_string_equal(opts.org, "kommune-x");
+	assert_string_equal(opts.category, "psychiatry");
+	assert_int_equal(
+	    parse(EP, "block", "add", "--patient", "p1", "--person", "hpr-9", "--entry", HEX_B),
+	    CTL_EXIT_OK);
+	assert_string_equal(opts.person, "hpr-9");
+	assert_true(opts.has_entry);
+	assert_int_equal(opts.entry[0], 0xbb);
+	assert_int_equal(parse(EP, "block", "lift", "--id", HEX_A), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_BLOCK_LIFT);
+
+	assert_int_equal(parse(EP, "withhold", "--entry", HEX_A, "--reason", "would harm", "--from",
+	                       "guardians"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_WITHHOLD);
+	assert_string_equal(opts.reason, "would harm");
+	assert_string_equal(opts.from_word, "guardians");
+	assert_false(opts.has_from);
+	assert_int_equal(parse(EP, "withhold", "lift", "--id", HEX_B), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_WITHHOLD_LIFT);
+	assert_int_equal(opts.id[0], 0xbb);
+
+	assert_int_equal(parse(EP, "proxy", "grant", "--patient", "p1", "--proxy", "mother-1",
+	                       "--relation", "parent", "--level", "full", "--from", "2026-01-01",
+	                       "--to", "2030-01-01"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PROXY_GRANT);
+	assert_string_equal(opts.proxy, "mother-1");
+	assert_string_equal(opts.relation, "parent");
+	assert_string_equal(opts.level, "full");
+	assert_int_equal(parse(EP, "proxy", "revoke", "--id", HEX_A), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PROXY_REVOKE);
+
+	assert_int_equal(parse(EP, "ambulance", "assign", "--patient", "p1", "--crew", "amb-3",
+	                       "--hours", "168"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_AMBULANCE_ASSIGN);
+	assert_string_equal(opts.crew, "amb-3");
+	assert_int_equal(opts.hours, 168);
+	assert_false(opts.has_from);
+
+	assert_int_equal(parse(EP, "btg", "--patient", "p1", "--reason-code", "emergency",
+	                       "--reason", "unconscious", "--hours", "720"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_BTG);
+	assert_string_equal(opts.reason_code, "emergency");
+	assert_int_equal(opts.hours, 720);
+	assert_int_equal(parse(EP, "btg", "--patient", "p1", "--reason-code", "e", "--reason", "r"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.hours, 0); /* the default is applied when sending */
+
+	assert_int_equal(parse(EP, "btg-review", "--patient", "p1", "--limit", "20"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_BTG_REVIEW);
+	assert_false(opts.has_close);
+	assert_int_equal(opts.limit, 20);
+	assert_int_equal(parse(EP, "btg-review", "--close", HEX_A, "--outcome", "unjustified",
+	                       "--text", "no emergency documented"),
+	                 CTL_EXIT_OK);
+	assert_true(opts.has_close);
+	assert_int_equal(opts.close_id[0], 0xaa);
+	assert_string_equal(opts.outcome, "unjustified");
+	assert_string_equal(opts.text, "no emergency documented");
+
+	assert_int_equal(parse(EP, "params", "set", "--implicit-window-days", "30",
+	                       "--btg-hours-max", "96", "--ambulance-hours-max", "12"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PARAMS_SET);
+	assert_int_equal(opts.implicit_window_days, 30);
+	assert_int_equal(opts.btg_hours_max, 96);
+	assert_int_equal(opts.ambulance_hours_max, 12);
+}
+
+static void test_correction_log_and_compact_commands_parse_every_flag(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(EP, "amend", "--id", HEX_A, "--body", "BT 130/85", "--request-id",
+	                       "r9", "--media-type", "text/markdown"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_AMEND);
+	assert_true(opts.has_id);
+	assert_string_equal(opts.body_text, "BT 130/85");
+	assert_string_equal(opts.media_type, "text/markdown");
+	assert_int_equal(parse(EP, "amend", "--id", HEX_A, "--body-file", "-"), CTL_EXIT_OK);
+	assert_string_equal(opts.body_file, "-");
+	assert_int_equal(parse(EP, "entered-in-error", "--id", HEX_B, "--reason", "wrong patient"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_ENTERED_IN_ERROR);
+	assert_string_equal(opts.reason, "wrong patient");
+	assert_int_equal(parse(EP, "erase", "--id", HEX_B, "--basis", "hpl 43, decision 17"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_ERASE);
+	assert_string_equal(opts.basis, "hpl 43, decision 17");
+
+	/* access-log: --actor after the command is whose accesses; before it, who asks */
+	assert_int_equal(parse(EP, "--actor", "aud-1:auditor", "access-log", "--actor", "hpr-9",
+	                       "--org", "kommune-x", "--limit", "1000", "--json"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_ACCESS_LOG);
+	assert_string_equal(opts.actor, "aud-1");
+	assert_string_equal(opts.role, "auditor");
+	assert_string_equal(opts.log_actor, "hpr-9");
+	assert_string_equal(opts.org, "kommune-x");
+	assert_int_equal(opts.limit, 1000);
+	assert_int_equal(parse_env("x://y", "p1:patient", "access-log", "--patient", "p1", NULL),
+	                 CTL_EXIT_OK);
+	assert_string_equal(opts.patient, "p1");
+	assert_null(opts.log_actor);
+	assert_string_equal(opts.actor, "p1");
+
+	assert_int_equal(parse(EP, "read", "--patient", "p", "--history"), CTL_EXIT_OK);
+	assert_true(opts.history);
+
+	/* compact needs no node */
+	assert_int_equal(parse("compact", "--data-dir", "/var/lib/carelog/n1", "--json"),
+	                 CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_COMPACT);
+	assert_string_equal(opts.data_dir, "/var/lib/carelog/n1");
+}
+
+/* Each line: the words after "carelogctl --endpoint x://y", and a piece of the message. */
+static void test_clinical_commands_refuse_bad_usage_naming_the_problem(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *words[12];
+		const char *message;
+	} cases[] = {
+	    {{"patient", "set", "--patient", "p"}, "--birth-date"},
+	    {{"patient", "set", "--patient", "p", "--birth-date", "2023-02-29"}, "date like"},
+	    {{"patient", "set", "--patient", "p", "--birth-date", "01.02.2003"}, "date like"},
+	    {{"patient"}, "patient set"},
+	    {{"relation", "add"}, "--patient P is required"},
+	    {{"relation", "add", "--patient", "p", "--categories", "psychiatry,normal"},
+	     "expected psychiatry, substance-use"},
+	    {{"relation", "add", "--patient", "p", "--categories", "genetic,genetic"},
+	     "given twice"},
+	    {{"relation", "add", "--patient", "p", "--categories", "genetic,"}, "commas"},
+	    {{"relation", "add", "--patient", "p", "--from", "2026-11-24T10:00:00+01:00"},
+	     "UTC like"},
+	    {{"relation", "add", "--patient", "p", "--from", "2026-02-01", "--to", "2026-01-01"},
+	     "--to must be later"},
+	    {{"relation", "end"}, "--id ID is required"},
+	    {{"relation", "end", "--id", "42"}, "64 hex digits"},
+	    {{"relation", "remove"}, "unknown command \"relation remove\""},
+	    {{"relation"}, "add|end"},
+	    {{"block", "add", "--patient", "p"}, "exactly one of --org O and --person ID"},
+	    {{"block", "add", "--patient", "p", "--org", "o", "--person", "x"}, "exactly one"},
+	    {{"block", "add", "--patient", "p", "--org", "o", "--category", "psychiatry", "--entry",
+	      HEX_A},
+	     "at most one of --category"},
+	    {{"block", "add", "--patient", "p", "--org", "o", "--category", "normal"},
+	     "expected psychiatry"},
+	    {{"block", "lift", "--entry", HEX_A}, "unknown option --entry"},
+	    {{"withhold", "--entry", HEX_A}, "--reason TEXT are required"},
+	    {{"withhold", "--entry", HEX_A, "--reason", "r", "--from", "parents"},
+	     "expected patient or guardians"},
+	    {{"withhold", "lift"}, "--id ID is required"},
+	    {{"proxy", "grant", "--patient", "p", "--proxy", "m", "--relation", "parent"},
+	     "--level read|full"},
+	    {{"proxy", "grant", "--patient", "p", "--proxy", "m", "--relation", "uncle", "--level",
+	      "read"},
+	     "expected parent or chosen"},
+	    {{"proxy", "grant", "--patient", "p", "--proxy", "m", "--relation", "chosen", "--level",
+	      "write"},
+	     "expected read or full"},
+	    {{"ambulance", "assign", "--patient", "p", "--crew", "a"}, "--hours H"},
+	    {{"ambulance", "assign", "--patient", "p", "--crew", "a", "--hours", "169"},
+	     "from 1 to 168"},
+	    {{"btg", "--patient", "p", "--reason", "r"}, "--reason-code CODE"},
+	    {{"btg", "--patient", "p", "--reason-code", "e", "--reason", "r", "--hours", "0"},
+	     "from 1 to 720"},
+	    {{"btg-review", "--close", HEX_A}, "--outcome justified|unjustified"},
+	    {{"btg-review", "--close", HEX_A, "--outcome", "fine"},
+	     "expected justified or unjustified"},
+	    {{"btg-review", "--close", HEX_A, "--outcome", "justified", "--patient", "p"},
+	     "only list"},
+	    {{"btg-review", "--outcome", "justified"}, "go with --close"},
+	    {{"btg-review", "--limit", "1001"}, "from 1 to 1000"},
+	    {{"params", "set", "--btg-hours-max", "96"}, "are required"},
+	    {{"params", "set", "--implicit-window-days", "3651", "--btg-hours-max", "1",
+	      "--ambulance-hours-max", "1"},
+	     "from 1 to 3650"},
+	    {{"amend", "--id", HEX_A}, "exactly one of --body"},
+	    {{"amend", "--body", "x"}, "--id ID (the entry to amend)"},
+	    {{"entered-in-error", "--id", HEX_A}, "--reason TEXT are required"},
+	    {{"erase", "--id", HEX_A}, "--basis TEXT"},
+	    {{"erase", "--id", HEX_A, "--basis", "b", "--request-id", ""}, "1-64 bytes"},
+	    {{"access-log"}, "exactly one of --patient P and --actor ID"},
+	    {{"access-log", "--patient", "p", "--actor", "a"}, "exactly one"},
+	    {{"access-log", "--patient", "p", "--org", "o"}, "--org O goes with --actor"},
+	    {{"access-log", "--patient", "p", "--limit", "0"}, "from 1 to 1000"},
+	    {{"read", "--patient", "p", "--history=yes"}, "takes no value"},
+	    {{"get", "--id", HEX_A, "--history"}, "unknown option --history"},
+	    {{"status", "--unit", "u", "--unit", "v"}, "given twice"},
+	    {{"compact"}, "--data-dir DIR is required"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *argv[16];
+		int argc = 0;
+		const char *fixed[] = {"carelogctl", "--endpoint", "x://y"};
+		for (size_t w = 0; w < 3 + 12; w++) {
+			const char *word = w < 3 ? fixed[w] : cases[i].words[w - 3];
+			if (word == NULL) {
+				break;
+			}
+			snprintf(words[argc], sizeof(words[argc]), "%s", word);
+			argv[argc] = words[argc];
+			argc++;
+		}
+		argv[argc] = NULL;
+		int rc = ctl_parse(argc, argv, NULL, &opts, err, sizeof(err));
+		if (rc != CTL_EXIT_USAGE || strstr(err, cases[i].message) == NULL) {
+			printf("case %zu (%s %s): rc %d, \"%s\"\n", i, cases[i].words[0],
+			       cases[i].words[1] != NULL ? cases[i].words[1] : "", rc, err);
+		}
+		assert_int_equal(rc, CTL_EXIT_USAGE);
+		assert_non_null(strstr(err, cases[i].message));
+	}
+}
+
+static void test_clinical_help_names_flags_roles_and_outputs(void **state)
+{
+	(void)state;
+	static const struct {
+		enum ctl_command command;
+		const char *needles[4];
+	} cases[] = {
+	    {CTL_CMD_PATIENT_SET, {"--birth-date D", "Role admin", "--request-id R", "3 pending"}},
+	    {CTL_CMD_RELATION_ADD,
+	     {"--categories C,...", "default now", "before the command", "3 pending"}},
+	    {CTL_CMD_BLOCK_ADD, {"--person ID", "--category C", "whole record", "3 pending"}},
+	    {CTL_CMD_WITHHOLD, {"--from W", "withhold lift --id ID", "1-256", "3 pending"}},
+	    {CTL_CMD_PROXY_GRANT, {"--relation R", "--level L", "16 or older", "3 pending"}},
+	    {CTL_CMD_AMBULANCE_ASSIGN, {"--crew ACTOR", "--hours H", "read only", "3 pending"}},
+	    {CTL_CMD_BTG, {"--reason-code CODE", "default 24", "btg-review", "3 pending"}},
+	    {CTL_CMD_BTG_REVIEW,
+	     {"--close ID", "JSON: {grants:[{id, index, patient", "justified or unjustified",
+	      "3 pending"}},
+	    {CTL_CMD_PARAMS_SET,
+	     {"--implicit-window-days N", "default 90", "Role operator", "3 pending"}},
+	    {CTL_CMD_AMEND, {"status amended", "read --history", "--body-file F", "3 pending"}},
+	    {CTL_CMD_ENTERED_IN_ERROR,
+	     {"entered-in-error", "text/plain", "--reason TEXT", "3 pending"}},
+	    {CTL_CMD_ERASE, {"--basis TEXT", "compact", "verify still passes", "3 pending"}},
+	    {CTL_CMD_ACCESS_LOG,
+	     {"time (UTC), actor, role, organisation, unit, action, decision", "shipped",
+	      "rows:[{node_id, seq, time, time_ms", "--org O"}},
+	    {CTL_CMD_COMPACT,
+	     {"node stopped", "before_bytes, after_bytes", "stop it first", "--data-dir DIR"}},
+	    {CTL_CMD_READ,
+	     {"--history", "basis, withheld, withheld_reasons", "superseded_by", "erasure"}},
+	    {CTL_CMD_NONE,
+	     {"--unit U", "--purpose TEXT", "access-log (--patient P", "compact --data-dir DIR"}},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *text = usage_text(cases[i].command);
+		for (size_t n = 0; n < 4; n++) {
+			if (strstr(text, cases[i].needles[n]) == NULL) {
+				printf("%s: no \"%s\"\n", ctl_command_name(cases[i].command),
+				       cases[i].needles[n]);
+			}
+			assert_non_null(strstr(text, cases[i].needles[n]));
+		}
+		free(text);
+	}
+	/* the groups' own help */
+	assert_int_equal(parse("relation", "--help"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_RELATION);
+	assert_int_equal(parse("block", "-h"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_BLOCK);
+	assert_int_equal(parse("proxy", "--help"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PROXY);
+	assert_int_equal(parse("withhold", "--help"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_WITHHOLD);
+	assert_int_equal(parse("help", "withhold", "lift"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_WITHHOLD_LIFT);
+	assert_int_equal(parse("patient", "--help"), CTL_EXIT_OK);
+	assert_int_equal(opts.command, CTL_CMD_PATIENT_SET);
 }
 
 static void test_progress_lines(void **state)
@@ -561,6 +911,13 @@ static void test_times_format_and_parse_as_utc(void **state)
  *   add-learner id FAKE_STUCK: status shows it 100 entries behind for ever
  *   other member requests: index FAKE_INDEX_BASE + action; transfer: leader_id = to
  * Member 9 (a learner) never has progress: its match_index is nil.
+ * Clinical access (what the tool sends is recorded in fake.seen):
+ *   get of an id starting with FAKE_OLD_ID_BYTE: an entry (patient p1, kind vital-signs,
+ *     sensitivity psychiatry, text/markdown); any other id: ENOTFOUND
+ *   append: committed at FAKE_APPEND_INDEX; policy: committed at FAKE_POLICY_INDEX, pending for
+ *     request id "pending-rid", EDENIED for patient "denied"
+ *   read: basis relation, 3 withheld for two reasons, an entry superseded and one erased
+ *   access-log: two rows; btg-list: one grant
  */
 enum {
 	FAKE_NOT_LEADER = 4242,
@@ -575,6 +932,36 @@ enum {
 	RUN_ARGS_MAX = 24,
 };
 
+enum {
+	FAKE_OLD_ID_BYTE = 0xaa,
+	FAKE_APPEND_INDEX = 77,
+	FAKE_POLICY_INDEX = 88,
+};
+
+/* The last request of each kind, as text (copied on the fake's thread under `lock`). */
+struct fake_seen {
+	uint8_t op;
+	unsigned requests;
+	char actor[80], role[40], unit[80], purpose[140];
+	/* append */
+	char kind[40], patient[80], status[40], sensitivity[40], media_type[80], body[600];
+	bool has_corrects;
+	uint8_t corrects[PROTO_ID_BYTES];
+	uint64_t clinical_time_ms;
+	/* policy */
+	char policy_kind[40], policy_patient[80], policy_unit[80], policy_actor[80];
+	char target_org[80], word[40], category[40], reason_code[40], text[600];
+	char birth_date[16], categories[200], request_id[80];
+	bool has_ref;
+	uint8_t ref[PROTO_ID_BYTES];
+	uint64_t from_ms, to_ms;
+	uint32_t hours, implicit_window_days, btg_hours_max, ambulance_hours_max;
+	/* read, access-log, btg-list */
+	bool history;
+	char log_patient[80], log_actor[80], log_org[80];
+	uint32_t limit;
+};
+
 struct fake_node {
 	nng_socket socket;
 	char url[64];
@@ -583,6 +970,8 @@ struct fake_node {
 	atomic_uint member_requests;
 	atomic_uint status_polls; /* since the last add-learner */
 	atomic_ullong added;      /* the last learner added, 0 = none */
+	pthread_mutex_t lock;
+	struct fake_seen seen;
 };
 
 static struct fake_node fake;
@@ -630,12 +1019,253 @@ static void fake_status(struct proto_reply *rep, struct proto_member members[3])
 	memset(rep->u.status.chain_head, 0xcd, PROTO_ID_BYTES);
 }
 
+static bool str_is(struct proto_str s, const char *lit)
+{
+	return s.len == strlen(lit) && memcmp(s.ptr, lit, s.len) == 0;
+}
+
+static void fake_copy(char *dst, size_t cap, struct proto_str s)
+{
+	snprintf(dst, cap, "%.*s", (int)s.len, s.ptr != NULL ? s.ptr : "");
+}
+
+static void fake_record(const struct proto_request *req)
+{
+	struct fake_seen *w = &fake.seen;
+	pthread_mutex_lock(&fake.lock);
+	w->op = req->op;
+	w->requests++;
+	fake_copy(w->actor, sizeof(w->actor), req->actor.id);
+	fake_copy(w->role, sizeof(w->role), req->actor.role);
+	fake_copy(w->unit, sizeof(w->unit), req->actor.unit);
+	fake_copy(w->purpose, sizeof(w->purpose), req->actor.purpose);
+	if (req->op == PROTO_OP_APPEND) {
+		const struct proto_append_req *a = &req->u.append;
+		fake_copy(w->kind, sizeof(w->kind), a->kind);
+		fake_copy(w->patient, sizeof(w->patient), a->patient);
+		fake_copy(w->status, sizeof(w->status), a->status);
+		fake_copy(w->sensitivity, sizeof(w->sensitivity), a->sensitivity);
+		fake_copy(w->media_type, sizeof(w->media_type), a->media_type);
+		fake_copy(w->body, sizeof(w->body), a->body);
+		w->has_corrects = a->has_corrects;
+		memcpy(w->corrects, a->corrects, PROTO_ID_BYTES);
+		w->clinical_time_ms = a->clinical_time_ms;
+	}
+	if (req->op == PROTO_OP_POLICY) {
+		const struct proto_policy_req *p = &req->u.policy;
+		fake_copy(w->policy_kind, sizeof(w->policy_kind), p->kind);
+		fake_copy(w->policy_patient, sizeof(w->policy_patient), p->patient);
+		fake_copy(w->policy_unit, sizeof(w->policy_unit), p->unit);
+		fake_copy(w->policy_actor, sizeof(w->policy_actor), p->actor);
+		fake_copy(w->target_org, sizeof(w->target_org), p->target_org);
+		fake_copy(w->word, sizeof(w->word), p->word);
+		fake_copy(w->category, sizeof(w->category), p->category);
+		fake_copy(w->reason_code, sizeof(w->reason_code), p->reason_code);
+		fake_copy(w->text, sizeof(w->text), p->text);
+		fake_copy(w->birth_date, sizeof(w->birth_date), p->birth_date);
+		fake_copy(w->request_id, sizeof(w->request_id), p->request_id);
+		w->categories[0] = '\0';
+		for (uint32_t i = 0; i < p->categories_count; i++) {
+			size_t n = strlen(w->categories);
+			snprintf(w->categories + n, sizeof(w->categories) - n, "%s%.*s",
+			         i == 0 ? "" : ",", (int)p->categories[i].len,
+			         p->categories[i].ptr);
+		}
+		w->has_ref = p->has_ref;
+		memcpy(w->ref, p->ref, PROTO_ID_BYTES);
+		w->from_ms = p->from_ms;
+		w->to_ms = p->to_ms;
+		w->hours = p->hours;
+		w->implicit_window_days = p->implicit_window_days;
+		w->btg_hours_max = p->btg_hours_max;
+		w->ambulance_hours_max = p->ambulance_hours_max;
+	}
+	if (req->op == PROTO_OP_READ) {
+		w->history = req->u.read.history;
+	}
+	if (req->op == PROTO_OP_ACCESS_LOG) {
+		fake_copy(w->log_patient, sizeof(w->log_patient), req->u.access_log.patient);
+		fake_copy(w->log_actor, sizeof(w->log_actor), req->u.access_log.actor_id);
+		fake_copy(w->log_org, sizeof(w->log_org), req->u.access_log.actor_org);
+		w->limit = req->u.access_log.limit;
+	}
+	if (req->op == PROTO_OP_BTG_LIST) {
+		fake_copy(w->log_patient, sizeof(w->log_patient), req->u.btg_list.patient);
+		w->limit = req->u.btg_list.limit;
+	}
+	pthread_mutex_unlock(&fake.lock);
+}
+
+/* A copy of what the fake saw last (the tool has exited: its requests are all answered). */
+static struct fake_seen fake_seen(void)
+{
+	pthread_mutex_lock(&fake.lock);
+	struct fake_seen w = fake.seen;
+	pthread_mutex_unlock(&fake.lock);
+	return w;
+}
+
+static struct proto_entry fake_entry(uint64_t index, uint8_t id_byte)
+{
+	struct proto_entry e = {0};
+	e.index = index;
+	memset(e.id, id_byte, PROTO_ID_BYTES);
+	e.kind = (struct proto_str){"vital-signs", 11};
+	e.patient = (struct proto_str){"p1", 2};
+	e.author = (struct proto_str){"hpr-1", 5};
+	e.role = (struct proto_str){"physician", 9};
+	e.org = (struct proto_str){"st-olavs", 8};
+	e.unit = (struct proto_str){"psych", 5};
+	e.node_id = 1;
+	e.time_ms = 1764000000000ull + index;
+	e.author_time_ms = 1764000000000ull;
+	e.clinical_time_ms = 1700000000000ull;
+	e.status = (struct proto_str){"final", 5};
+	e.sensitivity = (struct proto_str){"psychiatry", 10};
+	e.media_type = (struct proto_str){"text/markdown", 13};
+	e.request_id = (struct proto_str){"r", 1};
+	e.body = (struct proto_str){"BT 120/80", 9};
+	return e;
+}
+
+/* The clinical access ops; false when the request gets no answer. */
+static bool fake_answer_access(const struct proto_request *req, struct proto_buf *out)
+{
+	struct proto_reply rep = {.op = req->op};
+	struct proto_entry entries[3];
+	/* a care-relation policy body as a node signs it: st-olavs, the whole organisation,
+	 * from 2026-11-24T13:47:36.141Z, open-ended, no categories */
+	static const uint8_t relation_body[] = {
+		0x86, 0xa1, 0x76, 0x01, 0xa3, 0x6f, 0x72, 0x67, 0xa8, 0x73, 0x74, 0x2d, 0x6f, 0x6c,
+		0x61, 0x76, 0x73, 0xa4, 0x75, 0x6e, 0x69, 0x74, 0xa0, 0xa7, 0x66, 0x72, 0x6f, 0x6d,
+		0x5f, 0x6d, 0x73, 0xcf, 0x00, 0x00, 0x01, 0xa2, 0x0d, 0xcf, 0xdd, 0x4d, 0xa5, 0x74,
+		0x6f, 0x5f, 0x6d, 0x73, 0x00, 0xaa, 0x63, 0x61, 0x74, 0x65, 0x67, 0x6f, 0x72, 0x69,
+		0x65, 0x73, 0x90};
+	struct proto_withheld_reason reasons[2] = {
+	    {{"blocked by the patient", 22}, 2},
+	    {{"shielded psychiatry entry of another unit", 41}, 1}};
+	struct proto_access_row rows[2] = {{.node_id = 2,
+	                                    .seq = 9,
+	                                    .time_ms = 1764000000000ull,
+	                                    .actor = {"hpr-9", 5},
+	                                    .role = {"nurse", 5},
+	                                    .org = {"kommune-x", 9},
+	                                    .unit = {"", 0},
+	                                    .patient = {"p1", 2},
+	                                    .action = {"read", 4},
+	                                    .allowed = false,
+	                                    .basis = {"none", 4},
+	                                    .outcome = {"EDENIED", 7},
+	                                    .purpose = {"", 0}},
+	                                   {.node_id = 1,
+	                                    .seq = 3,
+	                                    .time_ms = 1763990000000ull,
+	                                    .actor = {"hpr-1", 5},
+	                                    .role = {"physician", 9},
+	                                    .org = {"st-olavs", 8},
+	                                    .unit = {"cardio", 6},
+	                                    .patient = {"p1", 2},
+	                                    .action = {"get", 3},
+	                                    .allowed = true,
+	                                    .basis = {"relation", 8},
+	                                    .count = 1,
+	                                    .has_entry = true,
+	                                    .outcome = {"OK", 2},
+	                                    .purpose = {"ward round", 10},
+	                                    .shipped = true}};
+	memset(rows[1].entry, 0x77, PROTO_ID_BYTES);
+	struct proto_btg_grant grant = {.index = 12,
+	                                .patient = {"p1", 2},
+	                                .actor = {"hpr-9", 5},
+	                                .role = {"nurse", 5},
+	                                .org = {"kommune-x", 9},
+	                                .unit = {"legevakt", 8},
+	                                .granted_ms = 1764000000000ull,
+	                                .expires_ms = 1764086400000ull,
+	                                .reason_code = {"emergency", 9},
+	                                .reason_text = {"unconscious at home", 19}};
+	memset(grant.id, 0x66, PROTO_ID_BYTES);
+	switch (req->op) {
+	case PROTO_OP_GET:
+		if (req->u.get.id[0] != FAKE_OLD_ID_BYTE) {
+			FAKE_CHECK(proto_reply_encode_error(req->op, CARELOG_ENOTFOUND,
+			                                    "no such entry", out) == CARELOG_OK);
+			return true;
+		}
+		rep.u.get = fake_entry(5, FAKE_OLD_ID_BYTE);
+		break;
+	case PROTO_OP_APPEND:
+		rep.u.append.committed = true;
+		rep.u.append.index = FAKE_APPEND_INDEX;
+		memset(rep.u.append.id, FAKE_APPEND_INDEX, PROTO_ID_BYTES);
+		rep.u.append.request_id = req->u.append.request_id;
+		break;
+	case PROTO_OP_POLICY:
+		if (str_is(req->u.policy.patient, "denied")) {
+			FAKE_CHECK(
+			    proto_reply_encode_error(req->op, CARELOG_EDENIED,
+			                             "role nurse may not write care-relation",
+			                             out) == CARELOG_OK);
+			return true;
+		}
+		rep.u.append.request_id = req->u.policy.request_id;
+		if (str_is(req->u.policy.request_id, "pending-rid")) {
+			break; /* committed = false */
+		}
+		rep.u.append.committed = true;
+		rep.u.append.index = FAKE_POLICY_INDEX;
+		memset(rep.u.append.id, FAKE_POLICY_INDEX, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_READ:
+		entries[0] = fake_entry(4, 0x04);
+		entries[0].has_superseded_by = true;
+		memset(entries[0].superseded_by, 0x44, PROTO_ID_BYTES);
+		entries[1] = fake_entry(6, 0x06);
+		entries[1].body = (struct proto_str){"", 0};
+		entries[1].body_erased = true;
+		entries[1].erased_index = 60;
+		entries[1].erased_time_ms = 1764000000500ull;
+		entries[1].erased_author = (struct proto_str){"adm-1", 5};
+		entries[1].erased_org = (struct proto_str){"st-olavs", 8};
+		entries[1].erased_basis = (struct proto_str){"hpl 43: decision 17", 19};
+		entries[2] = fake_entry(7, 0x07);
+		entries[2].kind = (struct proto_str){"care-relation", 13};
+		entries[2].sensitivity = (struct proto_str){"normal", 6};
+		entries[2].media_type =
+			(struct proto_str){"application/vnd.carelog.policy+msgpack", 38};
+		entries[2].body =
+			(struct proto_str){(const char *)relation_body, sizeof(relation_body)};
+		rep.u.read = (struct proto_read_reply){.applied_index = 9,
+		                                       .withheld = 3,
+		                                       .entries_count = 3,
+		                                       .entries = entries,
+		                                       .basis = {"relation", 8},
+		                                       .withheld_reasons_count = 2,
+		                                       .withheld_reasons = reasons};
+		break;
+	case PROTO_OP_ACCESS_LOG:
+		rep.u.access_log = (struct proto_access_log_reply){
+		    .applied_index = 40, .rows_count = 2, .rows = rows};
+		break;
+	case PROTO_OP_BTG_LIST:
+		rep.u.btg_list = (struct proto_btg_list_reply){.grants_count = 1, .grants = &grant};
+		break;
+	default:
+		FAKE_CHECK(proto_reply_encode_error(req->op, CARELOG_EINVAL, "not in this fake",
+		                                    out) == CARELOG_OK);
+		return true;
+	}
+	FAKE_CHECK(proto_reply_encode(&rep, out) == CARELOG_OK);
+	return true;
+}
+
 /* Returns false when the request gets no answer. */
 static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 {
 	struct proto_reply rep = {.op = req->op};
 	struct proto_member members[3];
 	uint64_t id = 0;
+	fake_record(req);
 	switch (req->op) {
 	case PROTO_OP_STATUS:
 		fake_status(&rep, members);
@@ -664,9 +1294,7 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 		rep.u.member.index = FAKE_INDEX_BASE + req->u.member.action;
 		break;
 	default:
-		FAKE_CHECK(proto_reply_encode_error(req->op, CARELOG_EINVAL, "not in this fake",
-						    out) == CARELOG_OK);
-		return true;
+		return fake_answer_access(req, out);
 	}
 	FAKE_CHECK(proto_reply_encode(&rep, out) == CARELOG_OK);
 	return true;
@@ -706,6 +1334,7 @@ static int fake_start(void **state)
 {
 	(void)state;
 	memset(&fake, 0, sizeof(fake));
+	pthread_mutex_init(&fake.lock, NULL);
 	nng_listener listener;
 	int port = 0;
 	if (nng_rep0_open(&fake.socket) != 0 ||
@@ -724,6 +1353,7 @@ static int fake_stop(void **state)
 	atomic_store(&fake.stop, true);
 	pthread_join(fake.thread, NULL); /* it sees the flag within FAKE_RECV_POLL_MS */
 	nng_close(fake.socket);
+	pthread_mutex_destroy(&fake.lock);
 	return 0;
 }
 
@@ -934,6 +1564,298 @@ static void test_status_lists_members_and_counters(void **state)
 	assert_non_null(strstr(run.out, "auth 3, replay 2, unknown sender 1"));
 }
 
+/* ---------------------------------------------------------------- clinical access: the tool */
+
+static void test_amend_and_entered_in_error_fetch_the_old_entry_then_correct_it(void **state)
+{
+	(void)state;
+	run_ctl("--actor", "hpr-1:physician", "--unit", "psych", "amend", "--id", HEX_A, "--body",
+	        "BT 130/85", "--json", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "{\"state\":\"committed\",\"index\":77,\"id\":\"4d4d"));
+	struct fake_seen w = fake_seen();
+	assert_int_equal(w.op, PROTO_OP_APPEND);
+	assert_string_equal(w.actor, "hpr-1");
+	assert_string_equal(w.role, "physician");
+	assert_string_equal(w.unit, "psych");
+	assert_string_equal(w.patient, "p1");
+	assert_string_equal(w.kind, "vital-signs");
+	assert_string_equal(w.status, "amended");
+	assert_string_equal(w.sensitivity, "psychiatry"); /* a shielded entry stays shielded */
+	assert_string_equal(w.media_type, "text/markdown");
+	assert_string_equal(w.body, "BT 130/85");
+	assert_int_equal(w.clinical_time_ms, 1700000000000ull);
+	assert_true(w.has_corrects);
+	assert_int_equal(w.corrects[0], FAKE_OLD_ID_BYTE);
+	assert_int_equal(w.corrects[31], FAKE_OLD_ID_BYTE);
+
+	run_ctl("entered-in-error", "--id", HEX_A, "--reason", "wrong patient", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "committed  index 77"));
+	w = fake_seen();
+	assert_string_equal(w.status, "entered-in-error");
+	assert_string_equal(w.body, "wrong patient");
+	assert_string_equal(w.media_type, "text/plain");
+	assert_string_equal(w.kind, "vital-signs");
+	assert_true(w.has_corrects);
+
+	/* an entry the actor cannot fetch: nothing appended, exit 1 naming the entry */
+	unsigned before = fake_seen().requests;
+	run_ctl("amend", "--id", HEX_B, "--body", "x", NULL);
+	assert_int_equal(run.exit_code, 1);
+	assert_non_null(strstr(run.err, "cannot fetch entry " HEX_B));
+	assert_non_null(strstr(run.err, "no such entry"));
+	w = fake_seen();
+	assert_int_equal(w.requests, before + 1); /* the get only */
+	assert_int_equal(w.op, PROTO_OP_GET);
+}
+
+static void test_policy_commands_send_their_entry_and_print_like_append(void **state)
+{
+	(void)state;
+	run_ctl("--actor", "hpr-9:nurse", "--purpose", "acute visit", "btg", "--patient", "p1",
+	        "--reason-code", "emergency", "--reason", "unconscious", "--json", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "{\"state\":\"committed\",\"index\":88,"));
+	struct fake_seen w = fake_seen();
+	assert_int_equal(w.op, PROTO_OP_POLICY);
+	assert_string_equal(w.actor, "hpr-9");
+	assert_string_equal(w.purpose, "acute visit");
+	assert_string_equal(w.policy_kind, "btg-grant");
+	assert_string_equal(w.policy_patient, "p1");
+	assert_string_equal(w.reason_code, "emergency");
+	assert_string_equal(w.text, "unconscious");
+	assert_int_equal(w.hours, CTL_BTG_HOURS_DEFAULT);
+	assert_int_equal(strlen(w.request_id), 32);
+
+	run_ctl("--unit", "admin-office", "relation", "add", "--patient", "p1", "--unit", "cardio",
+	        "--from", "2026-01-01T00:00:00Z", "--categories", "psychiatry,genetic", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "committed  index 88"));
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "care-relation");
+	assert_string_equal(w.unit, "admin-office");
+	assert_string_equal(w.policy_unit, "cardio");
+	assert_string_equal(w.categories, "psychiatry,genetic");
+	assert_int_equal(w.from_ms, 1767225600000ull);
+	assert_int_equal(w.to_ms, 0);
+
+	run_ctl("ambulance", "assign", "--patient", "p1", "--crew", "amb-3", "--from",
+	        "2026-01-01T00:00:00Z", "--hours", "2", NULL);
+	assert_int_equal(run.exit_code, 0);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "ambulance-assignment");
+	assert_string_equal(w.policy_actor, "amb-3");
+	assert_int_equal(w.to_ms - w.from_ms, 2 * 3600 * 1000);
+
+	run_ctl("block", "add", "--patient", "p1", "--org", "kommune-x", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "block");
+	assert_string_equal(w.target_org, "kommune-x");
+	assert_string_equal(w.word, "all");
+	assert_false(w.has_ref);
+	run_ctl("block", "add", "--patient", "p1", "--person", "hpr-9", "--entry", HEX_B, NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_actor, "hpr-9");
+	assert_string_equal(w.word, "entry");
+	assert_true(w.has_ref);
+	assert_int_equal(w.ref[0], 0xbb);
+
+	run_ctl("withhold", "--entry", HEX_A, "--reason", "would cause harm", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "withhold");
+	assert_string_equal(w.word, "patient");
+	assert_string_equal(w.text, "would cause harm");
+	assert_string_equal(w.policy_patient, ""); /* the node takes it from the entry */
+
+	run_ctl("proxy", "grant", "--patient", "p1", "--proxy", "mother-1", "--relation", "parent",
+	        "--level", "read", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "proxy-grant");
+	assert_string_equal(w.policy_actor, "mother-1");
+	assert_string_equal(w.word, "parent");
+	assert_true(w.from_ms > 1764000000000ull); /* now */
+
+	run_ctl("patient", "set", "--patient", "p1", "--birth-date", "2013-05-01", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "patient");
+	assert_string_equal(w.birth_date, "2013-05-01");
+
+	run_ctl("params", "set", "--implicit-window-days", "30", "--btg-hours-max", "96",
+	        "--ambulance-hours-max", "12", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "policy-params");
+	assert_int_equal(w.implicit_window_days, 30);
+	assert_int_equal(w.btg_hours_max, 96);
+	assert_int_equal(w.ambulance_hours_max, 12);
+
+	const struct {
+		const char *command[2];
+		const char *kind;
+	} refs[] = {
+	    {{"relation", "end"}, "care-relation-end"},
+	    {{"block", "lift"}, "block-lift"},
+	    {{"withhold", "lift"}, "withhold-lift"},
+	    {{"proxy", "revoke"}, "proxy-revoke"},
+	};
+	for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++) {
+		run_ctl(refs[i].command[0], refs[i].command[1], "--id", HEX_A, NULL);
+		assert_int_equal(run.exit_code, 0);
+		w = fake_seen();
+		assert_string_equal(w.policy_kind, refs[i].kind);
+		assert_true(w.has_ref);
+		assert_int_equal(w.ref[5], 0xaa);
+	}
+
+	run_ctl("--actor", "aud-1:auditor", "btg-review", "--close", HEX_B, "--outcome",
+	        "justified", "--text", "documented emergency", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "btg-review");
+	assert_string_equal(w.word, "justified");
+	assert_string_equal(w.text, "documented emergency");
+	assert_int_equal(w.ref[0], 0xbb);
+
+	run_ctl("erase", "--id", HEX_A, "--basis", "hpl 43, decision 17", NULL);
+	w = fake_seen();
+	assert_string_equal(w.policy_kind, "erasure");
+	assert_string_equal(w.text, "hpl 43, decision 17");
+	assert_int_equal(w.ref[0], 0xaa);
+
+	/* refused: exit 1 with the node's reason; pending: exit 3 with the request id */
+	run_ctl("btg", "--patient", "denied", "--reason-code", "e", "--reason", "r", NULL);
+	assert_int_equal(run.exit_code, 1);
+	assert_non_null(strstr(run.err, "carelogctl: btg: "));
+	assert_non_null(strstr(run.err, "role nurse may not write care-relation"));
+	run_ctl("btg", "--patient", "p1", "--reason-code", "e", "--reason", "r", "--request-id",
+	        "pending-rid", "--json", NULL);
+	assert_int_equal(run.exit_code, 3);
+	assert_string_equal(run.out, "{\"state\":\"pending\",\"index\":null,\"id\":null,"
+	                             "\"request_id\":\"pending-rid\",\"duplicate\":false}\n");
+	run_ctl("btg", "--patient", "p1", "--reason-code", "e", "--reason", "r", "--request-id",
+	        "pending-rid", NULL);
+	assert_int_equal(run.exit_code, 3);
+	assert_non_null(strstr(run.out, "pending    retry with --request-id pending-rid"));
+}
+
+static void test_read_shows_basis_withheld_reasons_supersession_and_erasure(void **state)
+{
+	(void)state;
+	run_ctl("read", "--patient", "p1", "--history", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_true(fake_seen().history);
+	assert_non_null(strstr(run.out, "access: relation (a care relation with this patient)\n"));
+	assert_non_null(strstr(run.out, "withheld: 3 (blocked by the patient: 2, shielded "
+	                                "psychiatry entry of another unit: 1)\n"));
+	assert_non_null(strstr(run.out, "    superseded   by 4444"));
+	assert_non_null(strstr(run.out, "    body         (erased lawfully at "
+	                                "2025-11-24T16:00:00.500Z by adm-1 (st-olavs), erasure "
+	                                "entry #60)\n    basis        hpl 43: decision 17\n"));
+	/* policy entries in words, not base64 */
+	assert_non_null(strstr(run.out, "#7      2025-11-24T16:00:00.007Z  care-relation  final\n"));
+	assert_non_null(strstr(run.out, "    policy       care relation with st-olavs (the whole "
+					"organisation), from 2026-11-24T13:47:36.141Z until "
+					"open-ended\n    covers       no shielded categories\n"));
+	run_ctl("read", "--patient", "p1", "--json", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_false(fake_seen().history);
+	assert_non_null(strstr(run.out, "\"stale\":false,\"basis\":\"relation\",\"withheld\":3,"
+	                                "\"withheld_reasons\":[{\"reason\":\"blocked by the "
+	                                "patient\",\"count\":2},{\"reason\":\"shielded psychiatry "
+	                                "entry of another unit\",\"count\":1}],\"more\":false,"));
+	assert_non_null(strstr(run.out, "\"superseded_by\":\"4444"));
+	assert_non_null(strstr(run.out, "\"corrects\":null,\"superseded_by\":null,\"erased\":true,"
+	                                "\"erasure\":{\"index\":60,\"time\":"
+	                                "\"2025-11-24T16:00:00.500Z\",\"time_ms\":1764000000500,"
+	                                "\"author\":\"adm-1\",\"org\":\"st-olavs\",\"basis\":\"hpl "
+	                                "43: decision 17\"},\"body\":null"));
+	assert_non_null(
+	    strstr(run.out, "\"erased\":false,\"erasure\":null,\"body\":\"BT 120/80\""));
+}
+
+static void test_access_log_prints_a_table_and_json(void **state)
+{
+	(void)state;
+	run_ctl("--actor", "p1:patient", "access-log", "--patient", "p1", NULL);
+	assert_int_equal(run.exit_code, 0);
+	struct fake_seen w = fake_seen();
+	assert_string_equal(w.actor, "p1");
+	assert_string_equal(w.log_patient, "p1");
+	assert_string_equal(w.log_actor, "");
+	assert_int_equal(w.limit, 0);
+	assert_non_null(strstr(run.out, "2 accesses to the record of p1"));
+	assert_non_null(strstr(run.out, "TIME (UTC)            ACTOR            ROLE           "
+	                                "ORG              UNIT           ACTION     DECISION "
+	                                "BASIS      COUNT  SHIPPED\n"));
+	assert_non_null(strstr(run.out, "2025-11-24T16:00:00   hpr-9            nurse          "
+	                                "kommune-x        -              read       denied   "
+	                                "none           0  not yet\n"));
+	assert_non_null(strstr(run.out, "physician"));
+	assert_non_null(strstr(run.out, "purpose: ward round"));
+	assert_null(strstr(run.out, "PATIENT"));
+
+	run_ctl("--actor", "aud-1:auditor", "access-log", "--actor", "hpr-9", "--org", "kommune-x",
+	        "--limit", "10", NULL);
+	assert_int_equal(run.exit_code, 0);
+	w = fake_seen();
+	assert_string_equal(w.actor, "aud-1");
+	assert_string_equal(w.log_actor, "hpr-9");
+	assert_string_equal(w.log_org, "kommune-x");
+	assert_int_equal(w.limit, 10);
+	assert_non_null(strstr(run.out, "2 accesses by hpr-9"));
+	assert_non_null(strstr(run.out, "PATIENT"));
+
+	run_ctl("access-log", "--patient", "p1", "--json", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "{\"applied_index\":40,\"rows\":[{\"node_id\":2,\"seq\":9,"
+	                                "\"time\":\"2025-11-24T16:00:00.000Z\","
+	                                "\"time_ms\":1764000000000,\"actor\":\"hpr-9\","
+	                                "\"role\":\"nurse\",\"org\":\"kommune-x\",\"unit\":\"\","
+	                                "\"patient\":\"p1\",\"action\":\"read\","
+	                                "\"decision\":\"denied\",\"allowed\":false,"
+	                                "\"basis\":\"none\",\"count\":0,\"withheld\":0,"
+	                                "\"entry\":null,\"purpose\":\"\",\"outcome\":\"EDENIED\","
+	                                "\"shipped\":false}"));
+	assert_non_null(strstr(run.out, "\"entry\":\"7777"));
+}
+
+static void test_btg_review_lists_open_grants(void **state)
+{
+	(void)state;
+	run_ctl("--actor", "aud-1:auditor", "btg-review", "--patient", "p1", NULL);
+	assert_int_equal(run.exit_code, 0);
+	struct fake_seen w = fake_seen();
+	assert_int_equal(w.op, PROTO_OP_BTG_LIST);
+	assert_string_equal(w.log_patient, "p1");
+	assert_non_null(strstr(run.out, "1 break-the-glass grant waiting for review\n"));
+	assert_non_null(strstr(run.out, "    by        hpr-9 (nurse)  kommune-x/legevakt\n"));
+	assert_non_null(strstr(run.out, "    expires   2025-11-25T16:00:00.000Z\n"));
+	assert_non_null(strstr(run.out, "    reason    emergency: unconscious at home\n"));
+	run_ctl("btg-review", "--json", NULL);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "{\"grants\":[{\"id\":\"6666"));
+	assert_non_null(strstr(run.out,
+	                       "\"index\":12,\"patient\":\"p1\",\"actor\":\"hpr-9\","
+	                       "\"role\":\"nurse\",\"org\":\"kommune-x\","
+	                       "\"unit\":\"legevakt\",\"granted\":"
+	                       "\"2025-11-24T16:00:00.000Z\",\"granted_ms\":1764000000000,"
+	                       "\"expires\":\"2025-11-25T16:00:00.000Z\","
+	                       "\"expires_ms\":1764086400000,\"reason_code\":\"emergency\","
+	                       "\"reason_text\":\"unconscious at home\"}]}\n"));
+}
+
+static void test_compact_of_a_missing_directory_fails_without_a_node(void **state)
+{
+	(void)state;
+	unsigned before = fake_seen().requests;
+	run_ctl("compact", "--data-dir", "/nonexistent/carelog-node", NULL);
+	assert_int_equal(run.exit_code, 1);
+	assert_non_null(strstr(run.err, "carelogctl: compact: "));
+	assert_non_null(strstr(run.err, "/nonexistent/carelog-node"));
+	assert_int_equal(fake_seen().requests, before);
+	run_ctl("compact", NULL);
+	assert_int_equal(run.exit_code, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -948,6 +1870,11 @@ int main(void)
 		cmocka_unit_test(test_every_command_help_shows_flags_output_and_exit_codes),
 		cmocka_unit_test(test_member_commands_parse_their_flags),
 		cmocka_unit_test(test_member_commands_refuse_bad_usage),
+	    cmocka_unit_test(test_unit_and_purpose_come_from_flags_or_the_environment),
+	    cmocka_unit_test(test_policy_commands_parse_every_flag),
+	    cmocka_unit_test(test_correction_log_and_compact_commands_parse_every_flag),
+	    cmocka_unit_test(test_clinical_commands_refuse_bad_usage_naming_the_problem),
+	    cmocka_unit_test(test_clinical_help_names_flags_roles_and_outputs),
 		cmocka_unit_test(test_progress_lines),
 		cmocka_unit_test(test_cluster_init_collects_members_and_learners),
 		cmocka_unit_test(test_bench_defaults_and_bounds),
@@ -964,6 +1891,12 @@ int main(void)
 		cmocka_unit_test(test_add_learner_wait_gives_up_at_the_timeout),
 		cmocka_unit_test(test_member_and_transfer_commands_print_and_exit),
 		cmocka_unit_test(test_status_lists_members_and_counters),
+	    cmocka_unit_test(test_amend_and_entered_in_error_fetch_the_old_entry_then_correct_it),
+	    cmocka_unit_test(test_policy_commands_send_their_entry_and_print_like_append),
+	    cmocka_unit_test(test_read_shows_basis_withheld_reasons_supersession_and_erasure),
+	    cmocka_unit_test(test_access_log_prints_a_table_and_json),
+	    cmocka_unit_test(test_btg_review_lists_open_grants),
+	    cmocka_unit_test(test_compact_of_a_missing_directory_fails_without_a_node),
 	};
 	return failed + cmocka_run_group_tests_name("ctl against a fake node", tool_tests,
 						    fake_start, fake_stop);

@@ -96,8 +96,10 @@ static struct proto_request full_append_request(void)
 {
 	struct proto_request req = {.op = PROTO_OP_APPEND, .timeout_ms = 2500};
 	struct proto_append_req *a = &req.u.append;
-	a->actor.id = S("hpr-1234567");
-	a->actor.role = S("nurse");
+	req.actor.id = S("hpr-1234567");
+	req.actor.role = S("nurse");
+	req.actor.unit = S("hjemmesykepleie");
+	req.actor.purpose = S("follow-up");
 	a->patient = S("01017012345");
 	a->kind = S("note");
 	a->request_id = S("00112233445566778899aabbccddeeff");
@@ -123,8 +125,10 @@ static void test_append_request_round_trips_every_field(void **state)
 	assert_int_equal(got.op, PROTO_OP_APPEND);
 	assert_int_equal(got.timeout_ms, 2500);
 	const struct proto_append_req *a = &got.u.append;
-	assert_true(str_eq(a->actor.id, "hpr-1234567"));
-	assert_true(str_eq(a->actor.role, "nurse"));
+	assert_true(str_eq(got.actor.id, "hpr-1234567"));
+	assert_true(str_eq(got.actor.role, "nurse"));
+	assert_true(str_eq(got.actor.unit, "hjemmesykepleie"));
+	assert_true(str_eq(got.actor.purpose, "follow-up"));
 	assert_true(str_eq(a->patient, "01017012345"));
 	assert_true(str_eq(a->kind, "note"));
 	assert_true(str_eq(a->request_id, "00112233445566778899aabbccddeeff"));
@@ -155,7 +159,8 @@ static void test_minimal_append_request_leaves_optional_fields_empty(void **stat
 	struct proto_request got;
 	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
 	assert_int_equal(got.timeout_ms, 0);
-	assert_int_equal(got.u.append.actor.id.len, 0);
+	assert_int_equal(got.actor.id.len, 0);
+	assert_int_equal(got.actor.purpose.len, 0);
 	assert_int_equal(got.u.append.body.len, 0);
 	assert_false(got.u.append.has_corrects);
 	assert_int_equal(got.u.append.clinical_time_ms, 0);
@@ -166,7 +171,7 @@ static void test_read_get_status_verify_requests_round_trip(void **state)
 {
 	(void)state;
 	struct proto_request read = {.op = PROTO_OP_READ, .timeout_ms = 100};
-	read.u.read.actor.id = S("a");
+	read.actor.id = S("a");
 	read.u.read.patient = S("p");
 	read.u.read.consistency = PROTO_CONSISTENCY_LINEARIZABLE;
 	read.u.read.min_index = 77;
@@ -1241,6 +1246,1037 @@ static void test_our_encoding_is_valid_msgpack_for_another_decoder(void **state)
 	proto_buf_free(&buf);
 }
 
+/* ---------------------------------------------------------------- clinical access */
+
+/* A valid request of every op, with the fields it requires. */
+static struct proto_request minimal_request(uint8_t op)
+{
+	struct proto_request req = {.op = op};
+	switch (op) {
+	case PROTO_OP_APPEND:
+		req.u.append.patient = S("p1");
+		req.u.append.kind = S("note");
+		req.u.append.request_id = S("r1");
+		break;
+	case PROTO_OP_READ:
+		req.u.read.patient = S("p1");
+		break;
+	case PROTO_OP_GET:
+		memset(req.u.get.id, 7, PROTO_ID_BYTES);
+		break;
+	case PROTO_OP_MEMBER:
+		req.u.member.action = PROTO_MEMBER_PROMOTE;
+		req.u.member.id = 4;
+		break;
+	case PROTO_OP_TRANSFER:
+		req.u.transfer.to = 2;
+		break;
+	case PROTO_OP_POLICY:
+		req.u.policy.kind = S("btg-grant");
+		req.u.policy.request_id = S("r2");
+		break;
+	case PROTO_OP_ACCESS_LOG:
+		req.u.access_log.patient = S("p1");
+		break;
+	default: /* status, verify, btg-list: no further fields */
+		break;
+	}
+	return req;
+}
+
+static void test_every_op_has_a_name_and_carries_the_actor_map(void **state)
+{
+	(void)state;
+	const char *names[PROTO_OP_COUNT_] = {
+	    [PROTO_OP_STATUS] = "status",
+	    [PROTO_OP_APPEND] = "append",
+	    [PROTO_OP_READ] = "read",
+	    [PROTO_OP_GET] = "get",
+	    [PROTO_OP_VERIFY] = "verify",
+	    [PROTO_OP_MEMBER] = "member",
+	    [PROTO_OP_TRANSFER] = "transfer",
+	    [PROTO_OP_POLICY] = "policy",
+	    [PROTO_OP_ACCESS_LOG] = "access-log",
+	    [PROTO_OP_BTG_LIST] = "btg-list",
+	};
+	char purpose[PROTO_PURPOSE_BYTES_MAX + 1];
+	memset(purpose, 'w', PROTO_PURPOSE_BYTES_MAX);
+	purpose[PROTO_PURPOSE_BYTES_MAX] = '\0';
+	for (uint8_t op = 1; op < PROTO_OP_COUNT_; op++) {
+		assert_string_equal(proto_op_name(op), names[op]);
+		struct proto_request req = minimal_request(op);
+		req.actor.id = S("hpr-42");
+		req.actor.role = S("physician");
+		req.actor.unit = S("akuttmottak");
+		req.actor.purpose = (struct proto_str){purpose, PROTO_PURPOSE_BYTES_MAX};
+		struct proto_buf buf = {0};
+		assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+		struct proto_request got;
+		assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+		assert_int_equal(got.op, op);
+		assert_true(str_eq(got.actor.id, "hpr-42"));
+		assert_true(str_eq(got.actor.role, "physician"));
+		assert_true(str_eq(got.actor.unit, "akuttmottak"));
+		assert_int_equal(got.actor.purpose.len, PROTO_PURPOSE_BYTES_MAX);
+		assert_true(view_inside(got.actor.purpose, &buf));
+		proto_buf_free(&buf);
+		/* one field alone: the others stay empty */
+		req = minimal_request(op);
+		req.actor.role = S("operator");
+		assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+		assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+		assert_int_equal(got.actor.id.len, 0);
+		assert_true(str_eq(got.actor.role, "operator"));
+		assert_int_equal(got.actor.unit.len, 0);
+		proto_buf_free(&buf);
+	}
+	assert_string_equal(proto_op_name(PROTO_OP_COUNT_), "?");
+	struct proto_request bad = {.op = PROTO_OP_COUNT_};
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_request_encode(&bad, &buf), CARELOG_EINVAL);
+}
+
+static void test_actor_map_is_strict_and_bounded(void **state)
+{
+	(void)state;
+	struct mp m;
+	/* the version-1 wire before clinical access: "actor" as a string is refused */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "status");
+	mp_kv_str(&m, "actor", "hpr-1");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* "role" is no longer a request key of its own */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 4);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "read");
+	mp_kv_str(&m, "patient", "p");
+	mp_kv_str(&m, "role", "nurse");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* an unknown key and a known key that does not belong in the actor map */
+	const char *bad_keys[] = {"org", "colour"};
+	for (size_t i = 0; i < LEN(bad_keys); i++) {
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, 3);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "op", "status");
+		mp_str(&m, "actor");
+		msgpack_pack_map(&m.pk, 2);
+		mp_kv_str(&m, "id", "a");
+		mp_kv_str(&m, bad_keys[i], "x");
+		struct proto_request req;
+		char why[160];
+		assert_int_equal(proto_request_decode_reason((const uint8_t *)m.sb.data, m.sb.size,
+		                                             &req, why, sizeof(why)),
+		                 CARELOG_EPROTO);
+		assert_non_null(strstr(why, bad_keys[i]));
+		assert_non_null(strstr(why, "actor"));
+		msgpack_sbuffer_destroy(&m.sb);
+	}
+	/* a key twice inside the map */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "status");
+	mp_str(&m, "actor");
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_str(&m, "id", "a");
+	mp_kv_str(&m, "id", "b");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* an over-long purpose, decoding and encoding */
+	char purpose[PROTO_PURPOSE_BYTES_MAX + 2];
+	memset(purpose, 'w', sizeof(purpose) - 1);
+	purpose[sizeof(purpose) - 1] = '\0';
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "status");
+	mp_str(&m, "actor");
+	msgpack_pack_map(&m.pk, 1);
+	mp_kv_str(&m, "purpose", purpose);
+	assert_int_equal(decode_req(&m), CARELOG_ETOOBIG);
+	struct proto_request req = {.op = PROTO_OP_STATUS};
+	req.actor.purpose = (struct proto_str){purpose, PROTO_PURPOSE_BYTES_MAX + 1};
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_ETOOBIG);
+	req.actor.purpose = (struct proto_str){0};
+	req.actor.unit = (struct proto_str){NULL, 3};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	/* an empty actor map is fine (all defaults) */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "verify");
+	mp_str(&m, "actor");
+	msgpack_pack_map(&m.pk, 0);
+	assert_int_equal(decode_req(&m), CARELOG_OK);
+}
+
+static struct proto_request full_policy_request(void)
+{
+	struct proto_request req = {.op = PROTO_OP_POLICY, .timeout_ms = 3000};
+	req.actor.id = S("adm-1");
+	req.actor.role = S("admin");
+	struct proto_policy_req *p = &req.u.policy;
+	p->kind = S("care-relation");
+	p->patient = S("01017012345");
+	p->request_id = S("pol-1");
+	p->org = S("st-olavs");
+	p->unit = S("cardio");
+	p->actor = S("crew-7");
+	p->target_org = S("kommune-x");
+	p->word = S("category");
+	p->level = S("full");
+	p->category = S("psychiatry");
+	p->reason_code = S("emergency");
+	p->text = S("unconscious, no relatives reachable");
+	p->birth_date = S("2013-05-01");
+	p->categories_count = PROTO_CATEGORIES_MAX;
+	const struct proto_str cats[PROTO_CATEGORIES_MAX] = {S("psychiatry"),    S("substance-use"),
+	                                                     S("sexual-health"), S("child-welfare"),
+	                                                     S("genetic"),       S("x")};
+	memcpy(p->categories, cats, sizeof(cats));
+	p->has_ref = true;
+	memset(p->ref, 0x5a, PROTO_ID_BYTES);
+	p->from_ms = 1764000000000ull;
+	p->to_ms = 1764086400000ull;
+	p->hours = 720;
+	p->implicit_window_days = 3650;
+	p->btg_hours_max = 120;
+	p->ambulance_hours_max = 24;
+	return req;
+}
+
+static void test_policy_request_round_trips_every_field(void **state)
+{
+	(void)state;
+	struct proto_request req = full_policy_request();
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+	struct proto_request got;
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_POLICY);
+	assert_int_equal(got.timeout_ms, 3000);
+	assert_true(str_eq(got.actor.role, "admin"));
+	const struct proto_policy_req *p = &got.u.policy;
+	const struct {
+		struct proto_str got;
+		const char *want;
+	} strs[] = {
+	    {p->kind, "care-relation"},
+	    {p->patient, "01017012345"},
+	    {p->request_id, "pol-1"},
+	    {p->org, "st-olavs"},
+	    {p->unit, "cardio"},
+	    {p->actor, "crew-7"},
+	    {p->target_org, "kommune-x"},
+	    {p->word, "category"},
+	    {p->level, "full"},
+	    {p->category, "psychiatry"},
+	    {p->reason_code, "emergency"},
+	    {p->text, "unconscious, no relatives reachable"},
+	    {p->birth_date, "2013-05-01"},
+	};
+	for (size_t i = 0; i < LEN(strs); i++) {
+		assert_true(str_eq(strs[i].got, strs[i].want));
+		assert_true(view_inside(strs[i].got, &buf));
+	}
+	assert_int_equal(p->categories_count, PROTO_CATEGORIES_MAX);
+	assert_true(str_eq(p->categories[1], "substance-use"));
+	assert_true(str_eq(p->categories[5], "x"));
+	assert_true(p->has_ref);
+	assert_memory_equal(p->ref, req.u.policy.ref, PROTO_ID_BYTES);
+	assert_int_equal(p->from_ms, 1764000000000ull);
+	assert_int_equal(p->to_ms, 1764086400000ull);
+	assert_int_equal(p->hours, 720);
+	assert_int_equal(p->implicit_window_days, 3650);
+	assert_int_equal(p->btg_hours_max, 120);
+	assert_int_equal(p->ambulance_hours_max, 24);
+	proto_buf_free(&buf);
+
+	/* the minimal one: a kind that names its entry, no patient */
+	req = minimal_request(PROTO_OP_POLICY);
+	req.u.policy.kind = S("btg-review");
+	req.u.policy.has_ref = true;
+	memset(req.u.policy.ref, 1, PROTO_ID_BYTES);
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.u.policy.patient.len, 0);
+	assert_int_equal(got.u.policy.categories_count, 0);
+	assert_int_equal(got.u.policy.hours, 0);
+	assert_true(got.u.policy.has_ref);
+	proto_buf_free(&buf);
+}
+
+static void test_policy_request_is_strict_and_bounded(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	/* the encoder refuses what the decoder would */
+	struct proto_request req = full_policy_request();
+	req.u.policy.categories_count = PROTO_CATEGORIES_MAX + 1;
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_ETOOBIG);
+	req = full_policy_request();
+	char text[PROTO_TEXT_BYTES_MAX + 1];
+	memset(text, 't', sizeof(text));
+	req.u.policy.text = (struct proto_str){text, sizeof(text)};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_ETOOBIG);
+	req = full_policy_request();
+	req.u.policy.kind = (struct proto_str){0};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	req = full_policy_request();
+	req.u.policy.request_id = (struct proto_str){0};
+	assert_int_equal(proto_request_encode(&req, &buf), CARELOG_EINVAL);
+	assert_null(buf.data);
+
+	struct mp m;
+	/* no "policy" map at all */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* append's keys do not belong at the top of a policy request */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 4);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	mp_str(&m, "policy");
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_str(&m, "kind", "patient");
+	mp_kv_str(&m, "request_id", "r");
+	mp_kv_bin(&m, "body", "x", 1);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* nor inside the policy map; nor unknown keys */
+	const char *bad_keys[] = {"body", "colour"};
+	for (size_t i = 0; i < LEN(bad_keys); i++) {
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, 3);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "op", "policy");
+		mp_str(&m, "policy");
+		msgpack_pack_map(&m.pk, 3);
+		mp_kv_str(&m, "kind", "patient");
+		mp_kv_str(&m, "request_id", "r");
+		mp_kv_str(&m, bad_keys[i], "x");
+		assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	}
+	/* kind missing, request_id empty */
+	for (int which = 0; which < 2; which++) {
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, 3);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "op", "policy");
+		mp_str(&m, "policy");
+		msgpack_pack_map(&m.pk, which == 0 ? 1 : 2);
+		mp_kv_str(&m, "request_id", which == 0 ? "r" : "");
+		if (which == 1) {
+			mp_kv_str(&m, "kind", "patient");
+		}
+		assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	}
+	/* seven categories, a 31-byte ref, an hour count beyond u32, a string number */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	mp_str(&m, "policy");
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_str(&m, "kind", "care-relation");
+	mp_kv_str(&m, "request_id", "r");
+	mp_str(&m, "categories");
+	msgpack_pack_array(&m.pk, PROTO_CATEGORIES_MAX + 1);
+	for (int i = 0; i < PROTO_CATEGORIES_MAX + 1; i++) {
+		mp_str(&m, "genetic");
+	}
+	assert_int_equal(decode_req(&m), CARELOG_ETOOBIG);
+	uint8_t ref[PROTO_ID_BYTES - 1] = {0};
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	mp_str(&m, "policy");
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_str(&m, "kind", "block-lift");
+	mp_kv_str(&m, "request_id", "r");
+	mp_kv_bin(&m, "ref", ref, sizeof(ref));
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	mp_str(&m, "policy");
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_str(&m, "kind", "btg-grant");
+	mp_kv_str(&m, "request_id", "r");
+	mp_kv_u64(&m, "hours", (uint64_t)UINT32_MAX + 1);
+	assert_int_equal(decode_req(&m), CARELOG_ETOOBIG);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "policy");
+	mp_str(&m, "policy");
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_str(&m, "kind", "btg-grant");
+	mp_kv_str(&m, "request_id", "r");
+	mp_kv_str(&m, "hours", "24");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+}
+
+static void test_read_history_access_log_and_btg_list_requests_round_trip(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	struct proto_request got;
+	struct proto_request read = minimal_request(PROTO_OP_READ);
+	read.u.read.history = true;
+	assert_int_equal(proto_request_encode(&read, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_true(got.u.read.history);
+	proto_buf_free(&buf);
+	read.u.read.history = false;
+	assert_int_equal(proto_request_encode(&read, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_false(got.u.read.history);
+	proto_buf_free(&buf);
+
+	struct proto_request log = {.op = PROTO_OP_ACCESS_LOG, .timeout_ms = 50};
+	log.u.access_log.actor_id = S("hpr-9");
+	log.u.access_log.actor_org = S("kommune-x");
+	log.u.access_log.limit = PROTO_ACCESS_LOG_ROWS_MAX;
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_ACCESS_LOG);
+	assert_int_equal(got.u.access_log.patient.len, 0);
+	assert_true(str_eq(got.u.access_log.actor_id, "hpr-9"));
+	assert_true(str_eq(got.u.access_log.actor_org, "kommune-x"));
+	assert_int_equal(got.u.access_log.limit, PROTO_ACCESS_LOG_ROWS_MAX);
+	proto_buf_free(&buf);
+	log = minimal_request(PROTO_OP_ACCESS_LOG);
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_true(str_eq(got.u.access_log.patient, "p1"));
+	assert_int_equal(got.u.access_log.limit, 0);
+	proto_buf_free(&buf);
+
+	struct proto_request btg = {.op = PROTO_OP_BTG_LIST};
+	btg.u.btg_list.patient = S("p7");
+	btg.u.btg_list.limit = 3;
+	assert_int_equal(proto_request_encode(&btg, &buf), CARELOG_OK);
+	assert_int_equal(proto_request_decode(buf.data, buf.len, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_BTG_LIST);
+	assert_true(str_eq(got.u.btg_list.patient, "p7"));
+	assert_int_equal(got.u.btg_list.limit, 3);
+	proto_buf_free(&buf);
+}
+
+static void test_access_log_and_btg_list_requests_are_strict_and_bounded(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	/* exactly one of patient / actor_id; an org only with an actor; limits */
+	struct proto_request log = {.op = PROTO_OP_ACCESS_LOG};
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_EINVAL);
+	log.u.access_log.patient = S("p");
+	log.u.access_log.actor_id = S("a");
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_EINVAL);
+	log.u.access_log.actor_id = (struct proto_str){0};
+	log.u.access_log.actor_org = S("o");
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_EINVAL);
+	log.u.access_log.actor_org = (struct proto_str){0};
+	log.u.access_log.limit = PROTO_ACCESS_LOG_ROWS_MAX + 1;
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_ETOOBIG);
+	struct proto_request btg = {.op = PROTO_OP_BTG_LIST};
+	btg.u.btg_list.limit = PROTO_BTG_GRANTS_MAX + 1;
+	assert_int_equal(proto_request_encode(&btg, &buf), CARELOG_ETOOBIG);
+	assert_null(buf.data);
+
+	struct mp m;
+	const char *shapes[][2] = {
+	    {NULL, NULL},             /* neither */
+	    {"patient", "actor_id"},  /* both */
+	    {"patient", "actor_org"}, /* an org without an actor */
+	};
+	for (size_t i = 0; i < LEN(shapes); i++) {
+		mp_init(&m);
+		uint32_t n = 2u + (shapes[i][0] != NULL) + (shapes[i][1] != NULL);
+		msgpack_pack_map(&m.pk, n);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "op", "access-log");
+		for (int k = 0; k < 2; k++) {
+			if (shapes[i][k] != NULL) {
+				mp_kv_str(&m, shapes[i][k], "x");
+			}
+		}
+		struct proto_request req;
+		char why[200];
+		assert_int_equal(proto_request_decode_reason((const uint8_t *)m.sb.data, m.sb.size,
+		                                             &req, why, sizeof(why)),
+		                 CARELOG_EPROTO);
+		assert_true(strstr(why, "actor_id") != NULL || strstr(why, "actor_org") != NULL);
+		msgpack_sbuffer_destroy(&m.sb);
+	}
+	/* the limit is judged by the op, whatever the key order */
+	const char *ops[] = {"access-log", "btg-list", "read"};
+	for (size_t i = 0; i < LEN(ops); i++) {
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, 4);
+		mp_kv_u64(&m, "limit", 1001);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "patient", "p");
+		mp_kv_str(&m, "op", ops[i]);
+		struct proto_request req;
+		char why[200];
+		assert_int_equal(proto_request_decode_reason((const uint8_t *)m.sb.data, m.sb.size,
+		                                             &req, why, sizeof(why)),
+		                 CARELOG_ETOOBIG);
+		assert_string_equal(why, "key \"limit\": 1001 > 1000");
+		msgpack_sbuffer_destroy(&m.sb);
+	}
+	/* history is a bool and a read key only */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 4);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "read");
+	mp_kv_str(&m, "patient", "p");
+	mp_kv_u64(&m, "history", 1);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "btg-list");
+	mp_str(&m, "history");
+	msgpack_pack_true(&m.pk);
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+	/* btg-list refuses access-log's keys */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "btg-list");
+	mp_kv_str(&m, "actor_id", "a");
+	assert_int_equal(decode_req(&m), CARELOG_EPROTO);
+}
+
+static void test_read_reply_carries_basis_reasons_supersession_and_erasure(void **state)
+{
+	(void)state;
+	struct proto_entry entries[3] = {sample_entry(1), sample_entry(2), sample_entry(3)};
+	entries[0].has_superseded_by = true;
+	memset(entries[0].superseded_by, 0x22, PROTO_ID_BYTES);
+	entries[1].body_erased = true;
+	entries[1].body = (struct proto_str){0};
+	entries[1].erased_index = 77;
+	entries[1].erased_time_ms = 1764000000123ull;
+	entries[1].erased_author = S("adm-1");
+	entries[1].erased_org = S("st-olavs");
+	entries[1].erased_basis = S("hpl 43, decision 2026/17");
+	struct proto_withheld_reason reasons[PROTO_WITHHELD_REASONS_MAX];
+	for (uint32_t i = 0; i < PROTO_WITHHELD_REASONS_MAX; i++) {
+		reasons[i] = (struct proto_withheld_reason){S("blocked by the patient"), i + 1};
+	}
+	reasons[1].reason = S("shielded psychiatry entry of another unit");
+	struct proto_reply rep = {.op = PROTO_OP_READ};
+	rep.u.read.applied_index = 9;
+	rep.u.read.withheld = 3;
+	rep.u.read.entries_count = 3;
+	rep.u.read.entries = entries;
+	rep.u.read.basis = S("relation");
+	rep.u.read.withheld_reasons_count = PROTO_WITHHELD_REASONS_MAX;
+	rep.u.read.withheld_reasons = reasons;
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	const struct proto_read_reply *r = &got.u.read;
+	assert_true(str_eq(r->basis, "relation"));
+	assert_int_equal(r->withheld_reasons_count, PROTO_WITHHELD_REASONS_MAX);
+	assert_true(str_eq(r->withheld_reasons[0].reason, "blocked by the patient"));
+	assert_int_equal(r->withheld_reasons[0].count, 1);
+	assert_true(
+	    str_eq(r->withheld_reasons[1].reason, "shielded psychiatry entry of another unit"));
+	assert_int_equal(r->withheld_reasons[15].count, 16);
+	assert_true(r->entries[0].has_superseded_by);
+	assert_memory_equal(r->entries[0].superseded_by, entries[0].superseded_by, PROTO_ID_BYTES);
+	assert_false(r->entries[0].body_erased);
+	assert_int_equal(r->entries[0].erased_index, 0);
+	const struct proto_entry *e = &r->entries[1];
+	assert_true(e->body_erased);
+	assert_false(e->has_superseded_by);
+	assert_int_equal(e->body.len, 0);
+	assert_int_equal(e->erased_index, 77);
+	assert_int_equal(e->erased_time_ms, 1764000000123ull);
+	assert_true(str_eq(e->erased_author, "adm-1"));
+	assert_true(str_eq(e->erased_org, "st-olavs"));
+	assert_true(str_eq(e->erased_basis, "hpl 43, decision 2026/17"));
+	assert_false(r->entries[2].has_superseded_by);
+	proto_buf_free(&buf);
+
+	/* get carries the same entry fields */
+	rep = (struct proto_reply){.op = PROTO_OP_GET, .u.get = entries[1]};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_true(got.u.get.body_erased);
+	assert_true(str_eq(got.u.get.erased_basis, "hpl 43, decision 2026/17"));
+	proto_buf_free(&buf);
+
+	/* the encoder refuses too many reasons and over-long texts */
+	rep = (struct proto_reply){.op = PROTO_OP_READ};
+	rep.u.read.withheld_reasons_count = PROTO_WITHHELD_REASONS_MAX + 1;
+	rep.u.read.withheld_reasons = reasons;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	rep.u.read.withheld_reasons_count = 1;
+	rep.u.read.withheld_reasons = NULL;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_EINVAL);
+	char basis[PROTO_TEXT_BYTES_MAX + 1];
+	memset(basis, 'b', sizeof(basis));
+	struct proto_entry erased = sample_entry(1);
+	erased.body_erased = true;
+	erased.erased_basis = (struct proto_str){basis, sizeof(basis)};
+	rep = (struct proto_reply){.op = PROTO_OP_GET, .u.get = erased};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	assert_null(buf.data);
+
+	/* a read reply from a node before clinical access: no basis, no reasons */
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 9);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "read");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "applied_index", 4);
+	mp_kv_u64(&m, "lag", 0);
+	mp_str(&m, "stale");
+	msgpack_pack_false(&m.pk);
+	mp_kv_u64(&m, "withheld", 0);
+	mp_str(&m, "entries");
+	msgpack_pack_array(&m.pk, 0);
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &got),
+	                 CARELOG_OK);
+	assert_int_equal(got.u.read.basis.len, 0);
+	assert_int_equal(got.u.read.withheld_reasons_count, 0);
+	assert_null(got.u.read.withheld_reasons);
+	msgpack_sbuffer_destroy(&m.sb);
+	/* a reason without its count is refused */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 10);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "read");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "applied_index", 4);
+	mp_kv_u64(&m, "lag", 0);
+	mp_str(&m, "stale");
+	msgpack_pack_false(&m.pk);
+	mp_kv_u64(&m, "withheld", 1);
+	mp_str(&m, "entries");
+	msgpack_pack_array(&m.pk, 0);
+	mp_str(&m, "withheld_reasons");
+	msgpack_pack_array(&m.pk, 1);
+	msgpack_pack_map(&m.pk, 1);
+	mp_kv_str(&m, "reason", "blocked by the patient");
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &got),
+	                 CARELOG_EPROTO);
+	msgpack_sbuffer_destroy(&m.sb);
+	proto_arena_free(&arena);
+}
+
+static struct proto_access_row sample_row(uint64_t seq)
+{
+	struct proto_access_row w = {0};
+	w.node_id = 2;
+	w.seq = seq;
+	w.time_ms = 1764000000000ull + seq;
+	w.actor = S("hpr-9");
+	w.role = S("nurse");
+	w.org = S("kommune-x");
+	w.unit = S("hjemmesykepleie");
+	w.patient = S("01017012345");
+	w.action = S("read");
+	w.allowed = seq % 2 == 0;
+	w.basis = seq % 2 == 0 ? S("btg") : S("none");
+	w.count = seq % 2 == 0 ? 12 : 0;
+	w.withheld = 2;
+	w.has_entry = seq % 3 == 0;
+	memset(w.entry, (int)(seq & 0xff), PROTO_ID_BYTES);
+	w.purpose = S("home visit");
+	w.outcome = seq % 2 == 0 ? S("OK") : S("EDENIED");
+	w.shipped = seq > 10;
+	return w;
+}
+
+static void test_access_log_reply_round_trips_a_full_page(void **state)
+{
+	(void)state;
+	struct proto_access_row *rows = calloc(PROTO_ACCESS_LOG_ROWS_MAX, sizeof(*rows));
+	assert_non_null(rows);
+	for (uint32_t i = 0; i < PROTO_ACCESS_LOG_ROWS_MAX; i++) {
+		rows[i] = sample_row(i + 1);
+	}
+	struct proto_reply rep = {.op = PROTO_OP_ACCESS_LOG};
+	rep.u.access_log.applied_index = 555;
+	rep.u.access_log.rows_count = PROTO_ACCESS_LOG_ROWS_MAX;
+	rep.u.access_log.rows = rows;
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_ACCESS_LOG);
+	const struct proto_access_log_reply *a = &got.u.access_log;
+	assert_int_equal(a->applied_index, 555);
+	assert_int_equal(a->rows_count, PROTO_ACCESS_LOG_ROWS_MAX);
+	for (uint32_t i = 0; i < a->rows_count; i++) {
+		const struct proto_access_row *w = &a->rows[i];
+		const struct proto_access_row want = sample_row(i + 1);
+		assert_int_equal(w->node_id, 2);
+		assert_int_equal(w->seq, i + 1);
+		assert_int_equal(w->time_ms, want.time_ms);
+		assert_true(str_eq(w->actor, "hpr-9"));
+		assert_true(str_eq(w->role, "nurse"));
+		assert_true(str_eq(w->org, "kommune-x"));
+		assert_true(str_eq(w->unit, "hjemmesykepleie"));
+		assert_true(str_eq(w->patient, "01017012345"));
+		assert_true(str_eq(w->action, "read"));
+		assert_int_equal(w->allowed, want.allowed);
+		assert_int_equal(w->basis.len, want.basis.len);
+		assert_int_equal(w->count, want.count);
+		assert_int_equal(w->withheld, 2);
+		assert_int_equal(w->has_entry, want.has_entry);
+		if (w->has_entry) {
+			assert_memory_equal(w->entry, want.entry, PROTO_ID_BYTES);
+		}
+		assert_true(str_eq(w->purpose, "home visit"));
+		assert_int_equal(w->outcome.len, want.outcome.len);
+		assert_int_equal(w->shipped, want.shipped);
+		assert_true(view_inside(w->purpose, &buf));
+	}
+	proto_buf_free(&buf);
+	/* more rows than a page: refused both ways */
+	rep.u.access_log.rows_count = PROTO_ACCESS_LOG_ROWS_MAX + 1;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	rep.u.access_log.rows_count = 1;
+	char purpose[PROTO_PURPOSE_BYTES_MAX + 1];
+	memset(purpose, 'p', sizeof(purpose));
+	rows[0].purpose = (struct proto_str){purpose, sizeof(purpose)};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 6);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "access-log");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "applied_index", 1);
+	mp_str(&m, "rows");
+	msgpack_pack_array(&m.pk, PROTO_ACCESS_LOG_ROWS_MAX + 1);
+	for (int i = 0; i < PROTO_ACCESS_LOG_ROWS_MAX + 1; i++) {
+		msgpack_pack_nil(&m.pk);
+	}
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &got),
+	                 CARELOG_ETOOBIG);
+	msgpack_sbuffer_destroy(&m.sb);
+	/* rows missing from the reply */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 5);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "access-log");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "applied_index", 1);
+	assert_int_equal(proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &got),
+	                 CARELOG_EPROTO);
+	msgpack_sbuffer_destroy(&m.sb);
+	proto_arena_free(&arena);
+	free(rows);
+}
+
+/* A row map written by hand: `skip` leaves one key out, `extra` adds an unknown one. */
+static void mp_row(struct mp *m, const char *skip, bool extra)
+{
+	const char *keys[] = {"node_id",  "seq",     "time_ms", "actor",   "role",  "org",
+	                      "unit",     "patient", "action",  "allowed", "basis", "count",
+	                      "withheld", "purpose", "outcome", "shipped"};
+	uint32_t n = (uint32_t)LEN(keys) - (skip != NULL) + extra;
+	msgpack_pack_map(&m->pk, n);
+	for (size_t i = 0; i < LEN(keys); i++) {
+		if (skip != NULL && strcmp(keys[i], skip) == 0) {
+			continue;
+		}
+		mp_str(m, keys[i]);
+		if (strcmp(keys[i], "allowed") == 0 || strcmp(keys[i], "shipped") == 0) {
+			msgpack_pack_true(&m->pk);
+		} else if (i < 3 || strcmp(keys[i], "count") == 0 ||
+		           strcmp(keys[i], "withheld") == 0) {
+			msgpack_pack_uint64(&m->pk, 5);
+		} else {
+			mp_str(m, "x");
+		}
+	}
+	if (extra) {
+		mp_kv_str(m, "client_application", "journal-app");
+	}
+}
+
+static int decode_access_log_with_row(const char *skip, bool extra, struct proto_arena *arena,
+				      struct proto_reply *got)
+{
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 6);
+	mp_kv_u64(&m, "v", 1);
+	mp_kv_str(&m, "op", "access-log");
+	mp_kv_u64(&m, "err", 0);
+	mp_kv_str(&m, "msg", "");
+	mp_kv_u64(&m, "applied_index", 1);
+	mp_str(&m, "rows");
+	msgpack_pack_array(&m.pk, 1);
+	mp_row(&m, skip, extra);
+	int rc = proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, arena, got);
+	msgpack_sbuffer_destroy(&m.sb);
+	return rc;
+}
+
+static void test_access_rows_skip_new_keys_but_need_every_known_one(void **state)
+{
+	(void)state;
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(decode_access_log_with_row(NULL, true, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.u.access_log.rows_count, 1);
+	assert_false(got.u.access_log.rows[0].has_entry);
+	assert_true(got.u.access_log.rows[0].shipped);
+	assert_int_equal(got.u.access_log.rows[0].count, 5);
+	const char *required[] = {"node_id",  "seq",     "time_ms", "actor",   "role",  "org",
+	                          "unit",     "patient", "action",  "allowed", "basis", "count",
+	                          "withheld", "purpose", "outcome", "shipped"};
+	for (size_t i = 0; i < LEN(required); i++) {
+		assert_int_equal(decode_access_log_with_row(required[i], false, &arena, &got),
+		                 CARELOG_EPROTO);
+	}
+	proto_arena_free(&arena);
+}
+
+static void test_btg_list_and_policy_replies_round_trip(void **state)
+{
+	(void)state;
+	struct proto_btg_grant grants[2];
+	for (int i = 0; i < 2; i++) {
+		struct proto_btg_grant *g = &grants[i];
+		memset(g, 0, sizeof(*g));
+		memset(g->id, 0x30 + i, PROTO_ID_BYTES);
+		g->index = 100u + (uint64_t)i;
+		g->patient = S("01017012345");
+		g->actor = S("hpr-9");
+		g->role = S("nurse");
+		g->org = S("kommune-x");
+		g->unit = i == 0 ? S("") : S("legevakt");
+		g->granted_ms = 1764000000000ull;
+		g->expires_ms = 1764086400000ull;
+		g->reason_code = S("emergency");
+		g->reason_text = S("unconscious at home");
+	}
+	struct proto_reply rep = {.op = PROTO_OP_BTG_LIST};
+	rep.u.btg_list.grants_count = 2;
+	rep.u.btg_list.grants = grants;
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply got;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_BTG_LIST);
+	assert_int_equal(got.u.btg_list.grants_count, 2);
+	const struct proto_btg_grant *g = &got.u.btg_list.grants[1];
+	assert_memory_equal(g->id, grants[1].id, PROTO_ID_BYTES);
+	assert_int_equal(g->index, 101);
+	assert_true(str_eq(g->patient, "01017012345"));
+	assert_true(str_eq(g->actor, "hpr-9"));
+	assert_true(str_eq(g->role, "nurse"));
+	assert_true(str_eq(g->org, "kommune-x"));
+	assert_true(str_eq(g->unit, "legevakt"));
+	assert_int_equal(got.u.btg_list.grants[0].unit.len, 0);
+	assert_int_equal(g->granted_ms, 1764000000000ull);
+	assert_int_equal(g->expires_ms, 1764086400000ull);
+	assert_true(str_eq(g->reason_code, "emergency"));
+	assert_true(str_eq(g->reason_text, "unconscious at home"));
+	proto_buf_free(&buf);
+	/* an empty list, and more than a page */
+	rep.u.btg_list.grants_count = 0;
+	rep.u.btg_list.grants = NULL;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.u.btg_list.grants_count, 0);
+	proto_buf_free(&buf);
+	rep.u.btg_list.grants_count = PROTO_BTG_GRANTS_MAX + 1;
+	rep.u.btg_list.grants = grants;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_ETOOBIG);
+
+	/* a policy entry is answered like an append */
+	struct proto_reply pol = {.op = PROTO_OP_POLICY};
+	pol.u.append.committed = true;
+	pol.u.append.index = 31;
+	memset(pol.u.append.id, 0x44, PROTO_ID_BYTES);
+	pol.u.append.request_id = S("pol-1");
+	assert_int_equal(proto_reply_encode(&pol, &buf), CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_POLICY);
+	assert_true(got.u.append.committed);
+	assert_int_equal(got.u.append.index, 31);
+	assert_true(str_eq(got.u.append.request_id, "pol-1"));
+	proto_buf_free(&buf);
+	/* and refused like one */
+	assert_int_equal(proto_reply_encode_error(PROTO_OP_POLICY, CARELOG_EDENIED,
+	                                          "role nurse may not write care-relation", &buf),
+	                 CARELOG_OK);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_int_equal(got.op, PROTO_OP_POLICY);
+	assert_int_equal(got.err, CARELOG_EDENIED);
+	proto_buf_free(&buf);
+	proto_arena_free(&arena);
+}
+
+static void assert_bytes(const struct proto_buf *b, const uint8_t *want, size_t want_len)
+{
+	if (b->len != want_len || memcmp(b->data, want, want_len) != 0) {
+		for (size_t i = 0; i < b->len; i++) {
+			printf("%02x%s", b->data[i], i % 16 == 15 ? "\n" : " ");
+		}
+		printf("\n");
+	}
+	assert_int_equal(b->len, want_len);
+	assert_memory_equal(b->data, want, want_len);
+}
+
+/* The examples in docs/client-protocol.md, byte for byte. */
+static void test_documented_examples_encode_byte_exactly(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	struct proto_request status = {.op = PROTO_OP_STATUS, .timeout_ms = 9000};
+	status.actor.role = S("operator");
+	assert_int_equal(proto_request_encode(&status, &buf), CARELOG_OK);
+	const uint8_t status_bytes[] = {0x84, 0xa1, 0x76, 0x01, 0xa2, 0x6f, 0x70, 0xa6, 0x73, 0x74,
+	                                0x61, 0x74, 0x75, 0x73, 0xaa, 0x74, 0x69, 0x6d, 0x65, 0x6f,
+	                                0x75, 0x74, 0x5f, 0x6d, 0x73, 0xcd, 0x23, 0x28, 0xa5, 0x61,
+	                                0x63, 0x74, 0x6f, 0x72, 0x81, 0xa4, 0x72, 0x6f, 0x6c, 0x65,
+	                                0xa8, 0x6f, 0x70, 0x65, 0x72, 0x61, 0x74, 0x6f, 0x72};
+	assert_bytes(&buf, status_bytes, sizeof(status_bytes));
+	proto_buf_free(&buf);
+
+	struct proto_request read = {.op = PROTO_OP_READ, .timeout_ms = 9000};
+	read.actor.id = S("hpr-1");
+	read.actor.role = S("nurse");
+	read.u.read.patient = S("p1");
+	read.u.read.history = true;
+	assert_int_equal(proto_request_encode(&read, &buf), CARELOG_OK);
+	const uint8_t read_bytes[] = {
+	    0x86, 0xa1, 0x76, 0x01, 0xa2, 0x6f, 0x70, 0xa4, 0x72, 0x65, 0x61, 0x64, 0xaa,
+	    0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74, 0x5f, 0x6d, 0x73, 0xcd, 0x23, 0x28,
+	    0xa5, 0x61, 0x63, 0x74, 0x6f, 0x72, 0x82, 0xa2, 0x69, 0x64, 0xa5, 0x68, 0x70,
+	    0x72, 0x2d, 0x31, 0xa4, 0x72, 0x6f, 0x6c, 0x65, 0xa5, 0x6e, 0x75, 0x72, 0x73,
+	    0x65, 0xa7, 0x70, 0x61, 0x74, 0x69, 0x65, 0x6e, 0x74, 0xa2, 0x70, 0x31, 0xa7,
+	    0x68, 0x69, 0x73, 0x74, 0x6f, 0x72, 0x79, 0xc3};
+	assert_bytes(&buf, read_bytes, sizeof(read_bytes));
+	proto_buf_free(&buf);
+
+	struct proto_request pol = {.op = PROTO_OP_POLICY, .timeout_ms = 9000};
+	pol.u.policy.kind = S("btg-grant");
+	pol.u.policy.patient = S("p1");
+	pol.u.policy.request_id = S("r1");
+	pol.u.policy.reason_code = S("emergency");
+	pol.u.policy.text = S("unconscious");
+	pol.u.policy.hours = 24;
+	assert_int_equal(proto_request_encode(&pol, &buf), CARELOG_OK);
+	const uint8_t pol_bytes[] = {
+	    0x84, 0xa1, 0x76, 0x01, 0xa2, 0x6f, 0x70, 0xa6, 0x70, 0x6f, 0x6c, 0x69, 0x63, 0x79,
+	    0xaa, 0x74, 0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74, 0x5f, 0x6d, 0x73, 0xcd, 0x23, 0x28,
+	    0xa6, 0x70, 0x6f, 0x6c, 0x69, 0x63, 0x79, 0x86, 0xa4, 0x6b, 0x69, 0x6e, 0x64, 0xa9,
+	    0x62, 0x74, 0x67, 0x2d, 0x67, 0x72, 0x61, 0x6e, 0x74, 0xa7, 0x70, 0x61, 0x74, 0x69,
+	    0x65, 0x6e, 0x74, 0xa2, 0x70, 0x31, 0xaa, 0x72, 0x65, 0x71, 0x75, 0x65, 0x73, 0x74,
+	    0x5f, 0x69, 0x64, 0xa2, 0x72, 0x31, 0xab, 0x72, 0x65, 0x61, 0x73, 0x6f, 0x6e, 0x5f,
+	    0x63, 0x6f, 0x64, 0x65, 0xa9, 0x65, 0x6d, 0x65, 0x72, 0x67, 0x65, 0x6e, 0x63, 0x79,
+	    0xa4, 0x74, 0x65, 0x78, 0x74, 0xab, 0x75, 0x6e, 0x63, 0x6f, 0x6e, 0x73, 0x63, 0x69,
+	    0x6f, 0x75, 0x73, 0xa5, 0x68, 0x6f, 0x75, 0x72, 0x73, 0x18};
+	assert_bytes(&buf, pol_bytes, sizeof(pol_bytes));
+	proto_buf_free(&buf);
+
+	struct proto_request log = {.op = PROTO_OP_ACCESS_LOG, .timeout_ms = 9000};
+	log.u.access_log.patient = S("p1");
+	log.u.access_log.limit = 50;
+	assert_int_equal(proto_request_encode(&log, &buf), CARELOG_OK);
+	const uint8_t log_bytes[] = {0x85, 0xa1, 0x76, 0x01, 0xa2, 0x6f, 0x70, 0xaa, 0x61, 0x63,
+	                             0x63, 0x65, 0x73, 0x73, 0x2d, 0x6c, 0x6f, 0x67, 0xaa, 0x74,
+	                             0x69, 0x6d, 0x65, 0x6f, 0x75, 0x74, 0x5f, 0x6d, 0x73, 0xcd,
+	                             0x23, 0x28, 0xa7, 0x70, 0x61, 0x74, 0x69, 0x65, 0x6e, 0x74,
+	                             0xa2, 0x70, 0x31, 0xa5, 0x6c, 0x69, 0x6d, 0x69, 0x74, 0x32};
+	assert_bytes(&buf, log_bytes, sizeof(log_bytes));
+	proto_buf_free(&buf);
+
+	struct proto_reply btg = {.op = PROTO_OP_BTG_LIST};
+	assert_int_equal(proto_reply_encode(&btg, &buf), CARELOG_OK);
+	const uint8_t btg_bytes[] = {0x85, 0xa1, 0x76, 0x01, 0xa2, 0x6f, 0x70, 0xa8, 0x62,
+	                             0x74, 0x67, 0x2d, 0x6c, 0x69, 0x73, 0x74, 0xa3, 0x65,
+	                             0x72, 0x72, 0x00, 0xa3, 0x6d, 0x73, 0x67, 0xa0, 0xa6,
+	                             0x67, 0x72, 0x61, 0x6e, 0x74, 0x73, 0x90};
+	assert_bytes(&buf, btg_bytes, sizeof(btg_bytes));
+	proto_buf_free(&buf);
+}
+
+static void test_reply_peek_reads_only_the_error_code(void **state)
+{
+	(void)state;
+	struct proto_buf buf = {0};
+	int err = -1;
+	assert_int_equal(proto_reply_encode_error(PROTO_OP_READ, CARELOG_EDENIED, "no", &buf),
+	                 CARELOG_OK);
+	assert_int_equal(proto_reply_peek_err(buf.data, buf.len, &err), CARELOG_OK);
+	assert_int_equal(err, CARELOG_EDENIED);
+	proto_buf_free(&buf);
+	/* a success with a page of entries: the entries are never looked at */
+	struct proto_entry entries[2] = {sample_entry(1), sample_entry(2)};
+	struct proto_reply rep = {.op = PROTO_OP_READ};
+	rep.u.read.entries_count = 2;
+	rep.u.read.entries = entries;
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	buf.data[buf.len - 1] ^= 0xff; /* the end is broken: peek does not care */
+	assert_int_equal(proto_reply_peek_err(buf.data, buf.len, &err), CARELOG_OK);
+	assert_int_equal(err, CARELOG_OK);
+	/* the head broken, or cut before "err" */
+	err = -1;
+	assert_int_equal(proto_reply_peek_err(buf.data, 5, &err), CARELOG_EPROTO);
+	assert_int_equal(proto_reply_peek_err(buf.data, 0, &err), CARELOG_EPROTO);
+	assert_int_equal(err, -1);
+	proto_buf_free(&buf);
+	struct mp m;
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_u64(&m, "v", 2);
+	mp_kv_u64(&m, "err", 0);
+	assert_int_equal(proto_reply_peek_err((const uint8_t *)m.sb.data, m.sb.size, &err),
+	                 CARELOG_EVERSION);
+	msgpack_sbuffer_destroy(&m.sb);
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 2);
+	mp_kv_str(&m, "msg", "x");
+	mp_kv_u64(&m, "v", 1);
+	assert_int_equal(proto_reply_peek_err((const uint8_t *)m.sb.data, m.sb.size, &err),
+	                 CARELOG_EPROTO);
+	msgpack_sbuffer_destroy(&m.sb);
+	/* any key order */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_kv_str(&m, "msg", "busy");
+	mp_kv_u64(&m, "err", CARELOG_EBUSY);
+	mp_kv_u64(&m, "v", 1);
+	assert_int_equal(proto_reply_peek_err((const uint8_t *)m.sb.data, m.sb.size, &err),
+	                 CARELOG_OK);
+	assert_int_equal(err, CARELOG_EBUSY);
+	msgpack_sbuffer_destroy(&m.sb);
+}
+
 /* ---------------------------------------------------------------- hostile input */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -1267,9 +2303,13 @@ static void decode_both_ways(const uint8_t *bytes, size_t len)
 	assert_true(rc == CARELOG_OK || rc == CARELOG_EPROTO || rc == CARELOG_EVERSION ||
 		    rc == CARELOG_ETOOBIG);
 	proto_arena_free(&arena);
+	int err;
+	rc = proto_reply_peek_err(bytes, len, &err);
+	assert_true(rc == CARELOG_OK || rc == CARELOG_EPROTO || rc == CARELOG_EVERSION ||
+	            rc == CARELOG_ETOOBIG);
 }
 
-enum { SAMPLE_COUNT = 7 };
+enum { SAMPLE_COUNT = 11 };
 
 static void sample_messages(struct proto_buf out[SAMPLE_COUNT])
 {
@@ -1298,6 +2338,31 @@ static void sample_messages(struct proto_buf out[SAMPLE_COUNT])
 	struct proto_member full[2];
 	struct proto_reply fst = full_status_reply(full);
 	assert_int_equal(proto_reply_encode(&fst, &out[6]), CARELOG_OK);
+	/* clinical access */
+	struct proto_request pol = full_policy_request();
+	assert_int_equal(proto_request_encode(&pol, &out[7]), CARELOG_OK);
+	struct proto_access_row rows[3] = {sample_row(1), sample_row(2), sample_row(3)};
+	struct proto_reply log = {.op = PROTO_OP_ACCESS_LOG};
+	log.u.access_log.rows_count = 3;
+	log.u.access_log.rows = rows;
+	assert_int_equal(proto_reply_encode(&log, &out[8]), CARELOG_OK);
+	struct proto_btg_grant grant = {.index = 4, .patient = S("p"), .reason_code = S("e")};
+	struct proto_reply btg = {.op = PROTO_OP_BTG_LIST};
+	btg.u.btg_list.grants_count = 1;
+	btg.u.btg_list.grants = &grant;
+	assert_int_equal(proto_reply_encode(&btg, &out[9]), CARELOG_OK);
+	struct proto_withheld_reason reasons[2] = {{S("blocked by the patient"), 2},
+	                                           {S("shielded"), 1}};
+	entries[0].has_superseded_by = true;
+	entries[1].body_erased = true;
+	entries[1].erased_basis = S("hpl 43");
+	struct proto_reply rd = {.op = PROTO_OP_READ};
+	rd.u.read.entries_count = 3;
+	rd.u.read.entries = entries;
+	rd.u.read.basis = S("relation");
+	rd.u.read.withheld_reasons_count = 2;
+	rd.u.read.withheld_reasons = reasons;
+	assert_int_equal(proto_reply_encode(&rd, &out[10]), CARELOG_OK);
 }
 
 static void test_every_truncation_is_rejected(void **state)
@@ -1477,6 +2542,18 @@ int main(void)
 		cmocka_unit_test(test_duplicate_key_and_trailing_bytes_are_eproto),
 		cmocka_unit_test(test_reply_skips_unknown_keys_from_a_newer_node),
 		cmocka_unit_test(test_our_encoding_is_valid_msgpack_for_another_decoder),
+	    cmocka_unit_test(test_every_op_has_a_name_and_carries_the_actor_map),
+	    cmocka_unit_test(test_actor_map_is_strict_and_bounded),
+	    cmocka_unit_test(test_policy_request_round_trips_every_field),
+	    cmocka_unit_test(test_policy_request_is_strict_and_bounded),
+	    cmocka_unit_test(test_read_history_access_log_and_btg_list_requests_round_trip),
+	    cmocka_unit_test(test_access_log_and_btg_list_requests_are_strict_and_bounded),
+	    cmocka_unit_test(test_read_reply_carries_basis_reasons_supersession_and_erasure),
+	    cmocka_unit_test(test_access_log_reply_round_trips_a_full_page),
+	    cmocka_unit_test(test_access_rows_skip_new_keys_but_need_every_known_one),
+	    cmocka_unit_test(test_btg_list_and_policy_replies_round_trip),
+	    cmocka_unit_test(test_documented_examples_encode_byte_exactly),
+	    cmocka_unit_test(test_reply_peek_reads_only_the_error_code),
 		cmocka_unit_test(test_every_truncation_is_rejected),
 		cmocka_unit_test(test_random_mutations_never_crash),
 		cmocka_unit_test(test_deep_nesting_in_an_unknown_reply_key_is_eproto),

@@ -35,8 +35,13 @@ static void test_config_minimal_file_gets_documented_defaults(void **state)
 	assert_int_equal(c.cluster_id[15], 0xff);
 	assert_string_equal(c.data_dir, "/var/lib/carelog");
 	assert_string_equal(c.genesis_file, "");
-	assert_string_equal(c.actor_default, "system");
+	assert_string_equal(c.actor_default, "operator");
+	assert_string_equal(c.actor_default_role, "operator");
 	assert_string_equal(c.client_endpoint, "ipc:///var/lib/carelog/client.sock");
+	assert_string_equal(c.audit_dir, "/var/lib/carelog/audit");
+	assert_int_equal(c.audit_map_size_bytes, 1ULL << 30);
+	assert_int_equal(c.audit_ship_interval_ms, 200);
+	assert_int_equal(c.audit_queue_rows_max, 4096);
 	assert_int_equal(c.client_requests_max, 256);
 	assert_int_equal(c.client_timeout_ms, 5000);
 	assert_int_equal(c.client_stale_lag_max, 1000);
@@ -54,6 +59,7 @@ static void test_config_every_key_is_read(void **state)
 	const char *text = GOOD_NODE "genesis_file = /etc/carelog/genesis.ini\n"
 	                             "log_level = debug\n"
 	                             "actor_default = hpr-9\n"
+	                             "actor_default_role = nurse\n"
 	                             "unit = cardiology ward 3 ; a comment\n"
 	                             "[client]\n"
 	                             "endpoint = tcp://127.0.0.1:7500\n"
@@ -65,7 +71,12 @@ static void test_config_every_key_is_read(void **state)
 	                             "map_size_bytes = 64GiB\n"
 	                             "[batch]\n"
 	                             "entries_max = 10\n"
-	                             "bytes_max = 1MB\n";
+	                             "bytes_max = 1MB\n"
+	                             "[audit]\n"
+	                             "dir = /srv/audit\n"
+	                             "map_size_bytes = 2GiB\n"
+	                             "ship_interval_ms = 50\n"
+	                             "queue_rows_max = 100\n";
 	assert_int_equal(parse(text, &c, err, sizeof(err)), CARELOG_OK);
 	assert_string_equal(c.genesis_file, "/etc/carelog/genesis.ini");
 	assert_int_equal(c.log_level, CL_LOG_DEBUG);
@@ -79,6 +90,36 @@ static void test_config_every_key_is_read(void **state)
 	assert_int_equal(c.storage_map_size_bytes, 64ULL << 30);
 	assert_int_equal(c.batch_entries_max, 10);
 	assert_int_equal(c.batch_bytes_max, 1000000);
+	assert_string_equal(c.actor_default_role, "nurse");
+	assert_string_equal(c.audit_dir, "/srv/audit");
+	assert_int_equal(c.audit_map_size_bytes, 2ULL << 30);
+	assert_int_equal(c.audit_ship_interval_ms, 50);
+	assert_int_equal(c.audit_queue_rows_max, 100);
+}
+
+static void test_config_default_role_system_and_bad_audit_keys_are_refused(void **state)
+{
+	(void)state;
+	struct node_config c;
+	char err[512] = "";
+	assert_int_equal(parse(GOOD_NODE "actor_default_role = system\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "line 6: actor_default_role: 'system' is the node's own role"));
+	assert_int_equal(parse(GOOD_NODE "actor_default_role =\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "actor_default_role: must not be empty"));
+	assert_int_equal(parse(GOOD_NODE "[audit]\nqueue_rows_max = 0\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "line 7: queue_rows_max: must be in [1, 1048576]"));
+	assert_int_equal(parse(GOOD_NODE "[audit]\nship_interval_ms = 0\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "ship_interval_ms: must be in [1, 60000]"));
+	assert_int_equal(parse(GOOD_NODE "[audit]\nmap_size_bytes = 1KiB\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "map_size_bytes: must be at least 1048576 bytes"));
+	assert_int_equal(parse(GOOD_NODE "[audit]\nrows = 1\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "unknown key in [audit]"));
 }
 
 static void test_config_unknown_key_is_refused_naming_key_and_line(void **state)
@@ -268,6 +309,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_config_minimal_file_gets_documented_defaults),
 	    cmocka_unit_test(test_config_every_key_is_read),
+	    cmocka_unit_test(test_config_default_role_system_and_bad_audit_keys_are_refused),
 	    cmocka_unit_test(test_config_unknown_key_is_refused_naming_key_and_line),
 	    cmocka_unit_test(test_config_unknown_section_is_refused),
 	    cmocka_unit_test(test_config_replication_and_peer_overrides_parse),

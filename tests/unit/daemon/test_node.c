@@ -193,13 +193,44 @@ static void test_node_not_in_genesis_starts_empty_as_a_joining_node(void **state
 	assert_non_null(strstr(err, "genesis_file is not set"));
 }
 
+/* The audit queue opens with the node (default <data_dir>/audit); a queue that cannot open
+ * refuses the start naming its dir: no request is ever served unaudited. */
+static void test_node_start_opens_the_audit_queue_or_refuses_naming_it(void **state)
+{
+	struct test_ctx *t = *state;
+	char err[512] = "";
+	struct node *n = NULL;
+	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_OK);
+	assert_int_equal(node_start(n, err, sizeof(err)), CARELOG_OK);
+	char audit_dir[1100];
+	snprintf(audit_dir, sizeof(audit_dir), "%s/audit", t->config.data_dir);
+	struct stat st;
+	assert_int_equal(stat(audit_dir, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	node_close(n);
+
+	char blocker[400];
+	snprintf(blocker, sizeof(blocker), "%s/not-a-dir", t->f.dir);
+	int fd = open(blocker, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(t->config.audit_dir, sizeof(t->config.audit_dir), "%s/audit", blocker);
+	t->config.genesis_file[0] = '\0';
+	assert_int_equal(node_open(&t->config, &n, err, sizeof(err)), CARELOG_OK);
+	assert_int_not_equal(node_start(n, err, sizeof(err)), CARELOG_OK);
+	char want[1200];
+	snprintf(want, sizeof(want), "audit dir %s", t->config.audit_dir);
+	assert_non_null(strstr(err, want));
+	node_close(n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(
 	        test_node_fresh_start_writes_genesis_and_restart_keeps_it, setup, teardown),
-	    cmocka_unit_test_setup_teardown(
-	        test_node_not_in_genesis_starts_empty_as_a_joining_node, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_not_in_genesis_starts_empty_as_a_joining_node,
+	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_missing_key_file_is_refused_naming_it, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_node_key_file_of_wrong_size_is_refused_naming_it,
@@ -212,6 +243,8 @@ int main(void)
 	        test_node_data_dir_of_another_cluster_or_node_is_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_node_fresh_dir_needs_a_matching_genesis, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_node_start_opens_the_audit_queue_or_refuses_naming_it, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_node", tests, NULL, NULL);
 }

@@ -1,9 +1,14 @@
 /* Unit tests for the event loop in a region: three voters and a joining learner, in one
- * process, over an in-memory network the test drives (no nng, no clock: ticks by hand). */
+ * process, over an in-memory network the test drives (no nng, no clock: ticks by hand). Every
+ * organisation's clinicians write under a care relation its admin recorded; refusals, erasures
+ * and audit batches are applied alike on every node. */
 #include "carelog/errors.h"
 #include "common/crypto.h"
+#include "node/access/access.h"
 #include "node/daemon/loop.h"
 #include "node/daemon/node.h"
+#include "node/daemon/serve.h"
+#include "node/journal/policy.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,16 +311,49 @@ static void submit(struct region *r, uint64_t node, uint64_t tag, const struct p
 	assert_int_equal(node_loop_submit(r->nodes[node - 1].loop, item), CARELOG_OK);
 }
 
-static void submit_append(struct region *r, uint64_t node, uint64_t tag, const char *request_id)
+static struct proto_str str(const char *s)
+{
+	return (struct proto_str){s, strlen(s)};
+}
+
+#define PATIENT "synthetic-0001"
+
+/* A note for `patient` by physician hpr-1 of the node's organisation. */
+static void submit_append_for(struct region *r, uint64_t node, uint64_t tag, const char *patient,
+                              const char *request_id)
 {
 	struct proto_request req;
 	memset(&req, 0, sizeof(req));
 	req.version = PROTO_VERSION;
 	req.op = PROTO_OP_APPEND;
-	req.u.append.patient = (struct proto_str){"synthetic-0001", 14};
+	req.actor.id = str("hpr-1");
+	req.actor.role = str("physician");
+	req.u.append.patient = str(patient);
 	req.u.append.kind = (struct proto_str){"note", 4};
 	req.u.append.request_id = (struct proto_str){request_id, strlen(request_id)};
 	req.u.append.body = (struct proto_str){"observation", 11};
+	submit(r, node, tag, &req);
+}
+
+static void submit_append(struct region *r, uint64_t node, uint64_t tag, const char *request_id)
+{
+	submit_append_for(r, node, tag, PATIENT, request_id);
+}
+
+/* The admin of `node`'s organisation records a care relation with `patient` through it. */
+static void submit_relation(struct region *r, uint64_t node, uint64_t tag, const char *patient)
+{
+	char request_id[48];
+	snprintf(request_id, sizeof(request_id), "rel-%llu-%s", (unsigned long long)node, patient);
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_POLICY;
+	req.actor.id = str("adm-1");
+	req.actor.role = str("admin");
+	req.u.policy.kind = str("care-relation");
+	req.u.policy.patient = str(patient);
+	req.u.policy.request_id = (struct proto_str){request_id, strlen(request_id)};
 	submit(r, node, tag, &req);
 }
 
@@ -379,6 +417,28 @@ static const struct result *answer(struct region *r, uint64_t tag)
 	return res;
 }
 
+/* Care relations between PATIENT and the organisation of each of `nodes` (committed). */
+static void relate(struct region *r, const uint64_t *nodes, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		submit_relation(r, nodes[i], 9000 + nodes[i], PATIENT);
+	}
+	tick_all(r, 3);
+	for (size_t i = 0; i < count; i++) {
+		const struct result *res = answer(r, 9000 + nodes[i]);
+		if (res->r.err != CARELOG_OK) {
+			fail_msg("relation through node %llu: %s %s", (unsigned long long)nodes[i],
+			         carelog_errname(res->r.err), res->r.msg);
+		}
+	}
+}
+
+static void relate_voters(struct region *r)
+{
+	const uint64_t voters[VOTERS] = {1, 2, 3};
+	relate(r, voters, VOTERS);
+}
+
 /* Every up node has applied the same index with the same chain head. */
 static void assert_converged(struct region *r, uint64_t want_applied_min)
 {
@@ -412,6 +472,7 @@ static void test_region_follower_append_is_forwarded_signed_by_its_org_and_commi
 	struct region *r = *state;
 	r->nodes[3].up = false; /* the learner-to-be plays no part here */
 	uint64_t leader = elect(r);
+	relate_voters(r);
 	uint64_t follower = leader == 1 ? 2 : 1;
 	submit_append(r, follower, 1, "req-f1");
 	submit_append(r, leader, 2, "req-l1");
@@ -454,6 +515,7 @@ static void test_region_linearizable_read_point_comes_from_the_leader(void **sta
 	struct region *r = *state;
 	r->nodes[3].up = false;
 	uint64_t leader = elect(r);
+	relate_voters(r);
 	uint64_t follower = leader == 3 ? 2 : 3;
 	submit_append(r, leader, 1, "req-1");
 	tick_all(r, 2);
@@ -470,6 +532,7 @@ static void test_region_isolated_leader_gives_no_read_point_and_majority_moves_o
 	struct region *r = *state;
 	r->nodes[3].up = false;
 	uint64_t old = elect(r);
+	relate_voters(r);
 	for (uint64_t other = 1; other <= NODES_MAX; other++) {
 		r->cut[old][other] = true;
 		r->cut[other][old] = true;
@@ -498,6 +561,7 @@ static void test_region_forward_lost_to_an_isolated_leader_commits_after_the_ele
 	struct region *r = *state;
 	r->nodes[3].up = false;
 	uint64_t old = elect(r);
+	relate_voters(r);
 	for (uint64_t other = 1; other <= NODES_MAX; other++) {
 		r->cut[old][other] = true;
 		r->cut[other][old] = true;
@@ -522,6 +586,7 @@ static void test_region_joining_learner_catches_up_and_serves_a_read_point(void 
 {
 	struct region *r = *state;
 	uint64_t leader = elect(r);
+	relate_voters(r);
 	char rid[32];
 	for (uint64_t i = 0; i < 40; i++) {
 		snprintf(rid, sizeof(rid), "req-%llu", (unsigned long long)i);
@@ -553,6 +618,8 @@ static void test_region_joining_learner_catches_up_and_serves_a_read_point(void 
 	assert_true(st.learner);
 	assert_int_equal(st.leader_id, leader);
 	/* The learner appends (forwarded, signed as kommune-4) and reads linearizably. */
+	const uint64_t learner[1] = {4};
+	relate(r, learner, 1);
 	submit_append(r, 4, 3, "req-learner");
 	submit_linearizable_read(r, 4, 4);
 	tick_all(r, 3);
@@ -574,6 +641,8 @@ static void test_region_promote_transfer_and_remove(void **state)
 	submit_member(r, leader, 1, PROTO_MEMBER_ADD_LEARNER, 4);
 	tick_all(r, 10);
 	assert_int_equal(answer(r, 1)->r.err, CARELOG_OK);
+	const uint64_t newcomer[1] = {4};
+	relate(r, newcomer, 1); /* kommune-4's clinicians will write */
 	submit_transfer(r, leader, 2, 4);
 	tick_all(r, 1);
 	assert_int_equal(answer(r, 2)->r.err, CARELOG_EINVAL);
@@ -624,6 +693,275 @@ static void test_region_promote_transfer_and_remove(void **state)
 	assert_non_null(strstr(answer(r, 9)->r.msg, "never reused"));
 }
 
+/* --- refusals, erasure and audit batches: the same on every node --- */
+
+static int count_row(void *arg, const uint8_t *row, size_t len)
+{
+	struct policy_audit_row decoded;
+	assert_int_equal(policy_audit_row_decode(row, len, &decoded), CARELOG_OK);
+	assert_string_equal(decoded.patient, PATIENT);
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/* The (index, id, entry status) the request `request_id` of `org` has at node `n`. */
+static void request_at(struct rnode *n, const char *org, const char *request_id,
+                       uint64_t *out_index, uint8_t out_id[JOURNAL_ID_BYTES], uint8_t *out_status)
+{
+	uint8_t key[NODE_REQUEST_KEY_BYTES_MAX];
+	size_t key_len = 0;
+	assert_int_equal(
+	    node_request_key(org, strlen(org), request_id, strlen(request_id), key, &key_len),
+	    CARELOG_OK);
+	struct storage_txn *t = NULL;
+	assert_int_equal(storage_txn_begin_read(n->s, &t), CARELOG_OK);
+	assert_int_equal(storage_index_request_get(t, key, key_len, out_index, out_id), CARELOG_OK);
+	uint64_t index = 0;
+	assert_int_equal(storage_index_entry_get(t, out_id, &index, out_status), CARELOG_OK);
+	assert_int_equal(index, *out_index);
+	storage_txn_abort(t);
+}
+
+static size_t patient_rows_at(struct rnode *n, const char *patient)
+{
+	uint8_t pk[CL_SHA256_BYTES];
+	journal_patient_key(patient, pk);
+	uint64_t rows[8];
+	size_t count = 0;
+	bool more = false;
+	struct storage_txn *t = NULL;
+	assert_int_equal(storage_txn_begin_read(n->s, &t), CARELOG_OK);
+	assert_int_equal(storage_index_patient_scan(t, pk, 0, rows, 8, &count, &more), CARELOG_OK);
+	storage_txn_abort(t);
+	return count;
+}
+
+/* verify on node `n` passes. */
+static void assert_verify_ok(struct rnode *n)
+{
+	struct node_serve sv = {.storage = n->s, .node_id = n->id};
+	struct proto_buf buf = {0};
+	assert_int_equal(node_serve_verify(&sv, &buf), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &rep), CARELOG_OK);
+	for (uint32_t i = 0; i < rep.u.verify.problems_listed; i++) {
+		print_message("node %llu: %.*s\n", (unsigned long long)n->id,
+		              (int)rep.u.verify.problems[i].len, rep.u.verify.problems[i].ptr);
+	}
+	assert_int_equal(rep.err, CARELOG_OK);
+	assert_true(rep.u.verify.ok);
+	proto_arena_free(&arena);
+	proto_buf_free(&buf);
+}
+
+static const char *org_of(struct region *r, uint64_t node)
+{
+	const struct membership_member *m = membership_find(&r->genesis, node);
+	assert_non_null(m);
+	return m->org;
+}
+
+/* A clinician without a care relation appends through a follower: the entry is recorded as
+ * refused (status 3) on every node, the client hears CARELOG_EDENIED and why, and so does a
+ * retry; the patient's index has nothing on any node. */
+static void test_region_refused_append_is_recorded_identically_on_every_node(void **state)
+{
+	struct region *r = *state;
+	r->nodes[3].up = false;
+	uint64_t leader = elect(r);
+	uint64_t follower = leader == 1 ? 2 : 1;
+	submit_append_for(r, follower, 1, "synthetic-0002", "req-norel");
+	tick_all(r, 3);
+	const struct result *a = answer(r, 1);
+	assert_int_equal(a->r.err, CARELOG_EDENIED);
+	assert_non_null(strstr(a->r.msg, "care relation"));
+	assert_null(strstr(a->r.msg, "synthetic-0002"));
+	submit_append_for(r, follower, 2, "synthetic-0002", "req-norel");
+	tick_all(r, 1);
+	assert_int_equal(answer(r, 2)->r.err, CARELOG_EDENIED);
+	assert_converged(r, 2);
+	uint64_t first_index = 0;
+	uint8_t first_id[JOURNAL_ID_BYTES];
+	for (uint32_t i = 0; i < VOTERS; i++) {
+		uint64_t index = 0;
+		uint8_t id[JOURNAL_ID_BYTES];
+		uint8_t status = 0;
+		request_at(&r->nodes[i], org_of(r, follower), "req-norel", &index, id, &status);
+		assert_int_equal(status, NODE_APPLY_REFUSED);
+		if (i == 0) {
+			first_index = index;
+			memcpy(first_id, id, sizeof(first_id));
+		}
+		assert_int_equal(index, first_index);
+		assert_memory_equal(id, first_id, sizeof(id));
+		assert_int_equal(patient_rows_at(&r->nodes[i], "synthetic-0002"), 0);
+		assert_verify_ok(&r->nodes[i]);
+	}
+}
+
+/* Lawful erasure while a voter is cut off: the leader and the other voter strip the body at
+ * once; the cut-off voter, healed, receives the entry already stripped and then the erasure,
+ * and ends with the same statuses, the same chain and a passing verify; get there says who
+ * erased it and why. */
+static void test_region_erasure_removes_the_body_on_every_node_and_verify_passes(void **state)
+{
+	struct region *r = *state;
+	r->nodes[3].up = false;
+	uint64_t leader = elect(r);
+	relate_voters(r);
+	uint64_t lagger = leader == 3 ? 2 : 3;
+	for (uint64_t other = 1; other <= NODES_MAX; other++) {
+		r->cut[lagger][other] = true;
+		r->cut[other][lagger] = true;
+	}
+	submit_append(r, leader, 1, "req-to-erase");
+	tick_all(r, 3);
+	const struct result *a = answer(r, 1);
+	assert_int_equal(a->r.err, CARELOG_OK);
+	uint64_t erased_index = a->r.index;
+	uint8_t erased_id[JOURNAL_ID_BYTES];
+	memcpy(erased_id, a->r.id, sizeof(erased_id));
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_POLICY;
+	req.actor.id = str("adm-1");
+	req.actor.role = str("admin");
+	req.u.policy.kind = str("erasure");
+	req.u.policy.request_id = str("erase-1"); /* patient left out: the entry's */
+	req.u.policy.has_ref = true;
+	memcpy(req.u.policy.ref, erased_id, JOURNAL_ID_BYTES);
+	req.u.policy.text = str("Court order 2026/17 (personopplysningsloven art. 17)");
+	submit(r, leader, 2, &req);
+	tick_all(r, 3);
+	const struct result *b = answer(r, 2);
+	assert_int_equal(b->r.err, CARELOG_OK);
+	uint64_t tombstone = b->r.index;
+	memset(r->cut, 0, sizeof(r->cut));
+	tick_all(r, 30);
+	assert_converged(r, tombstone);
+	uint8_t first_status = 0xff;
+	for (uint32_t i = 0; i < VOTERS; i++) {
+		struct rnode *n = &r->nodes[i];
+		struct storage_txn *t = NULL;
+		struct storage_entry e;
+		struct journal_record rec;
+		assert_int_equal(storage_txn_begin_read(n->s, &t), CARELOG_OK);
+		assert_int_equal(storage_log_get(t, erased_index, &e), CARELOG_OK);
+		assert_int_equal(journal_record_decode(e.data, e.data_len, &rec), CARELOG_OK);
+		assert_null(rec.salt);
+		assert_null(rec.body);
+		assert_null(memmem(e.data, e.data_len, "observation", 11));
+		storage_txn_abort(t);
+		uint64_t index = 0;
+		uint8_t id[JOURNAL_ID_BYTES];
+		uint8_t status = 0;
+		request_at(n, org_of(r, leader), "erase-1", &index, id, &status);
+		assert_int_equal(index, tombstone);
+		if (first_status == 0xff) {
+			first_status = status;
+		}
+		assert_int_equal(status, first_status); /* every node judged the erasure alike */
+		assert_verify_ok(n);
+	}
+	assert_int_equal(first_status, NODE_APPLY_ACCEPTED);
+	/* get on the node that was cut off: erased, by whom, when, why. */
+	struct rnode *ln = &r->nodes[lagger - 1];
+	struct node_serve sv = {.storage = ln->s, .node_id = ln->id};
+	struct access_actor doc;
+	memset(&doc, 0, sizeof(doc));
+	snprintf(doc.id, sizeof(doc.id), "hpr-3");
+	snprintf(doc.role, sizeof(doc.role), "physician");
+	snprintf(doc.org, sizeof(doc.org), "%s", org_of(r, lagger));
+	struct proto_request g;
+	memset(&g, 0, sizeof(g));
+	g.version = PROTO_VERSION;
+	g.op = PROTO_OP_GET;
+	memcpy(g.u.get.id, erased_id, JOURNAL_ID_BYTES);
+	struct proto_buf buf = {0};
+	struct policy_audit_row audit;
+	memset(&audit, 0, sizeof(audit));
+	assert_int_equal(node_serve_get(&sv, &doc, r->now_ms, &g, &buf, &audit), CARELOG_OK);
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &rep), CARELOG_OK);
+	assert_int_equal(rep.err, CARELOG_OK);
+	assert_true(rep.u.get.body_erased);
+	assert_int_equal(rep.u.get.erased_index, tombstone);
+	assert_int_equal(rep.u.get.erased_org.len, strlen(org_of(r, leader)));
+	assert_int_equal(rep.u.get.erased_basis.len, req.u.policy.text.len);
+	proto_arena_free(&arena);
+	proto_buf_free(&buf);
+}
+
+/* The audit shipper's path: a node appends an audit batch of its own rows (role system,
+ * patient "-") through a follower; every node indexes the rows, so the patient's access log
+ * answers on a node that never served them. */
+static void test_region_audit_batch_is_indexed_on_every_node(void **state)
+{
+	struct region *r = *state;
+	r->nodes[3].up = false;
+	uint64_t leader = elect(r);
+	uint64_t shipper = leader == 1 ? 2 : 1;
+	struct policy_audit_row row;
+	memset(&row, 0, sizeof(row));
+	row.node_id = shipper;
+	row.seq = 1;
+	row.time_ms = r->now_ms;
+	snprintf(row.actor, sizeof(row.actor), "hpr-1");
+	snprintf(row.role, sizeof(row.role), "physician");
+	snprintf(row.org, sizeof(row.org), "%s", org_of(r, shipper));
+	snprintf(row.patient, sizeof(row.patient), "%s", PATIENT);
+	snprintf(row.action, sizeof(row.action), "read");
+	row.allowed = true;
+	snprintf(row.basis, sizeof(row.basis), "relation");
+	snprintf(row.outcome, sizeof(row.outcome), "OK");
+	static uint8_t row_bytes[POLICY_AUDIT_ROW_BYTES_MAX];
+	size_t row_len = 0;
+	assert_int_equal(policy_audit_row_encode(&row, row_bytes, sizeof(row_bytes), &row_len),
+	                 CARELOG_OK);
+	static struct policy_body batch;
+	memset(&batch, 0, sizeof(batch));
+	batch.kind = POLICY_KIND_AUDIT_BATCH;
+	batch.node_id = shipper;
+	batch.first_seq = 1;
+	batch.rows_count = 1;
+	batch.rows[0] = row_bytes;
+	batch.rows_len[0] = row_len;
+	static uint8_t body[8192];
+	size_t body_len = 0;
+	assert_int_equal(policy_body_encode(&batch, body, sizeof(body), &body_len), CARELOG_OK);
+	char actor[32], request_id[64];
+	snprintf(actor, sizeof(actor), "node-%llu", (unsigned long long)shipper);
+	snprintf(request_id, sizeof(request_id), "audit-%llu-1-1", (unsigned long long)shipper);
+	struct proto_request req;
+	memset(&req, 0, sizeof(req));
+	req.version = PROTO_VERSION;
+	req.op = PROTO_OP_APPEND;
+	req.actor.id = str(actor);
+	req.actor.role = str("system");
+	req.u.append.patient = str(POLICY_REGION_PATIENT);
+	req.u.append.kind = str("audit-batch");
+	req.u.append.request_id = str(request_id); /* media type left out: the policy one */
+	req.u.append.body = (struct proto_str){(const char *)body, body_len};
+	submit(r, shipper, 1, &req);
+	tick_all(r, 3);
+	assert_int_equal(answer(r, 1)->r.err, CARELOG_OK);
+	assert_converged(r, answer(r, 1)->r.index);
+	for (uint32_t i = 0; i < VOTERS; i++) {
+		struct storage_txn *t = NULL;
+		assert_int_equal(storage_txn_begin_read(r->nodes[i].s, &t), CARELOG_OK);
+		size_t seen = 0;
+		assert_int_equal(access_log_query(t, PATIENT, "", "", 10, count_row, &seen),
+		                 CARELOG_OK);
+		storage_txn_abort(t);
+		assert_int_equal(seen, 1);
+		assert_int_equal(patient_rows_at(&r->nodes[i], POLICY_REGION_PATIENT), 0);
+		assert_verify_ok(&r->nodes[i]); /* accepted, and rightly in no patient's index */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -641,6 +979,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        test_region_joining_learner_catches_up_and_serves_a_read_point, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_region_promote_transfer_and_remove, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_region_refused_append_is_recorded_identically_on_every_node, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_region_erasure_removes_the_body_on_every_node_and_verify_passes, setup,
+	        teardown),
+	    cmocka_unit_test_setup_teardown(test_region_audit_batch_is_indexed_on_every_node, setup,
 	                                    teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_region", tests, NULL, NULL);

@@ -6,6 +6,7 @@
 #include "node/daemon/node.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,7 @@ struct test_ctx {
 	struct node *node;
 	struct carelog_client *client;
 	uint64_t now_ms;
+	_Atomic int audit_fault; /* the audit queue's appends fail with this (0: they work) */
 };
 
 static uint64_t test_clock(void *ctx)
@@ -42,7 +44,20 @@ static uint64_t test_clock(void *ctx)
 	return t->now_ms;
 }
 
-static int setup(void **state)
+static int test_audit_append(void *ctx, struct storage_audit *a, const uint8_t *const *rows,
+                             const size_t *lens, size_t count, uint64_t *out_first_seq)
+{
+	struct test_ctx *t = ctx;
+	int fault = atomic_load(&t->audit_fault);
+	if (fault != CARELOG_OK) {
+		return fault;
+	}
+	return storage_audit_append(a, rows, lens, count, out_first_seq);
+}
+
+/* Starts a node; audit rows are shipped every ship_interval_ms (tests that count log indexes
+ * keep the shipper quiet with a long interval). */
+static int setup_shipping_every(void **state, uint32_t ship_interval_ms)
 {
 	struct test_ctx *t = calloc(1, sizeof(*t));
 	fixture_init(&t->f);
@@ -66,15 +81,28 @@ static int setup(void **state)
 	assert_true(n > 0 && (size_t)n < sizeof(c->client_endpoint));
 	snprintf(c->unit, sizeof(c->unit), "ward-3");
 	c->storage_map_size_bytes = 64ULL << 20;
+	c->audit_map_size_bytes = 16ULL << 20;
+	c->audit_ship_interval_ms = ship_interval_ms;
 	c->client_requests_max = 8;
 	char err[512] = "";
 	assert_int_equal(node_open(c, &t->node, err, sizeof(err)), CARELOG_OK);
 	t->now_ms = 1700000000000ULL;
 	node_set_clock(t->node, test_clock, t);
+	node_set_audit_append(t->node, test_audit_append, t);
 	assert_int_equal(node_start(t->node, err, sizeof(err)), CARELOG_OK);
 	assert_int_equal(carelog_client_open(c->client_endpoint, &t->client), CARELOG_OK);
 	*state = t;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_shipping_every(state, 60000);
+}
+
+static int setup_shipping(void **state)
+{
+	return setup_shipping_every(state, 20);
 }
 
 static int teardown(void **state)
@@ -85,6 +113,32 @@ static int teardown(void **state)
 	fixture_cleanup(&t->f);
 	free(t);
 	return 0;
+}
+
+/* Every later request on the client acts as this person (NULL: the node's defaults). */
+static void act_as(struct test_ctx *t, const char *id, const char *role)
+{
+	assert_int_equal(carelog_client_set_actor(t->client, id, role, NULL, "ward round"),
+	                 CARELOG_OK);
+}
+
+/* An admin of the node's organisation opens a care relation for `patient` (whole org). */
+static void relation(struct test_ctx *t, const char *patient, uint8_t out_id[CARELOG_ID_BYTES])
+{
+	act_as(t, "adm-1", "admin");
+	struct carelog_policy_args p = {
+	    .kind = "care-relation",
+	    .patient = patient,
+	    .org = FIXTURE_ORG,
+	    .from_ms = t->now_ms - 1000,
+	};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_policy(t->client, &p, CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_true(r.committed);
+	if (out_id != NULL) {
+		memcpy(out_id, r.id, CARELOG_ID_BYTES);
+	}
+	act_as(t, NULL, NULL);
 }
 
 static int append(struct test_ctx *t, const char *patient, const char *kind, const char *body,
@@ -102,29 +156,52 @@ static int append(struct test_ctx *t, const char *patient, const char *kind, con
 	return carelog_append(t->client, &a, CALL_TIMEOUT_MS, out);
 }
 
+static int read_as_nurse(struct test_ctx *t, struct carelog_read_args *ra,
+                         struct carelog_read_result **out)
+{
+	ra->actor = "hpr-42";
+	ra->role = "nurse";
+	return carelog_read(t->client, ra, CALL_TIMEOUT_MS, out);
+}
+
+/* The access log of `patient` as an auditor sees it (newest first). */
+static struct carelog_access_log *access_log_of(struct test_ctx *t, const char *patient)
+{
+	act_as(t, "aud-1", "auditor");
+	struct carelog_access_log_args a = {.patient = patient};
+	struct carelog_access_log *log = NULL;
+	assert_int_equal(carelog_access_log(t->client, &a, CALL_TIMEOUT_MS, &log), CARELOG_OK);
+	act_as(t, NULL, NULL);
+	return log;
+}
+
 static void test_server_append_read_get_status_verify_round_trip(void **state)
 {
 	struct test_ctx *t = *state;
 	struct stat st;
 	assert_int_equal(stat(t->config.client_endpoint + 6, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600); /* file permissions guard the endpoint */
+	relation(t, "01017012345", NULL);          /* index 3 */
 
 	struct carelog_append_result r;
 	assert_int_equal(append(t, "01017012345", "allergy", "penicillin", "rq-1", &r), CARELOG_OK);
 	assert_true(r.committed);
 	assert_false(r.duplicate);
-	assert_int_equal(r.index, 3);
+	assert_int_equal(r.index, 4);
 	assert_string_equal(r.request_id, "rq-1");
 
 	struct carelog_read_args ra = {.patient = "01017012345"};
 	struct carelog_read_result *rr = NULL;
-	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
-	assert_int_equal(rr->applied_index, 3);
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->applied_index, 4);
 	assert_int_equal(rr->lag, 0);
 	assert_false(rr->stale);
-	assert_int_equal(rr->entries_count, 1);
-	const struct carelog_entry *e = &rr->entries[0];
-	assert_int_equal(e->index, 3);
+	assert_string_equal(rr->basis, "relation");
+	/* The patient's record holds the care relation and the allergy. */
+	assert_int_equal(rr->entries_count, 2);
+	assert_string_equal(rr->entries[0].kind, "care-relation");
+	const struct carelog_entry *e = &rr->entries[1];
+	assert_int_equal(e->index, 4);
 	assert_memory_equal(e->id, r.id, CARELOG_ID_BYTES);
 	assert_string_equal(e->kind, "allergy");
 	assert_string_equal(e->author, "hpr-42");
@@ -139,29 +216,32 @@ static void test_server_append_read_get_status_verify_round_trip(void **state)
 	struct carelog_get_args ga;
 	memset(&ga, 0, sizeof(ga));
 	memcpy(ga.id, r.id, CARELOG_ID_BYTES);
+	ga.actor = "hpr-42";
+	ga.role = "nurse";
 	struct carelog_entry *got = NULL;
 	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_OK);
-	assert_int_equal(got->index, 3);
+	assert_int_equal(got->index, 4);
 	assert_string_equal(got->patient, "01017012345");
 	carelog_entry_free(got);
 	ga.id[0] ^= 0xff;
 	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_ENOTFOUND);
 
+	/* The node's default actor is an operator: status and verify. */
 	struct carelog_status *s = NULL;
 	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
 	assert_int_equal(s->node_id, 1);
 	assert_string_equal(s->role, "leader");
 	assert_int_equal(s->term, 2);
-	assert_int_equal(s->commit_index, 3);
-	assert_int_equal(s->applied_index, 3);
+	assert_int_equal(s->commit_index, 4);
+	assert_int_equal(s->applied_index, 4);
 	assert_int_equal(s->members_count, 1);
-	assert_int_equal(s->members[0].match_index, 3);
+	assert_int_equal(s->members[0].match_index, 4);
 
 	struct carelog_verify_result *v = NULL;
 	assert_int_equal(carelog_verify(t->client, CALL_TIMEOUT_MS, &v), CARELOG_OK);
 	assert_true(v->ok);
-	assert_int_equal(v->entries_checked, 3); /* genesis, the leader's no-op, the append */
-	assert_int_equal(v->applied_index, 3);
+	assert_int_equal(v->entries_checked, 4); /* genesis, no-op, relation, the append */
+	assert_int_equal(v->applied_index, 4);
 	assert_memory_equal(v->chain_head, s->chain_head, CARELOG_ID_BYTES);
 	carelog_verify_result_free(v);
 	carelog_status_free(s);
@@ -170,6 +250,7 @@ static void test_server_append_read_get_status_verify_round_trip(void **state)
 static void test_server_retried_request_id_returns_the_first_entry(void **state)
 {
 	struct test_ctx *t = *state;
+	relation(t, "p1", NULL);
 	struct carelog_append_result r1, r2;
 	assert_int_equal(append(t, "p1", "note", "first", "retry-1", &r1), CARELOG_OK);
 	t->now_ms += 1000;
@@ -179,8 +260,8 @@ static void test_server_retried_request_id_returns_the_first_entry(void **state)
 	assert_memory_equal(r2.id, r1.id, CARELOG_ID_BYTES);
 	struct carelog_read_args ra = {.patient = "p1"};
 	struct carelog_read_result *rr = NULL;
-	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
-	assert_int_equal(rr->entries_count, 1);
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 2); /* the relation and the note */
 	carelog_read_result_free(rr);
 }
 
@@ -196,7 +277,7 @@ static void *read_thread(void *arg)
 	struct waiting_read *w = arg;
 	struct carelog_read_args ra = {.patient = "p2", .min_index = w->min_index};
 	struct carelog_read_result *rr = NULL;
-	w->rc = carelog_read(w->t->client, &ra, CALL_TIMEOUT_MS, &rr);
+	w->rc = read_as_nurse(w->t, &ra, &rr);
 	if (w->rc == CARELOG_OK) {
 		w->entries = rr->entries_count;
 		carelog_read_result_free(rr);
@@ -207,34 +288,38 @@ static void *read_thread(void *arg)
 static void test_server_min_index_read_is_answered_once_applied(void **state)
 {
 	struct test_ctx *t = *state;
+	relation(t, "p2", NULL); /* index 3 */
 	/* Whether the read parks before or after the append, it must see the entry. */
-	struct waiting_read w = {.t = t, .min_index = 3};
+	struct waiting_read w = {.t = t, .min_index = 4};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, read_thread, &w), 0);
 	struct carelog_append_result r;
 	assert_int_equal(append(t, "p2", "note", "later", "min-1", &r), CARELOG_OK);
 	assert_int_equal(pthread_join(th, NULL), 0);
 	assert_int_equal(w.rc, CARELOG_OK);
-	assert_int_equal(w.entries, 1);
+	assert_int_equal(w.entries, 2); /* the relation and the note */
 }
 
 static void test_server_min_index_out_of_reach_times_out(void **state)
 {
 	struct test_ctx *t = *state;
-	struct carelog_read_args ra = {.patient = "p3", .min_index = 1000};
+	relation(t, "p3", NULL);
+	struct carelog_read_args ra = {
+	    .patient = "p3", .min_index = 1000, .actor = "hpr-42", .role = "nurse"};
 	struct carelog_read_result *rr = NULL;
 	assert_int_equal(carelog_read(t->client, &ra, 300, &rr), CARELOG_ETIMEDOUT);
 	assert_non_null(strstr(carelog_last_message(), "did not reach 1000"));
 	ra.consistency = CARELOG_CONSISTENCY_LINEARIZABLE;
 	ra.min_index = 0;
 	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_OK);
-	assert_int_equal(rr->entries_count, 0);
+	assert_int_equal(rr->entries_count, 1); /* the relation */
 	carelog_read_result_free(rr);
 }
 
 static void test_server_bad_appends_are_refused_and_the_node_keeps_serving(void **state)
 {
 	struct test_ctx *t = *state;
+	relation(t, "p4", NULL); /* index 3 */
 	char big[5000];
 	memset(big, 'b', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -245,7 +330,186 @@ static void test_server_bad_appends_are_refused_and_the_node_keeps_serving(void 
 	assert_int_equal(append(t, "p4", "gossip", "x", "kind-1", &r), CARELOG_EUNKNOWN);
 	assert_non_null(strstr(carelog_last_message(), "unknown kind 'gossip'"));
 	assert_int_equal(append(t, "p4", "note", "fine", "ok-1", &r), CARELOG_OK);
-	assert_int_equal(r.index, 3);
+	assert_int_equal(r.index, 4);
+}
+
+static void expect_row(const struct carelog_access_row *row, const char *action, const char *actor,
+                       const char *role, bool allowed, const char *basis, const char *outcome)
+{
+	assert_string_equal(row->action, action);
+	assert_string_equal(row->actor, actor);
+	assert_string_equal(row->role, role);
+	assert_int_equal(row->allowed, allowed);
+	assert_string_equal(row->basis, basis);
+	assert_string_equal(row->outcome, outcome);
+	assert_string_equal(row->org, FIXTURE_ORG);
+	assert_string_equal(row->unit, "ward-3");
+	assert_string_equal(row->purpose, "ward round");
+	assert_int_equal(row->node_id, FIXTURE_NODE_ID);
+}
+
+static void test_server_denials_say_why_and_every_request_is_audited(void **state)
+{
+	struct test_ctx *t = *state;
+	act_as(t, NULL, NULL); /* the node's default actor, with a purpose */
+	struct carelog_read_args ra = {.patient = "p5"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_EDENIED);
+	assert_null(rr);
+	assert_non_null(strstr(carelog_last_message(), "no care relation"));
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "p5", "note", "x", "deny-1", &r), CARELOG_EDENIED);
+	assert_non_null(strstr(carelog_last_message(), "no care relation"));
+
+	act_as(t, "adm-1", "admin");
+	ra.actor = NULL; /* no per-call override: the client's actor */
+	ra.role = NULL;
+	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_EDENIED);
+	assert_string_equal(carelog_last_message(), "role admin may not read patient records");
+	act_as(t, "hpr-42", "nurse");
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_EDENIED);
+	assert_string_equal(carelog_last_message(),
+	                    "role nurse may not run status (role operator only)");
+	act_as(t, "node-1", "system");
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_EDENIED);
+	assert_non_null(strstr(carelog_last_message(), "role system"));
+	act_as(t, "someone", "janitor");
+	assert_int_equal(carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr), CARELOG_EDENIED);
+
+	/* Every one of them is in the patient's access log, newest first. */
+	struct carelog_access_log *log = access_log_of(t, "p5");
+	assert_int_equal(log->rows_count, 4);
+	expect_row(&log->rows[0], "read", "someone", "janitor", false, "none", "EDENIED");
+	expect_row(&log->rows[1], "read", "adm-1", "admin", false, "none", "EDENIED");
+	expect_row(&log->rows[2], "append", "hpr-42", "nurse", false, "none", "EDENIED");
+	expect_row(&log->rows[3], "read", "hpr-42", "nurse", false, "none", "EDENIED");
+	for (size_t i = 0; i < log->rows_count; i++) {
+		assert_string_equal(log->rows[i].patient, "p5");
+		assert_int_equal(log->rows[i].time_ms, t->now_ms);
+		assert_int_equal(log->rows[i].count, 0);
+	}
+	assert_true(log->rows[0].seq > log->rows[3].seq);
+	carelog_access_log_free(log);
+
+	/* Reading the access log is itself logged (the auditor's row names the patient). */
+	log = access_log_of(t, "p5");
+	assert_int_equal(log->rows_count, 5);
+	expect_row(&log->rows[0], "access-log", "aud-1", "auditor", true, "role", "OK");
+	carelog_access_log_free(log);
+
+	/* Allowed work is logged with its basis and what it touched. */
+	relation(t, "p5", NULL);
+	assert_int_equal(append(t, "p5", "note", "seen", "ok-5", &r), CARELOG_OK);
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 2); /* the relation and the note */
+	carelog_read_result_free(rr);
+	log = access_log_of(t, "p5");
+	expect_row(&log->rows[0], "read", "hpr-42", "nurse", true, "relation", "OK");
+	assert_int_equal(log->rows[0].count, 2);
+	expect_row(&log->rows[1], "append", "hpr-42", "nurse", true, "relation", "OK");
+	assert_int_equal(log->rows[1].count, 1);
+	assert_true(log->rows[1].has_entry);
+	assert_memory_equal(log->rows[1].entry, r.id, CARELOG_ID_BYTES);
+	expect_row(&log->rows[2], "policy", "adm-1", "admin", true, "role", "OK");
+	carelog_access_log_free(log);
+}
+
+static void test_server_policy_without_patient_takes_the_referenced_entrys(void **state)
+{
+	struct test_ctx *t = *state;
+	uint8_t rel_id[CARELOG_ID_BYTES];
+	relation(t, "p6", rel_id);
+	struct carelog_read_args ra = {.patient = "p6"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	carelog_read_result_free(rr);
+
+	act_as(t, "adm-1", "admin");
+	struct carelog_policy_args end = {.kind = "care-relation-end", .ref = rel_id};
+	struct carelog_append_result r;
+	assert_int_equal(carelog_policy(t->client, &end, CALL_TIMEOUT_MS, &r), CARELOG_OK);
+	assert_true(r.committed);
+	uint8_t missing[CARELOG_ID_BYTES];
+	memset(missing, 0x42, sizeof(missing));
+	end.ref = missing;
+	assert_int_equal(carelog_policy(t->client, &end, CALL_TIMEOUT_MS, &r), CARELOG_ENOTFOUND);
+	assert_non_null(strstr(carelog_last_message(), "the entry this policy refers to"));
+	act_as(t, NULL, NULL);
+
+	rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_EDENIED);
+	struct carelog_access_log *log = access_log_of(t, "p6");
+	assert_true(log->rows_count >= 3);
+	expect_row(&log->rows[0], "read", "hpr-42", "nurse", false, "none", "EDENIED");
+	/* The end's row carries the patient the node took from the relation. */
+	expect_row(&log->rows[1], "policy", "adm-1", "admin", true, "role", "OK");
+	assert_string_equal(log->rows[1].patient, "p6");
+	assert_memory_equal(log->rows[1].entry, r.id, CARELOG_ID_BYTES);
+	carelog_access_log_free(log);
+}
+
+static void test_server_nothing_is_served_when_its_access_cannot_be_audited(void **state)
+{
+	struct test_ctx *t = *state;
+	relation(t, "p7", NULL);
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "p7", "note", "private", "aud-1", &r), CARELOG_OK);
+	atomic_store(&t->audit_fault, CARELOG_EMAPFULL);
+	struct carelog_read_args ra = {.patient = "p7"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_EMAPFULL);
+	assert_null(rr);
+	assert_non_null(strstr(carelog_last_message(), "cannot be recorded in the audit queue"));
+	struct carelog_get_args ga = {.actor = "hpr-42", .role = "nurse"};
+	memcpy(ga.id, r.id, CARELOG_ID_BYTES);
+	struct carelog_entry *got = NULL;
+	assert_int_equal(carelog_get(t->client, &ga, CALL_TIMEOUT_MS, &got), CARELOG_EMAPFULL);
+	assert_null(got);
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_EMAPFULL);
+	/* Room again: served again. */
+	atomic_store(&t->audit_fault, CARELOG_OK);
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 2);
+	carelog_read_result_free(rr);
+}
+
+static void test_server_audit_rows_are_shipped_through_the_log(void **state)
+{
+	struct test_ctx *t = *state;
+	relation(t, "p8", NULL);
+	struct carelog_read_args ra = {.patient = "p8"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 1); /* the relation */
+	carelog_read_result_free(rr);
+	/* The relation's and the read's rows leave the queue as audit batches in the log. */
+	bool shipped = false;
+	for (int i = 0; i < 250 && !shipped; i++) {
+		struct carelog_access_log *log = access_log_of(t, "p8");
+		shipped = log->rows_count >= 2;
+		for (size_t j = 0; j < log->rows_count; j++) {
+			if (strcmp(log->rows[j].action, "access-log") != 0) {
+				shipped = shipped && log->rows[j].shipped;
+			}
+		}
+		carelog_access_log_free(log);
+		if (!shipped) {
+			usleep(20 * 1000);
+		}
+	}
+	assert_true(shipped);
+	/* Batches are region entries: never part of a patient's timeline, never readable. */
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	assert_int_equal(rr->entries_count, 1);
+	carelog_read_result_free(rr);
+	ra.patient = "-";
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_EDENIED);
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	assert_true(s->applied_index > 3); /* genesis, no-op, relation, then batches */
+	carelog_status_free(s);
 }
 
 static void
@@ -377,6 +641,14 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_server_close_with_parked_reads_neither_crashes_nor_hangs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_denials_say_why_and_every_request_is_audited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_policy_without_patient_takes_the_referenced_entrys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_nothing_is_served_when_its_access_cannot_be_audited, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_server_audit_rows_are_shipped_through_the_log,
+	                                    setup_shipping, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_server", tests, NULL, NULL);
 #else

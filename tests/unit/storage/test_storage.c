@@ -5,7 +5,7 @@
 #include "common/crypto.h"
 #include "storage/storage.h"
 
-#include <lmdb.h> /* the tests damage stores underneath the adapter */
+#include "raw_lmdb.h"
 
 #include <fcntl.h>
 #include <ftw.h>
@@ -185,97 +185,6 @@ static void assert_verify_clean(struct storage *s, uint64_t checked_expected)
 	assert_int_equal(corrupt, 0);
 	assert_int_equal(r.count, 0);
 	assert_int_equal(checked, checked_expected);
-}
-
-/* --- raw LMDB, underneath the adapter (the store must be closed) --- */
-
-struct raw {
-	MDB_env *env;
-	MDB_txn *txn;
-	MDB_dbi dbi;
-};
-
-static void raw_begin(struct raw *r, const char *dir, const char *db)
-{
-	assert_int_equal(mdb_env_create(&r->env), 0);
-	assert_int_equal(mdb_env_set_maxdbs(r->env, 8), 0);
-	assert_int_equal(mdb_env_open(r->env, dir, MDB_NOTLS, 0600), 0);
-	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
-	assert_int_equal(mdb_dbi_open(r->txn, db, 0, &r->dbi), 0);
-}
-
-static void raw_end(struct raw *r)
-{
-	assert_int_equal(mdb_txn_commit(r->txn), 0);
-	mdb_env_close(r->env);
-}
-
-static void raw_put(const char *dir, const char *db, const void *key, size_t key_len,
-		    const void *val, size_t val_len)
-{
-	struct raw r;
-	raw_begin(&r, dir, db);
-	MDB_val k = {.mv_size = key_len, .mv_data = (void *)(uintptr_t)key};
-	MDB_val v = {.mv_size = val_len, .mv_data = (void *)(uintptr_t)val};
-	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
-	raw_end(&r);
-}
-
-static void raw_del(const char *dir, const char *db, const void *key, size_t key_len)
-{
-	struct raw r;
-	raw_begin(&r, dir, db);
-	MDB_val k = {.mv_size = key_len, .mv_data = (void *)(uintptr_t)key};
-	assert_int_equal(mdb_del(r.txn, r.dbi, &k, NULL), 0);
-	raw_end(&r);
-}
-
-/* Flips one bit of byte `offset` of the value at `key`, rewriting it through LMDB. */
-static void raw_flip(const char *dir, const char *db, const void *key, size_t key_len,
-		     size_t offset)
-{
-	struct raw r;
-	raw_begin(&r, dir, db);
-	MDB_val k = {.mv_size = key_len, .mv_data = (void *)(uintptr_t)key};
-	MDB_val v;
-	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &v), 0);
-	assert_true(offset < v.mv_size);
-	uint8_t *copy = malloc(v.mv_size);
-	assert_non_null(copy);
-	memcpy(copy, v.mv_data, v.mv_size);
-	copy[offset] ^= 0x10;
-	MDB_val nv = {.mv_size = v.mv_size, .mv_data = copy};
-	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &nv, 0), 0);
-	raw_end(&r);
-	free(copy);
-}
-
-/* Flips one bit inside every copy of `marker` in <dir>/data.mdb, as bit rot would; returns how
- * many copies were damaged. */
-static size_t file_flip_marker(const char *dir, const char *marker)
-{
-	char path[TEST_PATH_BYTES + 32];
-	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	size_t size = (size_t)st.st_size;
-	uint8_t *bytes = malloc(size);
-	assert_non_null(bytes);
-	assert_int_equal(pread(fd, bytes, size, 0), (ssize_t)size);
-	size_t len = strlen(marker), flipped = 0;
-	for (size_t i = 0; i + len <= size; i++) {
-		if (memcmp(bytes + i, marker, len) == 0) {
-			bytes[i + len / 2] ^= 0x01;
-			flipped++;
-		}
-	}
-	assert_int_equal(pwrite(fd, bytes, size, 0), (ssize_t)size);
-	assert_int_equal(fsync(fd), 0);
-	close(fd);
-	free(bytes);
-	return flipped;
 }
 
 static void key_u64be(uint8_t out[8], uint64_t v)

@@ -3,6 +3,7 @@
 #include "carelog/errors.h"
 #include "common/keyfile.h"
 #include "fixture.h"
+#include "node/api/proto.h"
 #include "node/daemon/node.h"
 
 #include <pthread.h>
@@ -415,6 +416,157 @@ static void test_server_denials_say_why_and_every_request_is_audited(void **stat
 	carelog_access_log_free(log);
 }
 
+/*
+ * Issue 5, acceptance 3: no code path returns patient content without a decision. Walks every
+ * operation of the client protocol's table (1 .. PROTO_OP_COUNT_ - 1) as actors with no right
+ * to anything here: another patient (a citizen naming someone else's record) and an unknown
+ * role. Each must be denied (CARELOG_EDENIED, nothing returned). An op added to the protocol
+ * without a case below fails this test: give it a policy and a case.
+ */
+static int call_op_as_unauthorised(struct test_ctx *t, uint8_t op, const char *patient,
+                                   const uint8_t entry_id[CARELOG_ID_BYTES])
+{
+	int rc = CARELOG_OK;
+	switch (op) {
+	case PROTO_OP_STATUS: {
+		struct carelog_status *s = NULL;
+		rc = carelog_status(t->client, CALL_TIMEOUT_MS, &s);
+		assert_null(s);
+		break;
+	}
+	case PROTO_OP_APPEND: {
+		struct carelog_append_args a = {
+		    .patient = patient, .kind = "note", .body = "x", .body_len = 1};
+		struct carelog_append_result r;
+		rc = carelog_append(t->client, &a, CALL_TIMEOUT_MS, &r);
+		break;
+	}
+	case PROTO_OP_READ: {
+		for (int c = 0; c < 2; c++) {
+			struct carelog_read_args ra = {
+			    .patient = patient,
+			    .consistency = c == 0 ? CARELOG_CONSISTENCY_LOCAL
+			                          : CARELOG_CONSISTENCY_LINEARIZABLE};
+			struct carelog_read_result *rr = NULL;
+			int one = carelog_read(t->client, &ra, CALL_TIMEOUT_MS, &rr);
+			assert_null(rr);
+			assert_int_equal(one, CARELOG_EDENIED);
+			rc = one;
+		}
+		break;
+	}
+	case PROTO_OP_GET: {
+		struct carelog_get_args g = {0};
+		memcpy(g.id, entry_id, CARELOG_ID_BYTES);
+		struct carelog_entry *e = NULL;
+		rc = carelog_get(t->client, &g, CALL_TIMEOUT_MS, &e);
+		assert_null(e);
+		break;
+	}
+	case PROTO_OP_VERIFY: {
+		struct carelog_verify_result *v = NULL;
+		rc = carelog_verify(t->client, CALL_TIMEOUT_MS, &v);
+		assert_null(v);
+		break;
+	}
+	case PROTO_OP_MEMBER: {
+		uint8_t key[CARELOG_PUBLIC_KEY_BYTES] = {7};
+		struct carelog_learner_args la = {
+		    .id = 9, .org = "intruder", .address = "tcp://127.0.0.1:1", .public_key = key};
+		uint64_t index = 0;
+		rc = carelog_member_add_learner(t->client, &la, CALL_TIMEOUT_MS, &index);
+		assert_int_equal(rc, CARELOG_EDENIED);
+		rc = carelog_member_remove(t->client, FIXTURE_NODE_ID, CALL_TIMEOUT_MS, &index);
+		break;
+	}
+	case PROTO_OP_TRANSFER: {
+		uint64_t leader = 0;
+		rc = carelog_transfer_leader(t->client, FIXTURE_NODE_ID, CALL_TIMEOUT_MS, &leader);
+		break;
+	}
+	case PROTO_OP_POLICY: {
+		/* A relation for oneself, and the erasure of the patient's entry. */
+		struct carelog_policy_args p = {
+		    .kind = "care-relation", .patient = patient, .org = FIXTURE_ORG};
+		struct carelog_append_result r;
+		rc = carelog_policy(t->client, &p, CALL_TIMEOUT_MS, &r);
+		assert_int_equal(rc, CARELOG_EDENIED);
+		struct carelog_policy_args e = {
+		    .kind = "erasure", .ref = entry_id, .text = "no basis at all"};
+		rc = carelog_policy(t->client, &e, CALL_TIMEOUT_MS, &r);
+		break;
+	}
+	case PROTO_OP_ACCESS_LOG: {
+		struct carelog_access_log_args by_patient = {.patient = patient};
+		struct carelog_access_log *log = NULL;
+		rc = carelog_access_log(t->client, &by_patient, CALL_TIMEOUT_MS, &log);
+		assert_null(log);
+		assert_int_equal(rc, CARELOG_EDENIED);
+		struct carelog_access_log_args by_actor = {.actor_id = "hpr-42"};
+		rc = carelog_access_log(t->client, &by_actor, CALL_TIMEOUT_MS, &log);
+		assert_null(log);
+		break;
+	}
+	case PROTO_OP_BTG_LIST: {
+		struct carelog_btg_list_args b = {.patient = patient};
+		struct carelog_btg_list *list = NULL;
+		rc = carelog_btg_list(t->client, &b, CALL_TIMEOUT_MS, &list);
+		assert_null(list);
+		break;
+	}
+	default:
+		fail_msg("operation %u (\"%s\") of the client protocol has no case in this test: "
+		         "give it an access policy (node/access) and a case here",
+		         op, proto_op_name(op));
+	}
+	return rc;
+}
+
+static void test_server_every_protocol_op_denies_an_unauthorised_actor(void **state)
+{
+	struct test_ctx *t = *state;
+	const char *patient = "01017012345";
+	relation(t, patient, NULL);
+	struct carelog_append_result note;
+	assert_int_equal(append(t, patient, "note", "confidential content", "walk-1", &note),
+	                 CARELOG_OK);
+	static const struct {
+		const char *id, *role;
+	} intruders[] = {
+	    {"02029054321", "patient"}, /* a citizen naming someone else's record */
+	    {"visitor-1", "visitor"},   /* a role carelog does not know */
+	};
+	uint32_t denied = 0;
+	for (size_t i = 0; i < sizeof(intruders) / sizeof(intruders[0]); i++) {
+		act_as(t, intruders[i].id, intruders[i].role);
+		for (uint8_t op = 1; op < PROTO_OP_COUNT_; op++) {
+			int rc = call_op_as_unauthorised(t, op, patient, note.id);
+			if (rc != CARELOG_EDENIED) {
+				fail_msg("%s (role %s): op %s answered %s, expected EDENIED",
+				         intruders[i].id, intruders[i].role, proto_op_name(op),
+				         carelog_errname(rc));
+			}
+			denied++;
+		}
+	}
+	assert_int_equal(denied, 2 * (PROTO_OP_COUNT_ - 1));
+	/* The denials about the patient are in her access log, none allowed. */
+	struct carelog_access_log *log = access_log_of(t, patient);
+	uint32_t intruder_rows = 0;
+	for (size_t i = 0; i < log->rows_count; i++) {
+		const struct carelog_access_row *row = &log->rows[i];
+		if (strcmp(row->actor, "02029054321") == 0 || strcmp(row->actor, "visitor-1") == 0) {
+			assert_false(row->allowed);
+			assert_string_equal(row->outcome, "EDENIED");
+			assert_int_equal(row->count, 0);
+			intruder_rows++;
+		}
+	}
+	/* per intruder: append, 2 reads, get, 2 policies, access-log, btg-list name the patient */
+	assert_true(intruder_rows >= 2 * 7);
+	carelog_access_log_free(log);
+}
+
 static void test_server_policy_without_patient_takes_the_referenced_entrys(void **state)
 {
 	struct test_ctx *t = *state;
@@ -645,6 +797,8 @@ int main(void)
 	        test_server_denials_say_why_and_every_request_is_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_server_policy_without_patient_takes_the_referenced_entrys, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_every_protocol_op_denies_an_unauthorised_actor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_server_nothing_is_served_when_its_access_cannot_be_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_server_audit_rows_are_shipped_through_the_log,

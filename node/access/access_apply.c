@@ -895,7 +895,10 @@ static int apply_policy(struct apply_ctx *a, enum policy_kind kind, const uint8_
 		return CARELOG_ENOMEM;
 	}
 	rc = policy_body_decode(kind, body, body_len, b);
-	if (rc != CARELOG_OK) {
+	if (rc == CARELOG_EVERSION || rc == CARELOG_ENOMEM) {
+		/* A newer body version stops apply (like an unknown header version): refusing it
+		 * here while a newer node applies it would split the policy state. */
+	} else if (rc != CARELOG_OK) {
 		rc = refuse(a, "the policy entry's body is malformed");
 	} else {
 		rc = apply_policy_kind(a, b);

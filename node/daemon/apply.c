@@ -398,6 +398,12 @@ static int apply_judged(struct storage_txn *t, const struct consensus_entry *e,
 	const char *reason = NULL;
 	int rc = access_apply_entry(t, e->index, c->record.leader_time_ms, &c->header, c->id,
 	                            c->record.body, c->record.body_len, &verdict, &reason);
+	if (rc == CARELOG_EVERSION) {
+		cl_log(CL_LOG_FATAL, "apply.stopped",
+		       "index=%llu err=EVERSION reason=\"a policy body of a newer format version: "
+		       "upgrade this node\"",
+		       (unsigned long long)e->index);
+	}
 	if (rc != CARELOG_OK) {
 		return rc;
 	}

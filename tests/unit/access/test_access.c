@@ -1139,6 +1139,40 @@ static struct entry correction(struct fixture *f, const char *patient, const str
 	return append(f, &sp, time_ms);
 }
 
+/* A policy body of a newer format version stops apply (every node of this version stops alike;
+ * refusing it would split the policy state from nodes that know the version); a malformed one
+ * is refused. */
+static void test_newer_policy_body_stops_apply_malformed_is_refused(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t newer[] = {0x81, 0xa1, 'v', 0x02};     /* {"v": 2} */
+	static const uint8_t malformed[] = {0x81, 0xa1, 'v', 0x01}; /* {"v": 1}, no birth_date */
+	struct journal_header h;
+	memset(&h, 0, sizeof(h));
+	snprintf(h.kind, sizeof(h.kind), "patient");
+	snprintf(h.patient, sizeof(h.patient), "P9");
+	snprintf(h.author, sizeof(h.author), "%s", hosp_admin.id);
+	snprintf(h.role, sizeof(h.role), "%s", hosp_admin.role);
+	snprintf(h.org, sizeof(h.org), "%s", hosp_admin.org);
+	snprintf(h.media_type, sizeof(h.media_type), POLICY_MEDIA_TYPE);
+	snprintf(h.sensitivity, sizeof(h.sensitivity), "normal");
+	snprintf(h.status, sizeof(h.status), "final");
+	uint8_t id[JOURNAL_ID_BYTES] = {0x42};
+	struct storage_txn *t = NULL;
+	assert_int_equal(storage_txn_begin_write(f->s, &t), CARELOG_OK);
+	enum access_apply_verdict verdict = ACCESS_APPLIED;
+	const char *reason = NULL;
+	assert_int_equal(access_apply_entry(t, 999, T0, &h, id, newer, sizeof(newer), &verdict,
+	                                    &reason),
+	                 CARELOG_EVERSION);
+	assert_int_equal(access_apply_entry(t, 999, T0, &h, id, malformed, sizeof(malformed),
+	                                    &verdict, &reason),
+	                 CARELOG_OK);
+	assert_int_equal(verdict, ACCESS_REFUSED);
+	assert_string_equal(reason, "the policy entry's body is malformed");
+	storage_txn_abort(t);
+}
+
 static void test_amend_supersedes_once(void **state)
 {
 	struct fixture *f = *state;
@@ -1325,6 +1359,7 @@ int main(void)
 	    T(test_erasure_of_target_received_stripped),
 	    T(test_full_prefix_refuses_until_expired_rows_are_pruned),
 	    T(test_amend_supersedes_once),
+	    T(test_newer_policy_body_stops_apply_malformed_is_refused),
 	    T(test_audit_batch_rows_queryable_newest_first),
 #undef T
 	};

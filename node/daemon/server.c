@@ -259,11 +259,9 @@ static int reply_err(const struct proto_buf *out)
 	if (out->len == 0) {
 		return CARELOG_ENOMEM;
 	}
-	struct proto_arena arena = {0};
-	struct proto_reply rep;
-	int rc = proto_reply_decode(out->data, out->len, &arena, &rep);
-	proto_arena_free(&arena);
-	return rc == CARELOG_OK ? rep.err : rc;
+	int err = CARELOG_OK;
+	int rc = proto_reply_peek_err(out->data, out->len, &err);
+	return rc == CARELOG_OK ? err : rc;
 }
 
 static void audit_done(void *ctx, int err)

@@ -505,9 +505,9 @@ static struct timespec audit_deadline_after_ms(uint32_t ms)
 }
 
 /*
- * A pass every ship_interval_ms; sooner when the loop answers the batch in flight, or when
- * NODE_AUDIT_SHIP_ROWS_WAITING rows wait -- but never sooner after a failed pass (no leader,
- * loop queue full), so a stream of new rows does not turn retries into a busy loop.
+ * A pass every ship_interval_ms (it takes the answer to the batch in flight and sends the next);
+ * sooner when NODE_AUDIT_SHIP_ROWS_WAITING rows wait -- but never sooner after a failed pass (no
+ * leader, loop queue full), so a stream of new rows does not turn retries into a busy loop.
  */
 static void *audit_shipper_thread(void *arg)
 {
@@ -516,8 +516,10 @@ static void *audit_shipper_thread(void *arg)
 	pthread_mutex_lock(&a->mu);
 	while (!a->shipper_stop) {
 		struct timespec until = audit_deadline_after_ms(a->config.ship_interval_ms);
-		while (!a->shipper_stop && !(a->in_flight && a->answered) &&
-		       !(a->ship_wanted && !backoff)) {
+		/* An answer alone does not start the next batch at once: under a steady read load
+		 * that would ship one small batch per commit round (tens of log entries a second).
+		 * Batches go out every interval, or sooner only when many rows wait. */
+		while (!a->shipper_stop && !(a->ship_wanted && !backoff)) {
 			if (pthread_cond_timedwait(&a->shipper_cond, &a->mu, &until) != 0) {
 				break; /* the interval is over */
 			}

@@ -9,6 +9,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#ifdef CARELOG_TEST_CLOCK
+/* The test build (tests/tools/meson.build: carelogd_testclock) adds --clock-file PATH. */
+#include "tests/tools/testclock.h"
+#define CARELOGD_NAME "carelogd_testclock"
+#define CARELOGD_TEST_USAGE "       [--clock-file PATH]  TEST BUILD: clock = wall + offset ms in PATH\n"
+#else
+#define CARELOGD_NAME "carelogd"
+#define CARELOGD_TEST_USAGE ""
+#endif
+
 #ifndef CARELOG_VERSION
 #define CARELOG_VERSION "unknown"
 #endif
@@ -18,8 +28,8 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, ERR_BYTES = 1024 };
 static void usage(FILE *to)
 {
 	fprintf(to,
-	        "usage: carelogd --config FILE\n"
-	        "       carelogd --help | --version\n"
+	        "usage: " CARELOGD_NAME " --config FILE\n" CARELOGD_TEST_USAGE
+	        "       " CARELOGD_NAME " --help | --version\n"
 	        "Runs a carelog node in the foreground; SIGTERM or SIGINT stops it cleanly.\n"
 	        "Logs key=value lines to stderr.\n\n%s",
 	        node_config_help);
@@ -28,7 +38,7 @@ static void usage(FILE *to)
 /* Refuses to start: the message goes to stderr both plainly and as a log line. */
 static int fail(const char *event, const char *msg)
 {
-	fprintf(stderr, "carelogd: %s\n", msg);
+	fprintf(stderr, CARELOGD_NAME ": %s\n", msg);
 	cl_log(CL_LOG_FATAL, event, "msg=\"%s\"", msg);
 	return EXIT_FAILED;
 }
@@ -36,13 +46,16 @@ static int fail(const char *event, const char *msg)
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
+#ifdef CARELOG_TEST_CLOCK
+	const char *clock_path = NULL;
+#endif
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			usage(stdout);
 			return EXIT_OK;
 		}
 		if (strcmp(argv[i], "--version") == 0) {
-			printf("carelogd %s\n", CARELOG_VERSION);
+			printf(CARELOGD_NAME " %s\n", CARELOG_VERSION);
 			return EXIT_OK;
 		}
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && config_path == NULL) {
@@ -53,12 +66,18 @@ int main(int argc, char **argv)
 			config_path = argv[i] + 9;
 			continue;
 		}
-		fprintf(stderr, "carelogd: unexpected argument '%s'\n", argv[i]);
+#ifdef CARELOG_TEST_CLOCK
+		if (strcmp(argv[i], "--clock-file") == 0 && i + 1 < argc && clock_path == NULL) {
+			clock_path = argv[++i];
+			continue;
+		}
+#endif
+		fprintf(stderr, CARELOGD_NAME ": unexpected argument '%s'\n", argv[i]);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (config_path == NULL) {
-		fprintf(stderr, "carelogd: --config FILE is required\n");
+		fprintf(stderr, CARELOGD_NAME ": --config FILE is required\n");
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -84,6 +103,11 @@ int main(int argc, char **argv)
 	if (node_open(&config, &n, err, sizeof(err)) != CARELOG_OK) {
 		return fail("node.start_refused", err);
 	}
+#ifdef CARELOG_TEST_CLOCK
+	if (clock_path != NULL) {
+		testclock_install(n, clock_path);
+	}
+#endif
 	if (node_start(n, err, sizeof(err)) != CARELOG_OK) {
 		node_close(n);
 		return fail("node.start_failed", err);

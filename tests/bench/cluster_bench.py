@@ -20,7 +20,10 @@ For each repeat and each client count C (interleaved, so machine noise hits both
            `verified_signatures` and `syncs` (per node: signatures verified during the run and
            synced write transactions per second; "n/a" where a node does not report them).
 M is --ops-single for one client and --ops otherwise (defaults 2,000 and 50,000, as in the
-single-node table). Then, unless --no-extras, on carelog only:
+single-node table). The nodes deny by default (docs/access.md): before loading a region, the
+admin of every node's organisation adds a care relation for the benchmark's patients there
+(`carelogctl --actor bench-admin:admin relation add`), and every append acts as
+bench-clinician (physician). Then, unless --no-extras, on carelog only:
   failover  kill -9 the leader while 4 client loops append through the two other nodes;
             time to a new leader (status polls) and to the first append acknowledged that was
             sent after the kill; --failover-trials times, the killed node restarted between.
@@ -65,6 +68,9 @@ FAILOVER_WARM_ACKS = 20     # acknowledged appends before the kill
 FAILOVER_BOUND_S = 30       # bound on waiting for the first commit after the kill
 CATCHUP_BOUND_S = 1800      # bound on a learner catching up
 FILL_CLIENTS = 64           # clients filling the region before a learner joins
+ADMIN = "bench-admin:admin"             # adds the care relations
+CLINICIAN = "bench-clinician:physician" # appends
+BENCH_PATIENTS = ("bench-patient", "bench-failover")  # bench append's default; failover loops
 
 
 class BenchError(Exception):
@@ -426,7 +432,9 @@ class CarelogRegion:
         if r.returncode != 0:
             raise BenchError(f"deploy/local-cluster up --voters {self.voters} failed "
                              f"(exit {r.returncode}): {r.stderr.strip()}")
-        return self.wait_leader()
+        leader = self.wait_leader()
+        self.care()
+        return leader
 
     def down(self):
         carelog_down(self.dir)
@@ -476,6 +484,21 @@ class CarelogRegion:
         log(f"carelog: not every node applied index {index} within {bound_s} s")
         return False
 
+    def care(self, patients=BENCH_PATIENTS):
+        """A care relation for each patient at every node's organisation, through that node;
+        returns once every node has applied them."""
+        top = 0
+        for n in self.node_ids():
+            for patient in patients:
+                r = self.ctl(n, ["--actor", ADMIN, "relation", "add", "--patient", patient,
+                                 "--json"], ctl_timeout="10")
+                if r.returncode != 0:
+                    raise BenchError(f"relation add on node {n} failed (exit {r.returncode}): "
+                                     f"{r.stderr.strip()}")
+                top = max(top, json.loads(r.stdout)["index"])
+        if not self.wait_applied(top):
+            raise BenchError("the care relations did not reach every node")
+
     def counters(self):
         """Per node: {verified_signatures, syncs} (None where not reported)."""
         out = {}
@@ -490,8 +513,9 @@ def run_carelog_point(args, tmp, clients, count, tag):
     try:
         leader, _ = region.up()
         before = region.counters()
-        r = region.ctl(leader, ["bench", "append", "--clients", str(clients), "--count",
-                                str(count), "--body-bytes", str(args.body_bytes), "--json"],
+        r = region.ctl(leader, ["--actor", CLINICIAN, "bench", "append", "--clients",
+                                str(clients), "--count", str(count), "--body-bytes",
+                                str(args.body_bytes), "--json"],
                        timeout_s=BENCH_TIMEOUT_S, ctl_timeout="30")
         commit = (region.status(leader, ctl_timeout="5") or {}).get("commit_index")
         if isinstance(commit, int):
@@ -539,7 +563,8 @@ def failover_trials(args, tmp):
                     seq += 1
                     t_sent = time.monotonic()
                     try:
-                        r = region.ctl(node_id, ["append", "--patient", "bench-failover",
+                        r = region.ctl(node_id, ["--actor", CLINICIAN, "append", "--patient",
+                                                 "bench-failover",
                                                  "--kind", "note", "--body",
                                                  f"failover trial {trial} loop {k} seq {seq}",
                                                  "--json"], ctl_timeout="0.5")
@@ -608,9 +633,9 @@ def learner_catchup(args, tmp):
         leader, _ = region.up()
         log(f"learner: filling the region with {args.learner_entries} entries...")
         t0 = time.monotonic()
-        r = region.ctl(leader, ["bench", "append", "--clients", str(FILL_CLIENTS), "--count",
-                                str(args.learner_entries), "--body-bytes", str(args.body_bytes),
-                                "--json"], timeout_s=BENCH_TIMEOUT_S, ctl_timeout="30")
+        r = region.ctl(leader, ["--actor", CLINICIAN, "bench", "append", "--clients",
+                                str(FILL_CLIENTS), "--count", str(args.learner_entries),
+                                "--body-bytes", str(args.body_bytes), "--json"], timeout_s=BENCH_TIMEOUT_S, ctl_timeout="30")
         if r.returncode != 0:
             raise BenchError(f"learner fill failed: {r.stderr.strip()}")
         fill_s = time.monotonic() - t0

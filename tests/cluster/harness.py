@@ -11,6 +11,15 @@ any log, and a clean shutdown.
 Every wait is a poll with a deadline (scaled by CARELOG_CLUSTER_TIME_SCALE for slow machines);
 every random choice comes from the seed printed at the start. Patient ids and bodies are
 synthetic ("ctest-...").
+
+Access (docs/access.md): every node denies by default, and node N acts for its own
+organisation (local-org-N). Before a workload starts, Cluster.care has the admin of every
+organisation add a care relation for each of its patients through that organisation's node
+(`carelogctl --actor ctest-admin:admin relation add`), and waits until every node has applied
+them; a learner added later gets its organisation's relations before it serves. Appends and
+reads act as CLINICIAN (a physician). Policy entries a timeline read may show (the relations
+themselves) are left out of the timelines the checks compare. status, verify and membership
+use the node's default actor, whose role is operator.
 """
 
 import argparse
@@ -47,6 +56,15 @@ PORT_TRIES = 200           # candidate port blocks tried
 SLOW_S = 2.0               # an operation slower than this is logged
 EXIT_PENDING = 3
 EXIT_USAGE = 2
+ADMIN = "ctest-admin:admin"               # adds care relations for its organisation
+CLINICIAN = "ctest-clinician:physician"   # appends and reads
+CARE_TRIES = 40            # tries of one relation add (pending, or the leader moving)
+
+# Kinds that are policy, not clinical (node/journal/policy.h); left out of compared timelines.
+POLICY_KINDS = frozenset((
+    "patient", "care-relation", "care-relation-end", "block", "block-lift", "withhold",
+    "withhold-lift", "proxy-grant", "proxy-revoke", "ambulance-assignment", "btg-grant",
+    "btg-review", "erasure", "policy-params", "audit-batch"))
 
 T0 = time.monotonic()
 
@@ -189,6 +207,7 @@ class Cluster:
         self.extra_logs = []      # logs of processes started by hand (impostors)
         self.history = None       # set by Workload: dumped by destroy() for the post-mortem
         self.workdir = workdir
+        self.cared = set()        # patients with a care relation at every node's organisation
 
     # ---- local-cluster
 
@@ -265,12 +284,15 @@ class Cluster:
         return self.lc("relay-status", self.dir)
 
     def add_learner(self, timeout_s):
+        """Adds a learner, waits for its catch-up, gives its organisation the care relations
+        the others have, then lets the workload use it."""
         t = time.monotonic()
         out = self.lc("add-learner", self.dir, "--timeout", str(int(timeout_s * scale())))
         n = out["nodes"][0]
         self.nodes[n["id"]] = n
-        self.serving.add(n["id"])
         log(f"learner {n['id']} added and caught up in {time.monotonic() - t:.1f} s")
+        self.care(self.cared, node_ids=[n["id"]])
+        self.serving.add(n["id"])
         return n["id"]
 
     def down(self):
@@ -323,10 +345,56 @@ class Cluster:
         except ValueError:
             return None
 
+    def care(self, patients, node_ids=None, seconds=60):
+        """The admin of each node's organisation (every node, or node_ids) adds a care relation
+        there for each patient, through that node; then every running node must apply them.
+        A relation add that is pending is retried with its request id (on the same node)."""
+        patients = sorted(set(patients))
+        node_ids = sorted(node_ids if node_ids is not None else self.nodes)
+        if not patients or not node_ids:
+            return
+        t = time.monotonic()
+        indexes, errors = [], []
+        lock = threading.Lock()
+
+        def one_org(node_id):
+            for patient in patients:
+                rid = f"care-{node_id}-{patient}"[:64]
+                r = None
+                end = deadline(seconds)
+                for _ in range(CARE_TRIES):
+                    r = self.ctl(node_id, ["--actor", ADMIN, "relation", "add", "--patient",
+                                           patient, "--request-id", rid, "--json"])
+                    if r.returncode == 0 or r.returncode == EXIT_USAGE or \
+                            time.monotonic() > end:
+                        break
+                    time.sleep(RETRY_PAUSE_S)
+                with lock:
+                    if r.returncode == 0:
+                        indexes.append(json.loads(r.stdout)["index"])
+                    else:
+                        errors.append(f"node {node_id}: relation add exited {r.returncode}: "
+                                      f"{r.stderr.strip()[-300:]}")
+                        return
+        threads = [threading.Thread(target=one_org, args=(i,)) for i in node_ids]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        check(not errors, "care relations: " + "; ".join(errors[:3]))
+        self.cared.update(patients)
+        top = max(indexes)
+        for node_id in sorted(self.nodes):
+            if node_id in self.serving or node_id in node_ids:
+                self.wait_caught_up(node_id, top, seconds, quiet=True)
+        log(f"care relations for {len(patients)} patients at {len(node_ids)} organisations "
+            f"(nodes {node_ids}), applied everywhere by index {top}: "
+            f"{time.monotonic() - t:.1f} s")
+
     def append(self, node_id, patient, body, request_id, kind="note", timeout_s=APPEND_TIMEOUT_S,
                endpoint=None):
         """(exit code, reply or None, stderr)."""
-        r = self.ctl(node_id, ["--actor", "ctest-clinician", "append", "--patient", patient,
+        r = self.ctl(node_id, ["--actor", CLINICIAN, "append", "--patient", patient,
                                "--kind", kind, "--body", body, "--request-id", request_id,
                                "--json"], timeout_s=timeout_s, endpoint=endpoint)
         reply = None
@@ -346,7 +414,7 @@ class Cluster:
         entries = []
         since = 0
         for _ in range(READ_PAGES_MAX):
-            argv = ["--actor", "ctest-clinician", "read", "--patient", patient, "--consistency",
+            argv = ["--actor", CLINICIAN, "read", "--patient", patient, "--consistency",
                     consistency, "--since-index", str(since), "--limit", str(READ_PAGE_MAX),
                     "--json"]
             if min_index:
@@ -358,7 +426,7 @@ class Cluster:
             if page.get("withheld"):
                 raise TestFailure(f"node {node_id} withheld {page['withheld']} entries: the "
                                   "checks need whole timelines")
-            entries += page["entries"]
+            entries += [e for e in page["entries"] if e.get("kind") not in POLICY_KINDS]
             if not page.get("more") or not page["entries"]:
                 return 0, entries, page
             since = page["entries"][-1]["index"]
@@ -371,7 +439,20 @@ class Cluster:
     # ---- cluster-wide views
 
     def statuses(self, ids=None):
-        return {i: self.status(i) for i in (ids if ids is not None else self.ids())}
+        """Every node's status, asked of all at once: every request is audited and each node
+        ships its audit rows through the log every 200 ms, so the applied index moves all the
+        time and only a simultaneous look can see every node at the same one."""
+        ids = list(ids if ids is not None else self.ids())
+        out = {}
+
+        def ask(i):
+            out[i] = self.status(i)
+        threads = [threading.Thread(target=ask, args=(i,)) for i in ids]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return {i: out.get(i) for i in ids}
 
     def leader(self, among=None):
         """The node that leads and that every answering node of `among` names; else None."""
@@ -392,13 +473,14 @@ class Cluster:
         return poll(f"a leader among {sorted(set(among or self.serving) - set(exclude))}",
                     found, seconds)
 
-    def wait_caught_up(self, node_id, index, seconds=60):
+    def wait_caught_up(self, node_id, index, seconds=60, quiet=False):
         def applied():
             s = self.status(node_id)
             return s is not None and s.get("applied_index", 0) >= index
         t = time.monotonic()
         poll(f"node {node_id} applying index {index}", applied, seconds)
-        log(f"node {node_id} applied index {index} after {time.monotonic() - t:.1f} s")
+        if not quiet:
+            log(f"node {node_id} applied index {index} after {time.monotonic() - t:.1f} s")
 
     def converge(self, seconds=90):
         """Every node reports the same applied index and chain head (commit = applied)."""
@@ -586,6 +668,7 @@ class Workload:
                                           name=f"r{r}", daemon=True) for r in range(readers)])
 
     def start(self):
+        self.cluster.care(self.patients)
         for t in self.threads:
             t.start()
         log(f"workload: {sum(1 for t in self.threads if t.name[0] == 'w')} writers, "

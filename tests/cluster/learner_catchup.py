@@ -2,14 +2,16 @@
 """Add a learner to a region that already holds many entries; it catches up and serves.
 
 Three voters are loaded with --entries entries for one bulk patient through `carelogctl bench
-append` on the leader (5,000 in the cluster suite, 100,000 in the slow suite). Then, under
+append` on the leader, as a physician with a care relation (5,000 in the cluster suite,
+100,000 in the slow suite). Then, under
 write and read load, `deploy/local-cluster add-learner` starts an empty node with the same
 genesis, adds it with `carelogctl member add-learner` on the leader and waits until it has
 applied the leader's commit index. The learner must report role learner and be listed as a
 learner by the leader; it then takes part in the load (its appends are forwarded to the
 leader, its linearizable reads go through the leader's read index and are judged by the
-checker like all others, so each must hold every append acknowledged before it started). Its
-timeline of the bulk patient must hold all the entries. Then the checks every test ends with.
+checker like all others, so each must hold every append acknowledged before it started); its
+organisation gets its care relations before it serves. Its timeline of the bulk patient must
+hold all the entries. Then the checks every test ends with.
 """
 
 import json
@@ -35,10 +37,12 @@ def main():
         cluster.up()
         lead = cluster.wait_leader()
         bulk = f"ctest-bulk-{args.seed % 100000:05d}"
+        cluster.care([bulk])  # every organisation; the learner's gets it when it joins
         t = time.monotonic()
-        r = cluster.ctl(lead, ["bench", "append", "--clients", str(BULK_CLIENTS), "--count",
-                               str(args.entries), "--body-bytes", str(BULK_BODY_BYTES),
-                               "--patient", bulk, "--json"],
+        r = cluster.ctl(lead, ["--actor", harness.CLINICIAN, "bench", "append",
+                               "--clients", str(BULK_CLIENTS), "--count", str(args.entries),
+                               "--body-bytes", str(BULK_BODY_BYTES), "--patient", bulk,
+                               "--json"],
                         timeout_s=30, run_s=600 * harness.scale())
         check(r.returncode == 0, f"bench append exited {r.returncode}: {r.stderr}")
         bench = json.loads(r.stdout.strip().splitlines()[-1])

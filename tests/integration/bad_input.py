@@ -72,6 +72,7 @@ def bad_requests(args, node, work):
 
 
 def body_limit(node):
+    node.care(["itest-bad-0002"])
     rc, _, err = node.append("itest-bad-0002", "note", "y" * BODY_MAX_BYTES)
     check(rc == 0, f"a body of exactly body_max_bytes ({BODY_MAX_BYTES}) was refused: {err}")
     rc, _, err = node.append("itest-bad-0002", "note", "y" * (BODY_MAX_BYTES + 1))

@@ -61,6 +61,7 @@ def main():
     ok = False
     try:
         node.start()
+        node.care([PATIENT] + OTHER_PATIENTS)  # the reads below must fail for the damage alone
         target = None
         secrets = set()
         for patient in [PATIENT] + OTHER_PATIENTS:
@@ -75,15 +76,20 @@ def main():
                     target = dict(reply, body=body)
         rc, out = node.verify()
         check(rc == 0, f"verify of the intact store exited {rc}: {out}")
+        r = node.ctl(["--actor", harness.CLINICIAN, "read", "--patient", PATIENT, "--json"])
+        check(target["body"] in r.stdout, "the intact store does not serve the target entry")
         node.stop()
         pristine = os.path.join(work.path, "pristine")
         shutil.copytree(node.data_dir, pristine)
         index, entry_id, rid = target["index"], target["id"], target["request_id"]
         log(f"target entry: index {index} id {entry_id}")
 
+        # The key is the patient hash and the log index; the patient's care relation may be
+        # indexed there too, so the target's key is picked by its index.
         patient_keys = [k for k in list_keys(args, node, "patient_index")
-                        if k.startswith(harness.patient_key_hex(PATIENT))]
-        check(patient_keys, "no patient_index key for the target patient "
+                        if k.startswith(harness.patient_key_hex(PATIENT)) and
+                        int(k[-16:], 16) == index]
+        check(patient_keys, "no patient_index key for the target entry "
               "(docs/on-disk-format.md changed?)")
         request_keys = [k for k in list_keys(args, node, "request_index")
                         if rid.encode().hex() in k]
@@ -106,7 +112,7 @@ def main():
             ("entry_index value, CRC fixed", "entry_index",
              ["--key", entry_id, "--offset", "-2", "--fix-crc"], entry_id, "get"),
             ("patient_index value", "patient_index",
-             ["--key", patient_keys[TARGET], "--offset", "0"], patient_keys[TARGET], "read"),
+             ["--key", patient_keys[0], "--offset", "0"], patient_keys[0], "read"),
             ("request_index value", "request_index",
              ["--key", request_keys[0], "--offset", "-1"], request_keys[0], None),
         ]
@@ -123,16 +129,24 @@ def main():
             elif not names(out, db, key):
                 failures.append(f"{name}: verify does not name {db} key {key}: {out.strip()[:300]}")
             if also == "read":
-                r = node.ctl(["read", "--patient", PATIENT, "--json"], check_rc=False)
+                r = node.ctl(["--actor", harness.CLINICIAN, "read", "--patient", PATIENT,
+                              "--json"], check_rc=False)
                 if r.returncode == 0 and target["body"] in r.stdout:
                     # Serving the entry is only wrong if its damaged bytes are served as valid.
                     failures.append(f"{name}: read served the damaged entry")
                 elif r.returncode == 0:
                     failures.append(f"{name}: read exited 0 instead of reporting the damage")
+                elif harness.denied(r.stderr):
+                    failures.append(f"{name}: read denied, not failed on the damage: "
+                                    f"{r.stderr.strip()[:200]}")
             elif also == "get":
-                r = node.ctl(["get", "--id", entry_id, "--json"], check_rc=False)
+                r = node.ctl(["--actor", harness.CLINICIAN, "get", "--id", entry_id, "--json"],
+                             check_rc=False)
                 if r.returncode == 0:
                     failures.append(f"{name}: get served the entry through a corrupt index")
+                elif harness.denied(r.stderr):
+                    failures.append(f"{name}: get denied, not failed on the damage: "
+                                    f"{r.stderr.strip()[:200]}")
             node.stop()
             harness.assert_logs_clean(node, secrets)
         check(not failures, "\n  ".join([""] + failures))

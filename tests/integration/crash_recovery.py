@@ -30,6 +30,7 @@ def main():
     try:
         node.start()
         load = harness.AppendLoad(node, "crash", args.seed, CLIENTS)
+        load.prepare()  # care relations: the clients append as a physician
         acked_at_kill = load.run_until(kill_after)
         rc = node.kill()
         log(f"SIGKILL after {acked_at_kill} acknowledgements (target {kill_after}); exit {rc}")

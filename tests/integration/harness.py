@@ -3,6 +3,12 @@
 Each test script imports it, parses the binaries' paths meson passes, and drives one node made
 by deploy/local-cluster init. Every patient id and body used here is synthetic; the tests check
 that none of them reaches the node's log.
+
+Access (docs/access.md): the node denies by default. Clinical calls here act as CLINICIAN (a
+physician); before a test appends for a patient, Node.care adds a care relation for it at the
+node's organisation as ADMIN (one `carelogctl relation add` each, request id "care-<patient>",
+so a retry never makes a second). Operator commands (status, verify) use the node's default
+actor, whose role is operator.
 """
 
 import argparse
@@ -26,6 +32,17 @@ POLL_S = 0.05          # pause between polls (the poll is the synchronisation, n
 EXIT_WAIT_S = 60       # bound on waiting for a node to exit
 CTL_TIMEOUT_S = 60     # bound on one carelogctl run (its own --timeout is shorter)
 EXIT_PENDING = 3       # carelogctl: outcome pending, retry with the same request id
+ADMIN = "itest-admin:admin"                # adds care relations (the organisation's admin)
+CLINICIAN = "itest-clinician:physician"    # appends and reads
+CARE_THREADS = 8       # concurrent `relation add` runs in Node.care
+CARE_TRIES = 20        # tries of one relation add (exit 3: pending, same request id)
+
+# Kinds that are policy, not clinical (node/journal/policy.h): whatever a timeline read shows of
+# them is left out where the tests compare timelines with what they appended.
+POLICY_KINDS = frozenset((
+    "patient", "care-relation", "care-relation-end", "block", "block-lift", "withhold",
+    "withhold-lift", "proxy-grant", "proxy-revoke", "ambulance-assignment", "btg-grant",
+    "btg-review", "erasure", "policy-params", "audit-batch"))
 
 
 
@@ -120,7 +137,9 @@ class Node:
 
     # ---------------------------------------------------------------- process
 
-    def start(self, env_extra=None, preload=None, wait=True):
+    def start(self, env_extra=None, preload=None, wait=True, binary=None):
+        """Starts carelogd (or `binary`, e.g. the benchmarks' unaudited build) on this node's
+        config and data."""
         check(self.proc is None, "node already running")
         env = dict(os.environ)
         if env_extra:
@@ -133,7 +152,7 @@ class Node:
         self.logs.append(log_path)
         self.log_file = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [self.args.carelogd, "--config", self.config],
+            [binary or self.args.carelogd, "--config", self.config],
             stdin=subprocess.DEVNULL, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
         if wait:
             self.wait_ready()
@@ -200,9 +219,38 @@ class Node:
             raise TestFailure(f"carelogctl {' '.join(argv)} exited {r.returncode}: {r.stderr}")
         return r
 
+    def care(self, patients, admin=ADMIN):
+        """Adds a care relation at this node's organisation for every patient (as `admin`), so
+        that CLINICIAN may append and read; returns the highest log index among them."""
+        patients = sorted(set(patients))
+        lock = threading.Lock()
+        indexes, errors = [], []
+
+        def worker(mine):
+            for patient in mine:
+                rid = f"care-{patient}"[:64]
+                for _ in range(CARE_TRIES):
+                    r = self.ctl(["--actor", admin, "relation", "add", "--patient", patient,
+                                  "--request-id", rid, "--json"], check_rc=False)
+                    if r.returncode != EXIT_PENDING:
+                        break
+                with lock:
+                    if r.returncode == 0:
+                        indexes.append(json.loads(r.stdout)["index"])
+                    else:
+                        errors.append(f"relation add ({r.returncode}): {r.stderr.strip()}")
+        threads = [threading.Thread(target=worker, args=(patients[t::CARE_THREADS],))
+                   for t in range(min(CARE_THREADS, len(patients)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(not errors, f"care relations for {len(patients)} patients: {errors[:3]}")
+        return max(indexes, default=0)
+
     def append(self, patient, kind, body, request_id=None, timeout_s=10):
         """Returns (exit code, reply dict or None, stderr)."""
-        argv = ["--actor", "itest-clinician", "append", "--patient", patient, "--kind", kind,
+        argv = ["--actor", CLINICIAN, "append", "--patient", patient, "--kind", kind,
                 "--body", body, "--json"]
         if request_id:
             argv += ["--request-id", request_id]
@@ -217,22 +265,29 @@ class Node:
         entries = []
         since = 0
         for _ in range(100000):
-            r = self.ctl(["read", "--patient", patient, "--since-index", str(since),
-                          "--limit", "1000", "--json"])
+            r = self.ctl(["--actor", CLINICIAN, "read", "--patient", patient, "--since-index",
+                          str(since), "--limit", "1000", "--json"])
             page = json.loads(r.stdout)
-            entries += page["entries"]
+            entries += [e for e in page["entries"] if e["kind"] not in POLICY_KINDS]
             if not page.get("more") or not page["entries"]:
                 return entries
             since = page["entries"][-1]["index"]
         raise TestFailure("timeline does not end")
 
     def get(self, entry_id):
-        r = self.ctl(["get", "--id", entry_id, "--json"], check_rc=False)
+        r = self.ctl(["--actor", CLINICIAN, "get", "--id", entry_id, "--json"], check_rc=False)
         return r.returncode, (json.loads(r.stdout) if r.returncode == 0 else None), r.stderr
 
     def verify(self):
         r = self.ctl(["verify", "--json"], timeout_s=120, check_rc=False)
         return r.returncode, r.stdout + r.stderr
+
+
+def denied(stderr):
+    """Whether a failed carelogctl run was an access denial (CARELOG_EDENIED: "not allowed")
+    rather than the failure a test looks for."""
+    text = stderr.lower()
+    return "not allowed" in text or "edenied" in text or "denied" in text
 
 
 def patient_key_hex(patient):
@@ -311,9 +366,24 @@ class AppendLoad:
         self.threads = [threading.Thread(target=self._client, args=(c,))
                         for c in range(clients)]
 
+    @classmethod
+    def patient(cls, tag, client, n):
+        return f"itest-{tag}-{client:02d}-{n % cls.PATIENTS_PER_CLIENT:03d}"
+
+    @classmethod
+    def patients_for(cls, tag, clients):
+        """Every patient a load of `clients` clients with this tag appends for: what
+        Node.care must cover before the load starts (see prepare)."""
+        return [cls.patient(tag, c, n) for c in range(clients)
+                for n in range(cls.PATIENTS_PER_CLIENT)]
+
+    def prepare(self):
+        """Care relations for every patient of this load (the node must be running)."""
+        return self.node.care(self.patients_for(self.tag, len(self.threads)))
+
     def request(self, client, n):
         rid = f"{self.tag}-{self.seed:x}-{client:02d}-{n:06d}"
-        patient = f"itest-{self.tag}-{client:02d}-{n % self.PATIENTS_PER_CLIENT:03d}"
+        patient = self.patient(self.tag, client, n)
         kind = self.KINDS[n % len(self.KINDS)]
         body = f"itest {self.tag} body {client}/{n}: synthetic observation text"
         return rid, patient, kind, body

@@ -53,12 +53,15 @@ def power_loss(args, work):
     log(f"power loss: {r.stdout.strip()}")
 
 
-def fresh_node(args, base, name):
+def fresh_node(args, base, name, tag):
     work = os.path.join(base, name)
     os.makedirs(work)
     node = harness.Node(args, work)
-    # The first start creates the data dir (the shim tracks an existing directory).
+    # The first start creates the data dir (the shim tracks an existing directory) and, before
+    # any shim, the care relations the load's clients need: a lying or failing disk must not
+    # take them away, or the appends would be refused instead of lost.
     node.start()
+    node.care(harness.AppendLoad.patients_for(tag, CLIENTS))
     node.stop()
     return node, work
 
@@ -78,7 +81,7 @@ def run_under_shim(args, node, work, kill_after, seed, tag, extra_env):
 
 
 def honest(args, base, rng):
-    node, work = fresh_node(args, base, "honest")
+    node, work = fresh_node(args, base, "honest", "sync")
     try:
         kill_after = rng.randint(KILL_AFTER_ACKS_MIN, KILL_AFTER_ACKS_MAX)
         load = run_under_shim(args, node, work, kill_after, args.seed, "sync", {})
@@ -95,7 +98,7 @@ def honest(args, base, rng):
 
 
 def lying(args, base):
-    node, work = fresh_node(args, base, "lying")
+    node, work = fresh_node(args, base, "lying", "lie")
     try:
         load = run_under_shim(args, node, work, LIE_KILL_AFTER_ACKS, args.seed, "lie",
                               {"SYNCSHIM_LIE_AFTER": str(LIE_AFTER_SYNCS)})
@@ -116,7 +119,7 @@ def lying(args, base):
 
 
 def eio(args, base, rng):
-    node, work = fresh_node(args, base, "eio")
+    node, work = fresh_node(args, base, "eio", "eio")
     try:
         eio_after = rng.randint(EIO_AFTER_SYNCS_MIN, EIO_AFTER_SYNCS_MAX)
         node.start(env_extra=shim_env(node, work, {"SYNCSHIM_EIO_AFTER": str(eio_after)}),

@@ -27,7 +27,7 @@ const char node_config_help[] =
     "  actor_default_role = operator  role when a request names none (not system)\n"
     "  unit           =            unit stamped into entries this node signs\n"
     "  [client]\n"
-    "  endpoint          = ipc://<data_dir>/client.sock\n"
+    "  endpoint          = ipc://<data_dir>/client.sock   ipc:// only (no remote clients yet)\n"
     "  requests_max      = 256     client requests in flight\n"
     "  request_bytes_max = 0       0 = body_max_bytes + 64 KiB, at least 1 MiB\n"
     "  timeout_ms        = 5000    default wait for commit or --min-index\n"
@@ -369,8 +369,14 @@ static int handle_client(struct config_parse *p, const char *key, const char *va
 {
 	struct node_config *c = &p->config;
 	if (strcmp(key, "endpoint") == 0) {
-		if (strstr(value, "://") == NULL) {
-			config_fail(p, key, "'%s' is not a URL (ipc://PATH or tcp://HOST:PORT)",
+		if (strncmp(value, "ipc://", 6) != 0 || value[6] == '\0') {
+			/* The node trusts the actor a client names (DESIGN.md "Access"): only its
+			 * own applications, behind the socket file's permissions, may name one. A
+			 * remote endpoint would let anyone on the network act as anyone. */
+			config_fail(p, key,
+			            "'%s': only ipc://PATH endpoints are served (the socket file's "
+			            "permissions admit the node's own applications; remote clients "
+			            "need registered application keys, not supported yet)",
 			            value);
 			return 0;
 		}

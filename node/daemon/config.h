@@ -20,7 +20,8 @@
  *                                            and the actor's unit when a request names none
  *
  *   [client]
- *   endpoint          = ipc://<data_dir>/client.sock   nng URL (ipc:// socket is made 0600)
+ *   endpoint          = ipc://<data_dir>/client.sock   ipc:// only (socket made 0600; no remote
+ *                                                     clients until application keys exist)
  *   requests_max      = 256                  client requests in flight (nng contexts)
  *   request_bytes_max = 0                    largest request accepted; 0 = derived at start:
  *                                            body_max_bytes (replicated) + 64 KiB, >= 1 MiB

@@ -62,7 +62,7 @@ static void test_config_every_key_is_read(void **state)
 	                             "actor_default_role = nurse\n"
 	                             "unit = cardiology ward 3 ; a comment\n"
 	                             "[client]\n"
-	                             "endpoint = tcp://127.0.0.1:7500\n"
+	                             "endpoint = ipc:///run/carelog/n7.sock\n"
 	                             "requests_max = 16\n"
 	                             "request_bytes_max = 2MiB\n"
 	                             "timeout_ms = 250\n"
@@ -82,7 +82,7 @@ static void test_config_every_key_is_read(void **state)
 	assert_int_equal(c.log_level, CL_LOG_DEBUG);
 	assert_string_equal(c.actor_default, "hpr-9");
 	assert_string_equal(c.unit, "cardiology ward 3");
-	assert_string_equal(c.client_endpoint, "tcp://127.0.0.1:7500");
+	assert_string_equal(c.client_endpoint, "ipc:///run/carelog/n7.sock");
 	assert_int_equal(c.client_requests_max, 16);
 	assert_int_equal(c.client_request_bytes_max, 2u << 20);
 	assert_int_equal(c.client_timeout_ms, 250);
@@ -195,6 +195,13 @@ static void test_config_bad_numbers_are_refused_with_the_value(void **state)
 	(void)state;
 	struct node_config c;
 	char err[512] = "";
+	/* No remote clients: the node trusts the actor a client names. */
+	assert_int_equal(parse(GOOD_NODE "[client]\nendpoint = tcp://0.0.0.0:7500\n", &c, err,
+	                       sizeof(err)),
+	                 CARELOG_ECONFIG);
+	assert_non_null(strstr(err, "only ipc://PATH endpoints are served"));
+	assert_int_equal(parse(GOOD_NODE "[client]\nendpoint = ipc://\n", &c, err, sizeof(err)),
+	                 CARELOG_ECONFIG);
 	assert_int_equal(parse(GOOD_NODE "[client]\nrequests_max = 12x\n", &c, err, sizeof(err)),
 	                 CARELOG_ECONFIG);
 	assert_non_null(strstr(err, "line 7: requests_max: '12x' is not a whole number"));

@@ -91,6 +91,22 @@ int access_apply_entry(struct storage_txn *t, uint64_t index, uint64_t leader_ti
 		       const uint8_t *body, size_t body_len, enum access_apply_verdict *out_verdict,
 		       const char **out_reason);
 
+/*
+ * Records that arrive stripped (DESIGN.md "Journal entries"): a node catching up may receive an
+ * entry whose body and salt were lawfully erased elsewhere; the record names the index of the
+ * tombstone that erased it (journal_record.erased_by_index). access_stripped_expect remembers
+ * that entry `id` at `index` must be erased by the entry at `tombstone_index`
+ * (CARELOG_ECORRUPT when tombstone_index <= index: a tombstone always comes later). The erasure
+ * applied at that index resolves it (access_apply_entry). access_stripped_check, called after
+ * each applied index, returns CARELOG_ECORRUPT with the entry if something stripped still
+ * waits for a tombstone at `index`: the entry there did not erase it, so this node was sent
+ * altered data and must stop applying rather than keep a record with a body removed unlawfully.
+ */
+int access_stripped_expect(struct storage_txn *t, uint64_t index, const uint8_t id[JOURNAL_ID_BYTES],
+			   uint64_t tombstone_index);
+int access_stripped_check(struct storage_txn *t, uint64_t index, uint8_t out_id[JOURNAL_ID_BYTES],
+			  uint64_t *out_entry_index);
+
 /* The reason a refused entry (apply status refused) was refused, as recorded when it was
  * applied; CARELOG_ENOTFOUND if `id` was not refused. Copies at most reason_len - 1 bytes. */
 int access_refusal_get(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], char *reason,

@@ -3,6 +3,7 @@
 
 #include "carelog/errors.h"
 #include "common/assert.h"
+#include "common/bytes.h"
 #include "common/log.h"
 
 #include <stdio.h>
@@ -716,6 +717,7 @@ static int erase_body(struct apply_ctx *a, const struct storage_entry *e,
 	stripped.salt = NULL;
 	stripped.body = NULL;
 	stripped.body_len = 0;
+	stripped.erased_by_index = a->index; /* checked by nodes that receive it stripped */
 	size_t capacity = journal_record_size(r->header_len, 0);
 	uint8_t *buf = malloc(capacity);
 	if (buf == NULL) {
@@ -736,6 +738,65 @@ static int erase_body(struct apply_ctx *a, const struct storage_entry *e,
 	}
 	free(buf);
 	return rc;
+}
+
+static void stripped_key(uint64_t tombstone_index, const uint8_t id[JOURNAL_ID_BYTES],
+                         struct access_key *k)
+{
+	access_key_begin(k, ACCESS_TAG_STRIPPED);
+	access_key_u64(k, tombstone_index);
+	access_key_bytes(k, id, JOURNAL_ID_BYTES);
+}
+
+int access_stripped_expect(struct storage_txn *t, uint64_t index, const uint8_t id[JOURNAL_ID_BYTES],
+                           uint64_t tombstone_index)
+{
+	if (tombstone_index <= index) {
+		return CARELOG_ECORRUPT;
+	}
+	struct access_key k;
+	stripped_key(tombstone_index, id, &k);
+	uint8_t v[8];
+	cl_put_u64be(v, index);
+	return storage_policy_put(t, k.b, k.len, v, sizeof(v));
+}
+
+struct stripped_found {
+	bool found;
+	uint8_t id[JOURNAL_ID_BYTES];
+	uint64_t index;
+};
+
+static int stripped_visit(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                          size_t value_len)
+{
+	struct stripped_found *f = arg;
+	if (key_len != 1 + 8 + JOURNAL_ID_BYTES || value_len != 8) {
+		return CARELOG_ECORRUPT;
+	}
+	f->found = true;
+	memcpy(f->id, key + 1 + 8, JOURNAL_ID_BYTES);
+	f->index = cl_get_u64be(value);
+	return 1;
+}
+
+int access_stripped_check(struct storage_txn *t, uint64_t index, uint8_t out_id[JOURNAL_ID_BYTES],
+                          uint64_t *out_entry_index)
+{
+	struct access_key prefix;
+	access_key_begin(&prefix, ACCESS_TAG_STRIPPED);
+	access_key_u64(&prefix, index);
+	struct stripped_found f = {0};
+	int rc = storage_policy_scan(t, prefix.b, prefix.len, false, 1, stripped_visit, &f);
+	if (rc != CARELOG_OK && rc != 1) {
+		return rc;
+	}
+	if (!f.found) {
+		return CARELOG_OK;
+	}
+	memcpy(out_id, f.id, JOURNAL_ID_BYTES);
+	*out_entry_index = f.index;
+	return CARELOG_ECORRUPT;
 }
 
 static int apply_erasure(struct apply_ctx *a, const struct policy_body *b)
@@ -783,9 +844,23 @@ static int apply_erasure(struct apply_ctx *a, const struct policy_body *b)
 	 * the erasure. */
 	if (r.salt != NULL) {
 		rc = erase_body(a, &e, &r);
-		if (rc != CARELOG_OK) {
-			return rc;
+	} else {
+		/* It arrived stripped naming this tombstone (access_stripped_expect); one naming
+		 * another index is altered data: access_stripped_check stops apply there. */
+		struct access_key u;
+		stripped_key(r.erased_by_index, b->ref, &u);
+		rc = r.erased_by_index == a->index ? storage_policy_delete(a->t, u.b, u.len)
+		                                   : CARELOG_ECORRUPT;
+		if (rc == CARELOG_ENOTFOUND || rc == CARELOG_ECORRUPT) {
+			cl_log_error("access.stripped_mismatch",
+			             "index=%llu erased_index=%llu erased_by_index=%llu",
+			             (unsigned long long)a->index, (unsigned long long)index,
+			             (unsigned long long)r.erased_by_index);
+			rc = CARELOG_ECORRUPT;
 		}
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
 	}
 	struct access_wbuf *w = malloc(sizeof(*w));
 	if (w == NULL) {

@@ -33,6 +33,7 @@ enum access_tag {
 	ACCESS_TAG_SUPERSEDED = 'S',       /* S | old id -> new id, index */
 	ACCESS_TAG_BTG = 'T',              /* T | pkey | org | actor | index -> grant */
 	ACCESS_TAG_PROXY = 'X',            /* X | pkey | proxy | index -> grant */
+	ACCESS_TAG_STRIPPED = 'U', /* U | tombstone index | entry id -> index (arrived stripped) */
 };
 
 enum {

@@ -486,6 +486,46 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 	return apply_judged(t, e, c, key, key_len, out);
 }
 
+/* A record that arrived without its body (erased elsewhere before this node caught up) names its
+ * tombstone's index; remember that the entry there must erase it (access_stripped_expect). */
+static int apply_stripped_expect(struct storage_txn *t, const struct consensus_entry *e,
+                                 const struct node_apply_class *c)
+{
+	if (c->kind != NODE_APPLY_KIND_RECORD || c->record.salt != NULL || !c->has_id) {
+		return CARELOG_OK;
+	}
+	int rc = access_stripped_expect(t, e->index, c->id, c->record.erased_by_index);
+	if (rc == CARELOG_ECORRUPT) {
+		char id_hex[2 * JOURNAL_ID_BYTES + 1];
+		cl_hex_encode(id_hex, c->id, JOURNAL_ID_BYTES);
+		cl_log(CL_LOG_FATAL, "apply.stopped",
+		       "index=%llu id=%s erased_by_index=%llu err=ECORRUPT reason=\"the entry "
+		       "arrived without its body naming a tombstone that is not later in the log: "
+		       "altered data; restore this node from a healthy one\"",
+		       (unsigned long long)e->index, id_hex,
+		       (unsigned long long)c->record.erased_by_index);
+	}
+	return rc;
+}
+
+/* After each index: nothing stripped may still wait for a tombstone here. */
+static int apply_stripped_check(struct storage_txn *t, const struct consensus_entry *e)
+{
+	uint8_t id[JOURNAL_ID_BYTES];
+	uint64_t stripped_index = 0;
+	int rc = access_stripped_check(t, e->index, id, &stripped_index);
+	if (rc == CARELOG_ECORRUPT) {
+		char id_hex[2 * JOURNAL_ID_BYTES + 1];
+		cl_hex_encode(id_hex, id, JOURNAL_ID_BYTES);
+		cl_log(CL_LOG_FATAL, "apply.stopped",
+		       "index=%llu stripped_index=%llu stripped_id=%s err=ECORRUPT reason=\"an entry "
+		       "arrived without its body naming this index as its tombstone, but this entry "
+		       "does not erase it: altered data; restore this node from a healthy one\"",
+		       (unsigned long long)e->index, (unsigned long long)stripped_index, id_hex);
+	}
+	return rc;
+}
+
 static int apply_one(struct storage_txn *t, struct node_apply_state *st,
                      const struct consensus_entry *e, struct membership *conf_buf,
                      struct node_apply_class *c, struct node_apply_outcome *out)
@@ -514,8 +554,14 @@ static int apply_one(struct storage_txn *t, struct node_apply_state *st,
 		}
 		break;
 	default:
-		rc = apply_record(t, e, c, out);
+		rc = apply_stripped_expect(t, e, c);
+		if (rc == CARELOG_OK) {
+			rc = apply_record(t, e, c, out);
+		}
 		break;
+	}
+	if (rc == CARELOG_OK) {
+		rc = apply_stripped_check(t, e);
 	}
 	if (rc != CARELOG_OK) {
 		return rc;

@@ -523,8 +523,10 @@ static void journal_record_pack(msgpack_packer *pk, const struct journal_record 
 	(void)msgpack_pack_bin_with_body(pk, r->header, r->header_len);
 	(void)msgpack_pack_bin_with_body(pk, r->signature, CL_SIGNATURE_BYTES);
 	if (r->salt == NULL) {
+		/* Erased: no salt, and in the body's place the index of the tombstone that erased
+		 * it, which a node receiving the stripped record checks when it applies that index. */
 		(void)msgpack_pack_nil(pk);
-		(void)msgpack_pack_nil(pk);
+		(void)msgpack_pack_uint64(pk, r->erased_by_index);
 		return;
 	}
 	(void)msgpack_pack_bin_with_body(pk, r->salt, JOURNAL_SALT_BYTES);
@@ -543,9 +545,10 @@ int journal_record_encode(const struct journal_record *r, uint8_t *out, size_t o
 	    r->signature == NULL || r->body_len > JOURNAL_BODY_BYTES_LIMIT) {
 		return CARELOG_EINVAL;
 	}
-	/* Erased means salt and body both gone; a body without its salt could never verify. */
-	if ((r->salt == NULL && (r->body != NULL || r->body_len != 0)) ||
-	    (r->body == NULL && r->body_len != 0)) {
+	/* Erased means salt and body both gone and the tombstone named; a body without its salt
+	 * could never verify. */
+	if ((r->salt == NULL && (r->body != NULL || r->body_len != 0 || r->erased_by_index == 0)) ||
+	    (r->salt != NULL && r->erased_by_index != 0) || (r->body == NULL && r->body_len != 0)) {
 		return CARELOG_EINVAL;
 	}
 	struct journal_mp_writer w;
@@ -589,8 +592,11 @@ static int journal_record_from_object(const msgpack_object *o, struct journal_re
 		return CARELOG_EPROTO;
 	}
 	r->signature = (const uint8_t *)e[3].via.bin.ptr;
-	if (e[4].type == MSGPACK_OBJECT_NIL && e[5].type == MSGPACK_OBJECT_NIL) {
-		return CARELOG_OK; /* erased */
+	if (e[4].type == MSGPACK_OBJECT_NIL) {
+		/* erased: the tombstone's index (> 0) where the body was */
+		return journal_obj_u64(&e[5], &r->erased_by_index) && r->erased_by_index > 0
+		           ? CARELOG_OK
+		           : CARELOG_EPROTO;
 	}
 	if (e[4].type != MSGPACK_OBJECT_BIN || e[4].via.bin.size != JOURNAL_SALT_BYTES ||
 	    e[5].type != MSGPACK_OBJECT_BIN || e[5].via.bin.size > JOURNAL_BODY_BYTES_LIMIT) {

@@ -91,13 +91,14 @@ struct journal_record {
 	const uint8_t *salt;      /* JOURNAL_SALT_BYTES, or NULL once erased */
 	const uint8_t *body;      /* NULL once erased */
 	size_t body_len;
+	uint64_t erased_by_index; /* erased: the log index of its tombstone (> 0); else 0 */
 };
 
 /* Upper bound of the encoded size of a record with these parts (for buffer sizing). An erased
  * record (salt and body NULL) is smaller. */
 size_t journal_record_size(size_t header_len, size_t body_len);
-/* Erased records have salt == NULL and body == NULL; otherwise salt is set and body may be
- * NULL only when body_len is 0. CARELOG_EINVAL for inconsistent parts, CARELOG_ETOOBIG if
+/* Erased records have salt == NULL, body == NULL and erased_by_index > 0; otherwise salt is
+ * set, erased_by_index is 0 and body may be NULL only when body_len is 0. CARELOG_EINVAL for inconsistent parts, CARELOG_ETOOBIG if
  * out_capacity is too small. Header bytes are copied as they are (not checked). */
 int journal_record_encode(const struct journal_record *r, uint8_t *out, size_t out_capacity,
 			  size_t *out_len);

@@ -1069,6 +1069,8 @@ static void test_erasure_of_target_received_stripped(void **state)
 	r.salt = NULL;
 	r.body = NULL;
 	r.body_len = 0;
+	uint64_t tombstone = f->last_index + 1; /* the erasure below */
+	r.erased_by_index = tombstone;
 	uint8_t stripped[JOURNAL_HEADER_BYTES_MAX + 256];
 	size_t len = 0;
 	assert_int_equal(journal_record_encode(&r, stripped, sizeof(stripped), &len), CARELOG_OK);
@@ -1078,6 +1080,16 @@ static void test_erasure_of_target_received_stripped(void **state)
 	                                  .data_len = (uint32_t)len,
 	                                  .data = stripped};
 	assert_int_equal(storage_log_rewrite(t, &rewritten), CARELOG_OK);
+	/* As node/daemon/apply.c does for a record that arrives stripped. A tombstone is always
+	 * later in the log. */
+	assert_int_equal(access_stripped_expect(t, n.index, n.id, n.index), CARELOG_ECORRUPT);
+	assert_int_equal(access_stripped_expect(t, n.index, n.id, tombstone), CARELOG_OK);
+	uint8_t waiting[JOURNAL_ID_BYTES];
+	uint64_t waiting_index = 0;
+	assert_int_equal(access_stripped_check(t, tombstone, waiting, &waiting_index),
+	                 CARELOG_ECORRUPT);
+	assert_memory_equal(waiting, n.id, JOURNAL_ID_BYTES);
+	assert_int_equal(waiting_index, n.index);
 	assert_int_equal(storage_txn_commit(t), CARELOG_OK);
 
 	struct policy_body *b = body_new(POLICY_KIND_ERASURE);
@@ -1092,9 +1104,37 @@ static void test_erasure_of_target_received_stripped(void **state)
 	assert_int_equal(access_erased(t, n.id, &erased, &info), CARELOG_OK);
 	assert_true(erased);
 	assert_int_equal(info.tombstone_index, z.index);
+	assert_int_equal(z.index, tombstone);
 	assert_int_equal(storage_log_get(t, n.index, &e), CARELOG_OK);
 	assert_int_equal(e.data_len, len);
 	assert_memory_equal(e.data, stripped, len);
+	/* The erasure at the named index resolved it. */
+	assert_int_equal(access_stripped_check(t, tombstone, waiting, &waiting_index), CARELOG_OK);
+	storage_txn_abort(t);
+}
+
+/* A record that arrives stripped naming index T, where T holds no erasure of it, is altered
+ * data: the check after T says so (apply then stops). */
+static void test_stripped_record_without_its_tombstone_is_caught(void **state)
+{
+	struct fixture *f = *state;
+	ASSERT_APPLIED(relation(f, "P1", &hosp_admin));
+	struct entry n = note(f, "P1", &hosp_doc, T0);
+	uint64_t claimed = f->last_index + 1;
+	struct storage_txn *t = NULL;
+	assert_int_equal(storage_txn_begin_write(f->s, &t), CARELOG_OK);
+	assert_int_equal(access_stripped_expect(t, n.index, n.id, claimed), CARELOG_OK);
+	assert_int_equal(storage_txn_commit(t), CARELOG_OK);
+	struct entry other = note(f, "P1", &hosp_doc, T0 + 1); /* index `claimed`: no erasure */
+	assert_int_equal(other.index, claimed);
+	t = begin_read(f);
+	uint8_t waiting[JOURNAL_ID_BYTES];
+	uint64_t waiting_index = 0;
+	assert_int_equal(access_stripped_check(t, claimed, waiting, &waiting_index),
+	                 CARELOG_ECORRUPT);
+	assert_memory_equal(waiting, n.id, JOURNAL_ID_BYTES);
+	assert_int_equal(access_stripped_check(t, claimed - 1, waiting, &waiting_index),
+	                 CARELOG_OK);
 	storage_txn_abort(t);
 }
 
@@ -1360,6 +1400,7 @@ int main(void)
 	    T(test_full_prefix_refuses_until_expired_rows_are_pruned),
 	    T(test_amend_supersedes_once),
 	    T(test_newer_policy_body_stops_apply_malformed_is_refused),
+	    T(test_stripped_record_without_its_tombstone_is_caught),
 	    T(test_audit_batch_rows_queryable_newest_first),
 #undef T
 	};

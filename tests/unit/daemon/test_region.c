@@ -852,6 +852,7 @@ static void test_region_erasure_removes_the_body_on_every_node_and_verify_passes
 		assert_int_equal(journal_record_decode(e.data, e.data_len, &rec), CARELOG_OK);
 		assert_null(rec.salt);
 		assert_null(rec.body);
+		assert_int_equal(rec.erased_by_index, tombstone); /* the lagger checked it */
 		assert_null(memmem(e.data, e.data_len, "observation", 11));
 		storage_txn_abort(t);
 		uint64_t index = 0;

@@ -729,23 +729,45 @@ static void test_verify_accepts_erased_body_and_salt(void **state)
 	test_sign_fixed(&k, &s);
 	struct journal_record r = test_record_of(&s, NULL, 0);
 	r.salt = NULL;
+	r.erased_by_index = 300; /* the tombstone's index */
 	struct journal_header h;
 	uint8_t id[JOURNAL_ID_BYTES];
 	assert_int_equal(journal_verify(&r, k.public_key, &h, id), CARELOG_OK);
 	assert_memory_equal(id, s.id, JOURNAL_ID_BYTES);
 	assert_true(h.body_size == sizeof(test_body) - 1);
 
-	/* the erased record travels and decodes as [.., nil, nil] */
+	/* the erased record travels and decodes as [.., nil, tombstone index] */
 	uint8_t buf[TEST_RECORD_BYTES_MAX];
 	size_t len = 0;
 	assert_int_equal(journal_record_encode(&r, buf, sizeof(buf), &len), CARELOG_OK);
-	assert_int_equal(buf[len - 1], 0xc0);
-	assert_int_equal(buf[len - 2], 0xc0);
+	assert_int_equal(buf[len - 4], 0xc0);
+	assert_int_equal(buf[len - 3], 0xcd); /* uint16 300 */
+	assert_int_equal(buf[len - 2], 0x01);
+	assert_int_equal(buf[len - 1], 0x2c);
 	struct journal_record d;
 	assert_int_equal(journal_record_decode(buf, len, &d), CARELOG_OK);
 	assert_null(d.salt);
 	assert_null(d.body);
+	assert_int_equal(d.erased_by_index, 300);
 	assert_int_equal(journal_verify(&d, k.public_key, NULL, NULL), CARELOG_OK);
+
+	/* an erasure names its tombstone: index 0, or nil in the body's place, is malformed */
+	r.erased_by_index = 0;
+	assert_int_equal(journal_record_encode(&r, buf, sizeof(buf), &len), CARELOG_EINVAL);
+	uint8_t nil_nil[TEST_RECORD_BYTES_MAX];
+	size_t nil_len = 0;
+	r.erased_by_index = 1;
+	assert_int_equal(journal_record_encode(&r, nil_nil, sizeof(nil_nil), &nil_len), CARELOG_OK);
+	nil_nil[nil_len - 1] = 0xc0; /* [.., nil, nil] */
+	assert_int_equal(journal_record_decode(nil_nil, nil_len, &d), CARELOG_EPROTO);
+	nil_nil[nil_len - 1] = 0x00; /* [.., nil, 0] */
+	assert_int_equal(journal_record_decode(nil_nil, nil_len, &d), CARELOG_EPROTO);
+	r.erased_by_index = 300;
+	/* a record with its body names no tombstone */
+	struct journal_record whole = test_record_of(&s, (const uint8_t *)test_body,
+	                                             sizeof(test_body) - 1);
+	whole.erased_by_index = 5;
+	assert_int_equal(journal_record_encode(&whole, buf, sizeof(buf), &len), CARELOG_EINVAL);
 
 	/* a body without its salt is not an erasure */
 	r.body = (const uint8_t *)test_body;
@@ -1164,6 +1186,7 @@ static void test_chain_head_depends_on_every_leaf_and_order(void **state)
 	r2.salt = NULL;
 	r2.body = NULL;
 	r2.body_len = 0;
+	r2.erased_by_index = 9;
 	uint8_t erased_leaf[CL_SHA256_BYTES];
 	journal_chain_leaf_record(3, &r2, erased_leaf);
 	assert_memory_equal(erased_leaf, leaves[2], CL_SHA256_BYTES);

@@ -275,6 +275,18 @@ struct carelog_transport_stats {
 	uint64_t handshakes;      /* sessions established */
 };
 
+/* The node's audit queue: every request's audit row is durable there before its reply leaves,
+ * then shipped through the replicated log. A growing queued_rows means rows are not leaving
+ * (no leader reachable, or shipping fails: see ship_failures). */
+struct carelog_audit_stats {
+	uint64_t queued_rows;    /* written, not yet shipped */
+	uint64_t next_seq;       /* the sequence the next row gets (1 on a fresh queue) */
+	uint64_t shipped_seq;    /* every row up to this one has been shipped */
+	uint64_t syncs;          /* synced appends to the queue since the node started */
+	uint64_t write_failures; /* appends that failed since start (those requests got errors) */
+	uint64_t ship_failures;  /* audit batches answered with an error or not in time */
+};
+
 struct carelog_status {
 	uint64_t node_id;
 	const char *role; /* "leader" | "follower" | "candidate" | "learner" */
@@ -291,6 +303,9 @@ struct carelog_status {
 	uint64_t verified_signatures; /* entry signatures this node verified at apply since start */
 	uint64_t syncs;               /* synced write transactions since start */
 	struct carelog_transport_stats transport;
+	/* The audit queue (has_audit false and audit zeros from a node that predates it): */
+	bool has_audit;
+	struct carelog_audit_stats audit;
 };
 
 /* The node's view of the cluster. On CARELOG_OK *out_status is one allocation (members and

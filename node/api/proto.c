@@ -240,6 +240,7 @@ enum proto_key {
 	K_IMPLICIT_WINDOW_DAYS,
 	K_BTG_HOURS_MAX,
 	K_AMBULANCE_HOURS_MAX,
+	K_AUDIT,
 	K_COUNT_
 };
 CL_STATIC_ASSERT(K_COUNT_ <= 128, "key sets are two uint64_t words");
@@ -342,6 +343,7 @@ static const char *const proto_key_names[K_COUNT_] = {
 	[K_IMPLICIT_WINDOW_DAYS] = "implicit_window_days",
 	[K_BTG_HOURS_MAX] = "btg_hours_max",
 	[K_AMBULANCE_HOURS_MAX] = "ambulance_hours_max",
+	[K_AUDIT] = "audit",
 };
 
 /* The keys of the status reply's "transport" map: a table of their own, so the 64-bit key
@@ -364,6 +366,32 @@ static const char *const proto_transport_key_names[TK_COUNT_] = {
 	[TK_DROPPED_UNKNOWN] = "dropped_unknown",
 	[TK_HANDSHAKES] = "handshakes",
 };
+
+/* The keys of the status reply's "audit" map (the audit queue's counters), likewise. */
+enum proto_audit_key {
+	AK_QUEUED_ROWS,
+	AK_NEXT_SEQ,
+	AK_SHIPPED_SEQ,
+	AK_SYNCS,
+	AK_WRITE_FAILURES,
+	AK_SHIP_FAILURES,
+	AK_COUNT_
+};
+
+static const char *const proto_audit_key_names[AK_COUNT_] = {
+	[AK_QUEUED_ROWS] = "queued_rows",
+	[AK_NEXT_SEQ] = "next_seq",
+	[AK_SHIPPED_SEQ] = "shipped_seq",
+	[AK_SYNCS] = "syncs",
+	[AK_WRITE_FAILURES] = "write_failures",
+	[AK_SHIP_FAILURES] = "ship_failures",
+};
+
+/* A counter map's keys are tracked in one uint32_t mask while reading it. */
+enum { PROTO_COUNTERS_MAX = 32 };
+CL_STATIC_ASSERT((int)TK_COUNT_ <= (int)PROTO_COUNTERS_MAX &&
+		     (int)AK_COUNT_ <= (int)PROTO_COUNTERS_MAX,
+		 "counter key sets are one uint32_t");
 
 /* A set of keys (seen in a map, allowed, required). */
 struct proto_keys {
@@ -1240,6 +1268,18 @@ static int proto_check_reply(const struct proto_reply *rep)
 	return rc;
 }
 
+/* A map of named uint counters (the status reply's "transport" and "audit"). */
+static void enc_kv_counters(struct proto_enc *e, enum proto_key k, const char *const *names,
+			    const uint64_t *values, int count)
+{
+	enc_key(e, k);
+	msgpack_pack_map(&e->pk, (size_t)count);
+	for (int i = 0; i < count; i++) {
+		enc_text(e, names[i], strlen(names[i]));
+		msgpack_pack_uint64(&e->pk, values[i]);
+	}
+}
+
 static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 {
 	switch (rep->op) {
@@ -1273,7 +1313,6 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 		enc_kv_u64(e, K_PROGRESS_AGE_MS, s->progress_age_ms);
 		enc_kv_u64(e, K_VERIFIED_SIGNATURES, s->verified_signatures);
 		enc_kv_u64(e, K_SYNCS, s->syncs);
-		enc_key(e, K_TRANSPORT);
 		const struct proto_transport_stats *t = &s->transport;
 		const uint64_t tv[TK_COUNT_] = {
 			[TK_SENT] = t->sent,
@@ -1283,11 +1322,18 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 			[TK_DROPPED_UNKNOWN] = t->dropped_unknown,
 			[TK_HANDSHAKES] = t->handshakes,
 		};
-		msgpack_pack_map(&e->pk, TK_COUNT_);
-		for (int k = 0; k < TK_COUNT_; k++) {
-			const char *name = proto_transport_key_names[k];
-			enc_text(e, name, strlen(name));
-			msgpack_pack_uint64(&e->pk, tv[k]);
+		enc_kv_counters(e, K_TRANSPORT, proto_transport_key_names, tv, TK_COUNT_);
+		if (s->has_audit) {
+			const struct proto_audit_stats *a = &s->audit;
+			const uint64_t av[AK_COUNT_] = {
+				[AK_QUEUED_ROWS] = a->queued_rows,
+				[AK_NEXT_SEQ] = a->next_seq,
+				[AK_SHIPPED_SEQ] = a->shipped_seq,
+				[AK_SYNCS] = a->syncs,
+				[AK_WRITE_FAILURES] = a->write_failures,
+				[AK_SHIP_FAILURES] = a->ship_failures,
+			};
+			enc_kv_counters(e, K_AUDIT, proto_audit_key_names, av, AK_COUNT_);
 		}
 		break;
 	}
@@ -1378,11 +1424,11 @@ static void enc_reply_body(struct proto_enc *e, const struct proto_reply *rep)
 	}
 }
 
-static size_t proto_reply_pairs(uint8_t op)
+static size_t proto_reply_pairs(const struct proto_reply *rep)
 {
-	switch (op) {
+	switch (rep->op) {
 	case PROTO_OP_STATUS:
-		return 13;
+		return rep->u.status.has_audit ? 14 : 13;
 	case PROTO_OP_APPEND:
 	case PROTO_OP_POLICY:
 		return 5;
@@ -1427,7 +1473,7 @@ int proto_reply_encode(const struct proto_reply *rep, struct proto_buf *out)
 	}
 	struct proto_enc e;
 	proto_enc_init(&e, out);
-	size_t pairs = proto_reply_pairs(rep->op);
+	size_t pairs = proto_reply_pairs(rep);
 	enc_reply_head(&e, rep->op, rep->err, rep->msg, pairs);
 	size_t keys_before = e.keys;
 	enc_reply_body(&e, rep);
@@ -2639,20 +2685,15 @@ static int rd_array(struct proto_rd *r, enum proto_key k, uint32_t max, uint32_t
 	return CARELOG_OK;
 }
 
-static int rd_transport(struct proto_rd *r, struct proto_transport_stats *t)
+/* A map of named uint counters (key `k_map` of the status reply): each optional, a newer
+ * node's unknown ones skipped, a known one twice or not a uint refused. */
+static int rd_counters(struct proto_rd *r, enum proto_key k_map, const char *const *names,
+		       uint64_t *const *slots, int count)
 {
+	CL_ASSERT(count <= PROTO_COUNTERS_MAX);
 	size_t n;
-	int rc = rd_map(r, "transport", PROTO_MAP_KEYS_MAX, &n);
+	int rc = rd_map(r, proto_key_names[k_map], PROTO_MAP_KEYS_MAX, &n);
 	uint32_t seen = 0;
-	memset(t, 0, sizeof(*t));
-	uint64_t *const slots[TK_COUNT_] = {
-		[TK_SENT] = &t->sent,
-		[TK_RECEIVED] = &t->received,
-		[TK_DROPPED_AUTH] = &t->dropped_auth,
-		[TK_DROPPED_REPLAY] = &t->dropped_replay,
-		[TK_DROPPED_UNKNOWN] = &t->dropped_unknown,
-		[TK_HANDSHAKES] = &t->handshakes,
-	};
 	for (size_t i = 0; i < n && rc == CARELOG_OK; i++) {
 		struct proto_item it;
 		rc = rd_item(r, &it);
@@ -2666,22 +2707,50 @@ static int rd_transport(struct proto_rd *r, struct proto_transport_stats *t)
 		}
 		struct proto_str name = {.ptr = (const char *)it.ptr, .len = it.n};
 		int k = -1;
-		for (int j = 0; j < TK_COUNT_ && k < 0; j++) {
-			k = proto_str_is(name, proto_transport_key_names[j]) ? j : -1;
+		for (int j = 0; j < count && k < 0; j++) {
+			k = proto_str_is(name, names[j]) ? j : -1;
 		}
 		if (k < 0) {
 			rc = rd_skip(r, 2); /* a newer node's counter */
 			continue;
 		}
 		if (seen & (1u << k)) {
-			rc = rd_fail(r, CARELOG_EPROTO, "key \"transport.%s\" twice",
-				     proto_transport_key_names[k]);
+			rc = rd_fail(r, CARELOG_EPROTO, "key \"%s.%s\" twice",
+				     proto_key_names[k_map], names[k]);
 			break;
 		}
 		seen |= 1u << k;
-		rc = rd_u64(r, K_TRANSPORT, UINT64_MAX, slots[k]);
+		rc = rd_u64(r, k_map, UINT64_MAX, slots[k]);
 	}
 	return rc;
+}
+
+static int rd_transport(struct proto_rd *r, struct proto_transport_stats *t)
+{
+	memset(t, 0, sizeof(*t));
+	uint64_t *const slots[TK_COUNT_] = {
+		[TK_SENT] = &t->sent,
+		[TK_RECEIVED] = &t->received,
+		[TK_DROPPED_AUTH] = &t->dropped_auth,
+		[TK_DROPPED_REPLAY] = &t->dropped_replay,
+		[TK_DROPPED_UNKNOWN] = &t->dropped_unknown,
+		[TK_HANDSHAKES] = &t->handshakes,
+	};
+	return rd_counters(r, K_TRANSPORT, proto_transport_key_names, slots, TK_COUNT_);
+}
+
+static int rd_audit(struct proto_rd *r, struct proto_audit_stats *a)
+{
+	memset(a, 0, sizeof(*a));
+	uint64_t *const slots[AK_COUNT_] = {
+		[AK_QUEUED_ROWS] = &a->queued_rows,
+		[AK_NEXT_SEQ] = &a->next_seq,
+		[AK_SHIPPED_SEQ] = &a->shipped_seq,
+		[AK_SYNCS] = &a->syncs,
+		[AK_WRITE_FAILURES] = &a->write_failures,
+		[AK_SHIP_FAILURES] = &a->ship_failures,
+	};
+	return rd_counters(r, K_AUDIT, proto_audit_key_names, slots, AK_COUNT_);
 }
 
 static void *rd_alloc(struct proto_arena *arena, size_t n, size_t size)
@@ -2849,6 +2918,8 @@ struct proto_reply_fields {
 	uint64_t entries_checked, values_checked, problems_count;
 	uint64_t last_index, progress_age_ms, verified_signatures, syncs;
 	struct proto_transport_stats transport;
+	bool has_audit;
+	struct proto_audit_stats audit;
 	uint32_t withheld;
 	uint8_t chain_head[PROTO_ID_BYTES];
 	uint8_t id[PROTO_ID_BYTES];
@@ -2984,6 +3055,9 @@ static int rd_reply_value(struct proto_rd *r, int k, struct proto_arena *arena,
 		return rd_u64(r, K_SYNCS, UINT64_MAX, &f->syncs);
 	case K_TRANSPORT:
 		return rd_transport(r, &f->transport);
+	case K_AUDIT:
+		f->has_audit = true;
+		return rd_audit(r, &f->audit);
 	case K_ENTRIES_CHECKED:
 		return rd_u64(r, K_ENTRIES_CHECKED, UINT64_MAX, &f->entries_checked);
 	case K_VALUES_CHECKED:
@@ -3058,6 +3132,8 @@ static void proto_reply_assemble(const struct proto_reply_fields *f, struct prot
 		s->verified_signatures = f->verified_signatures;
 		s->syncs = f->syncs;
 		s->transport = f->transport;
+		s->has_audit = f->has_audit;
+		s->audit = f->audit;
 		break;
 	}
 	case PROTO_OP_MEMBER:

@@ -249,6 +249,17 @@ struct proto_transport_stats {
 	uint64_t sent, received, dropped_auth, dropped_replay, dropped_unknown, handshakes;
 };
 
+/* The node's audit queue (node/daemon/audit.h): rows made durable before their replies, not yet
+ * shipped through the log. Each 0 when absent. */
+struct proto_audit_stats {
+	uint64_t queued_rows;    /* written, not yet shipped */
+	uint64_t next_seq;       /* the sequence the next row gets (1 on a fresh queue) */
+	uint64_t shipped_seq;    /* every row up to this one has been shipped */
+	uint64_t syncs;          /* synced appends to the queue since start */
+	uint64_t write_failures; /* appends that failed since start (their requests got errors) */
+	uint64_t ship_failures;  /* audit batches answered with an error or not in time */
+};
+
 struct proto_status_reply {
 	uint64_t node_id;
 	struct proto_str role; /* "leader" | "follower" | "candidate" | "learner" */
@@ -265,6 +276,9 @@ struct proto_status_reply {
 	uint64_t verified_signatures; /* entry signatures verified at apply since start */
 	uint64_t syncs;               /* synced write transactions since start */
 	struct proto_transport_stats transport;
+	/* Added with the audit queue: has_audit false (and audit zeros) from an older node. */
+	bool has_audit;
+	struct proto_audit_stats audit;
 };
 
 struct proto_member_reply {

@@ -1254,10 +1254,16 @@ static const char *const ctl_usage_commands[CTL_CMD_COUNT_] = {
 		"established, frames dropped for failed authentication, replay or unknown sender).\n"
 		"Member progress comes from the leader: a non-leader shows how old its copy is\n"
 		"(progress_age_ms). A match of \"-\" (null in JSON): no progress known yet.\n"
+		"The audit line shows the node's audit queue: rows durable but not yet shipped\n"
+		"through the log, the last shipped and the next sequence, synced appends, failed\n"
+		"appends and failed shipments. A growing queue: no leader reachable or shipping\n"
+		"fails (docs/operations.md). null in JSON from a node without an audit queue.\n"
 		"JSON: {node_id, role, term, leader_id, commit_index, applied_index, last_index,\n"
 		"       chain_head, members:[{id, role, org, address, match_index, lag}],\n"
 		"       progress_age_ms, verified_signatures, syncs, transport:{sent, received,\n"
-		"       dropped_auth, dropped_replay, dropped_unknown, handshakes}}\n"
+		"       dropped_auth, dropped_replay, dropped_unknown, handshakes},\n"
+		"       audit:{queued_rows, next_seq, shipped_seq, syncs, write_failures,\n"
+		"       ship_failures}}\n"
 		"Exit 0 answered, 1 failed (no connection within --timeout, ...), 2 bad usage.\n",
 	[CTL_CMD_APPEND] =
 		"usage: carelogctl [--endpoint URL] [--timeout S] [--actor ID[:ROLE]] append\n"

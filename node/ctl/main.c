@@ -122,6 +122,29 @@ static void ctl_json_status(const struct carelog_status *s, const char *head)
 		ctl_json_u64(&j, tr[i].value);
 	}
 	ctl_json_object_end(&j);
+	const struct carelog_audit_stats *a = &s->audit;
+	const struct {
+		const char *key;
+		uint64_t value;
+	} au[] = {
+		{"queued_rows", a->queued_rows},
+		{"next_seq", a->next_seq},
+		{"shipped_seq", a->shipped_seq},
+		{"syncs", a->syncs},
+		{"write_failures", a->write_failures},
+		{"ship_failures", a->ship_failures},
+	};
+	ctl_json_key(&j, "audit");
+	if (s->has_audit) {
+		ctl_json_object_begin(&j);
+		for (size_t i = 0; i < CL_ARRAY_LEN(au); i++) {
+			ctl_json_key(&j, au[i].key);
+			ctl_json_u64(&j, au[i].value);
+		}
+		ctl_json_object_end(&j);
+	} else {
+		ctl_json_null(&j); /* a node older than the audit queue: unknown, not 0 */
+	}
 	ctl_json_object_end(&j);
 	ctl_json_finish(&j);
 }
@@ -169,6 +192,16 @@ static void ctl_print_status(const struct carelog_status *s, const char *head)
 	printf("dropped             auth %llu, replay %llu, unknown sender %llu\n",
 	       (unsigned long long)t->dropped_auth, (unsigned long long)t->dropped_replay,
 	       (unsigned long long)t->dropped_unknown);
+	const struct carelog_audit_stats *a = &s->audit;
+	if (s->has_audit) {
+		printf("audit queue         %llu rows queued, shipped through seq %llu (next %llu), "
+		       "syncs %llu, failures write %llu / ship %llu\n",
+		       (unsigned long long)a->queued_rows, (unsigned long long)a->shipped_seq,
+		       (unsigned long long)a->next_seq, (unsigned long long)a->syncs,
+		       (unsigned long long)a->write_failures, (unsigned long long)a->ship_failures);
+	} else {
+		printf("audit queue         not reported (the node predates the audit queue)\n");
+	}
 }
 
 static int ctl_status(const struct ctl_options *o, struct carelog_client *c)

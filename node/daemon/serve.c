@@ -348,6 +348,16 @@ int node_serve_status(const struct node_serve *sv, struct proto_buf *out)
 		if (sv->transport_stats != NULL) {
 			sv->transport_stats(sv->transport_ctx, &st->transport);
 		}
+		if (sv->audit_stats != NULL) {
+			/* Status stays answerable when the queue cannot be read: it is how an
+			 * operator looks for what is wrong. The reply then lacks "audit". */
+			int arc = sv->audit_stats(sv->audit_ctx, &st->audit);
+			st->has_audit = arc == CARELOG_OK;
+			if (arc != CARELOG_OK) {
+				cl_log_warn("serve.audit_stats_failed", "err=%s",
+				            carelog_errname(arc));
+			}
+		}
 		uint32_t n = 0;
 		for (uint32_t i = 0;
 		     v.has_membership && i < v.membership->count && n < PROTO_MEMBERS_MAX; i++) {

@@ -65,7 +65,9 @@ struct node_serve {
 	void *transport_ctx;
 	/* This node's unshipped audit rows (may be NULL: then only the shipped ones). */
 	node_serve_audit_pending_fn audit_pending;
-	void *audit_ctx;
+	/* The audit queue's counters for status (may be NULL: the reply then has no "audit"). */
+	int (*audit_stats)(void *ctx, struct proto_audit_stats *out);
+	void *audit_ctx; /* for both audit hooks */
 };
 
 int node_serve_status(const struct node_serve *sv, struct proto_buf *out);

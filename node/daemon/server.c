@@ -971,6 +971,24 @@ static void io_callback(void *arg)
 
 /* --- lifecycle --- */
 
+/* The status reply's "audit" map from the queue's counters (ctx = the audit queue). */
+static int server_audit_stats(void *ctx, struct proto_audit_stats *out)
+{
+	struct node_audit_stats st;
+	int rc = node_audit_get_stats(ctx, &st);
+	if (rc == CARELOG_OK) {
+		*out = (struct proto_audit_stats){
+		    .queued_rows = st.queued_rows,
+		    .next_seq = st.next_seq,
+		    .shipped_seq = st.shipped_seq,
+		    .syncs = st.syncs,
+		    .write_failures = st.write_failures,
+		    .ship_failures = st.ship_failures,
+		};
+	}
+	return rc;
+}
+
 int node_server_create(const struct node_server_config *config, struct storage *s,
                        struct node_server **out)
 {
@@ -991,6 +1009,7 @@ int node_server_create(const struct node_server_config *config, struct storage *
 	                                 .transport_stats = config->transport_stats,
 	                                 .transport_ctx = config->transport_ctx,
 	                                 .audit_pending = node_audit_pending,
+	                                 .audit_stats = server_audit_stats,
 	                                 .audit_ctx = config->audit};
 	srv->works = calloc(config->requests_max, sizeof(*srv->works));
 	if (srv->works == NULL) {

@@ -993,6 +993,15 @@ int carelog_status(struct carelog_client *client, uint32_t timeout_ms,
 		.dropped_unknown = s->transport.dropped_unknown,
 		.handshakes = s->transport.handshakes,
 	};
+	res->has_audit = s->has_audit;
+	res->audit = (struct carelog_audit_stats){
+		.queued_rows = s->audit.queued_rows,
+		.next_seq = s->audit.next_seq,
+		.shipped_seq = s->audit.shipped_seq,
+		.syncs = s->audit.syncs,
+		.write_failures = s->audit.write_failures,
+		.ship_failures = s->audit.ship_failures,
+	};
 	for (uint32_t i = 0; i < s->members_count; i++) {
 		const struct proto_member *m = &s->members[i];
 		members[i].id = m->id;

@@ -221,7 +221,10 @@ static bool fake_answer(const struct proto_request *req, struct proto_buf *out)
 			.members = members, .last_index = 7, .progress_age_ms = 0,
 			.verified_signatures = 70, .syncs = 8,
 			.transport = {.sent = 100, .received = 90, .dropped_auth = 3,
-				      .dropped_replay = 2, .dropped_unknown = 1, .handshakes = 4}};
+				      .dropped_replay = 2, .dropped_unknown = 1, .handshakes = 4},
+			.has_audit = true,
+			.audit = {.queued_rows = 12, .next_seq = 40, .shipped_seq = 27, .syncs = 31,
+				  .write_failures = 1, .ship_failures = 2}};
 		memset(rep.u.status.chain_head, 0xab, PROTO_ID_BYTES);
 		break;
 	case PROTO_OP_APPEND:
@@ -534,6 +537,13 @@ static void test_status_returns_members_as_owned_copies(void **state)
 	assert_int_equal(s->transport.dropped_replay, 2);
 	assert_int_equal(s->transport.dropped_unknown, 1);
 	assert_int_equal(s->transport.handshakes, 4);
+	assert_true(s->has_audit);
+	assert_int_equal(s->audit.queued_rows, 12);
+	assert_int_equal(s->audit.next_seq, 40);
+	assert_int_equal(s->audit.shipped_seq, 27);
+	assert_int_equal(s->audit.syncs, 31);
+	assert_int_equal(s->audit.write_failures, 1);
+	assert_int_equal(s->audit.ship_failures, 2);
 	/* the node may take most of the caller's time, never all of it */
 	assert_true(fake.last_timeout_ms > 0 && fake.last_timeout_ms < TEST_CALL_TIMEOUT_MS);
 	carelog_client_close(c); /* results outlive the client */

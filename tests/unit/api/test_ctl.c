@@ -265,6 +265,7 @@ static void test_every_command_help_shows_flags_output_and_exit_codes(void **sta
 	free(add);
 	char *status = usage_text(CTL_CMD_STATUS);
 	assert_non_null(strstr(status, "progress_age_ms, verified_signatures, syncs, transport"));
+	assert_non_null(strstr(status, "audit:{queued_rows, next_seq, shipped_seq, syncs,"));
 	assert_non_null(strstr(status, "members:[{id, role, org, address, match_index, lag}]"));
 	free(status);
 	char *init = usage_text(CTL_CMD_CLUSTER_INIT);
@@ -970,6 +971,7 @@ struct fake_node {
 	atomic_uint member_requests;
 	atomic_uint status_polls; /* since the last add-learner */
 	atomic_ullong added;      /* the last learner added, 0 = none */
+	atomic_bool status_without_audit; /* answer status like a node without an audit queue */
 	pthread_mutex_t lock;
 	struct fake_seen seen;
 };
@@ -1015,6 +1017,9 @@ static void fake_status(struct proto_reply *rep, struct proto_member members[3])
 		.last_index = FAKE_LAST_INDEX, .verified_signatures = 77, .syncs = 12,
 		.transport = {.sent = 100, .received = 90, .dropped_auth = 3, .dropped_replay = 2,
 			      .dropped_unknown = 1, .handshakes = 4},
+		.has_audit = !atomic_load(&fake.status_without_audit),
+		.audit = {.queued_rows = 17, .next_seq = 1042, .shipped_seq = 1024, .syncs = 300,
+			  .write_failures = 1, .ship_failures = 5},
 		.members_count = n, .members = members};
 	memset(rep->u.status.chain_head, 0xcd, PROTO_ID_BYTES);
 }
@@ -1553,7 +1558,10 @@ static void test_status_lists_members_and_counters(void **state)
 	assert_non_null(strstr(run.out, "\"progress_age_ms\":0,\"verified_signatures\":77,"
 					"\"syncs\":12,\"transport\":{\"sent\":100,"
 					"\"received\":90,\"dropped_auth\":3,\"dropped_replay\":2,"
-					"\"dropped_unknown\":1,\"handshakes\":4}}\n"));
+					"\"dropped_unknown\":1,\"handshakes\":4},"
+					"\"audit\":{\"queued_rows\":17,\"next_seq\":1042,"
+					"\"shipped_seq\":1024,\"syncs\":300,"
+					"\"write_failures\":1,\"ship_failures\":5}}\n"));
 	run_ctl("status", NULL);
 	assert_int_equal(run.exit_code, 0);
 	assert_non_null(strstr(run.out, "last index    250000"));
@@ -1562,6 +1570,19 @@ static void test_status_lists_members_and_counters(void **state)
 	assert_non_null(strstr(run.out, "tcp://10.0.0.9:7401"));
 	assert_non_null(strstr(run.out, "verified signatures 77"));
 	assert_non_null(strstr(run.out, "auth 3, replay 2, unknown sender 1"));
+	assert_non_null(strstr(run.out, "\naudit queue         17 rows queued, shipped through seq 1024 (next "
+					"1042), syncs 300, failures write 1 / ship 5\n"));
+	/* A node without an audit queue: unknown, not zero. */
+	atomic_store(&fake.status_without_audit, true);
+	run_ctl("status", "--json", NULL);
+	atomic_store(&fake.status_without_audit, false);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "\"handshakes\":4},\"audit\":null}\n"));
+	atomic_store(&fake.status_without_audit, true);
+	run_ctl("status", NULL);
+	atomic_store(&fake.status_without_audit, false);
+	assert_int_equal(run.exit_code, 0);
+	assert_non_null(strstr(run.out, "audit queue         not reported"));
 }
 
 /* ---------------------------------------------------------------- clinical access: the tool */

@@ -558,6 +558,10 @@ static struct proto_reply full_status_reply(struct proto_member members[2])
 	s->transport = (struct proto_transport_stats){.sent = 10, .received = 11,
 						      .dropped_auth = 12, .dropped_replay = 13,
 						      .dropped_unknown = 14, .handshakes = 15};
+	s->has_audit = true;
+	s->audit = (struct proto_audit_stats){.queued_rows = 21, .next_seq = 522, .shipped_seq = 500,
+					      .syncs = 23, .write_failures = 24,
+					      .ship_failures = 25};
 	memset(s->chain_head, 0x77, PROTO_ID_BYTES);
 	s->members_count = 2;
 	s->members = members;
@@ -586,6 +590,13 @@ static void test_status_reply_round_trips_replication_fields(void **state)
 	assert_int_equal(s->transport.dropped_replay, 13);
 	assert_int_equal(s->transport.dropped_unknown, 14);
 	assert_int_equal(s->transport.handshakes, 15);
+	assert_true(s->has_audit);
+	assert_int_equal(s->audit.queued_rows, 21);
+	assert_int_equal(s->audit.next_seq, 522);
+	assert_int_equal(s->audit.shipped_seq, 500);
+	assert_int_equal(s->audit.syncs, 23);
+	assert_int_equal(s->audit.write_failures, 24);
+	assert_int_equal(s->audit.ship_failures, 25);
 	assert_int_equal(s->members_count, 2);
 	assert_true(str_eq(s->members[0].org, "helse-vest"));
 	assert_true(str_eq(s->members[0].address, "tcp://10.0.0.1:7401"));
@@ -670,6 +681,10 @@ static void test_status_reply_from_an_older_node_decodes_with_defaults(void **st
 	assert_int_equal(s->syncs, 0);
 	assert_int_equal(s->transport.sent, 0);
 	assert_int_equal(s->transport.handshakes, 0);
+	assert_false(s->has_audit);
+	assert_int_equal(s->audit.queued_rows, 0);
+	assert_int_equal(s->audit.next_seq, 0);
+	assert_int_equal(s->audit.ship_failures, 0);
 	assert_int_equal(s->members[0].org.len, 0);
 	assert_int_equal(s->members[0].address.len, 0);
 	assert_true(s->members[0].has_match);
@@ -679,9 +694,11 @@ static void test_status_reply_from_an_older_node_decodes_with_defaults(void **st
 	proto_arena_free(&arena);
 }
 
-/* A complete status reply whose "transport" map `fill` writes (transport_pairs keys). */
-static int decode_status_with_transport(void (*fill)(struct mp *m), uint32_t transport_pairs,
-					struct proto_reply *rep, struct proto_arena *arena)
+/* A complete status reply whose counter map `map_key` ("transport", "audit") `fill` writes
+ * (map_pairs keys). */
+static int decode_status_with_counters(const char *map_key, void (*fill)(struct mp *m),
+				       uint32_t map_pairs, struct proto_reply *rep,
+				       struct proto_arena *arena)
 {
 	uint8_t head[PROTO_ID_BYTES] = {0};
 	struct mp m;
@@ -700,8 +717,8 @@ static int decode_status_with_transport(void (*fill)(struct mp *m), uint32_t tra
 	mp_kv_bin(&m, "chain_head", head, sizeof(head));
 	mp_str(&m, "members");
 	msgpack_pack_array(&m.pk, 0);
-	mp_str(&m, "transport");
-	msgpack_pack_map(&m.pk, transport_pairs);
+	mp_str(&m, map_key);
+	msgpack_pack_map(&m.pk, map_pairs);
 	fill(&m);
 	int rc = proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, arena, rep);
 	msgpack_sbuffer_destroy(&m.sb);
@@ -740,17 +757,159 @@ static void test_transport_counters_skip_new_ones_but_refuse_bad_ones(void **sta
 	(void)state;
 	struct proto_arena arena = {0};
 	struct proto_reply rep;
-	assert_int_equal(decode_status_with_transport(fill_transport_future, 3, &rep, &arena),
-			 CARELOG_OK);
+	assert_int_equal(
+	    decode_status_with_counters("transport", fill_transport_future, 3, &rep, &arena),
+	    CARELOG_OK);
 	assert_int_equal(rep.u.status.transport.sent, 3);
 	assert_int_equal(rep.u.status.transport.handshakes, 2);
 	assert_int_equal(rep.u.status.transport.received, 0);
-	assert_int_equal(decode_status_with_transport(fill_transport_duplicate, 2, &rep, &arena),
+	assert_false(rep.u.status.has_audit);
+	assert_int_equal(
+	    decode_status_with_counters("transport", fill_transport_duplicate, 2, &rep, &arena),
+	    CARELOG_EPROTO);
+	assert_int_equal(
+	    decode_status_with_counters("transport", fill_transport_wrong_type, 1, &rep, &arena),
+	    CARELOG_EPROTO);
+	assert_int_equal(
+	    decode_status_with_counters("transport", fill_transport_integer_key, 1, &rep, &arena),
+	    CARELOG_EPROTO);
+	proto_arena_free(&arena);
+}
+
+static void fill_audit_future(struct mp *m)
+{
+	mp_kv_u64(m, "queued_rows", 7);
+	mp_str(m, "oldest_row_age_ms"); /* a newer node's counter */
+	msgpack_pack_map(&m->pk, 1);
+	mp_kv_str(m, "unit", "ms");
+	mp_kv_u64(m, "shipped_seq", UINT64_MAX);
+}
+
+static void fill_audit_empty(struct mp *m)
+{
+	(void)m;
+}
+
+static void fill_audit_duplicate(struct mp *m)
+{
+	mp_kv_u64(m, "next_seq", 3);
+	mp_kv_u64(m, "next_seq", 4);
+}
+
+static void fill_audit_negative(struct mp *m)
+{
+	mp_str(m, "ship_failures");
+	msgpack_pack_int64(&m->pk, -1);
+}
+
+static void fill_audit_too_many_keys(struct mp *m)
+{
+	for (int i = 0; i <= PROTO_MAP_KEYS_MAX; i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "c%d", i);
+		mp_kv_u64(m, name, 1);
+	}
+}
+
+static void test_audit_counters_skip_new_ones_but_refuse_bad_ones(void **state)
+{
+	(void)state;
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	memset(&rep, 0xff, sizeof(rep));
+	assert_int_equal(decode_status_with_counters("audit", fill_audit_future, 3, &rep, &arena),
+			 CARELOG_OK);
+	const struct proto_status_reply *s = &rep.u.status;
+	assert_true(s->has_audit);
+	assert_int_equal(s->audit.queued_rows, 7);
+	assert_true(s->audit.shipped_seq == UINT64_MAX);
+	assert_int_equal(s->audit.next_seq, 0); /* absent: 0 */
+	assert_int_equal(s->audit.syncs, 0);
+	assert_int_equal(s->audit.write_failures, 0);
+	assert_int_equal(s->audit.ship_failures, 0);
+	assert_int_equal(s->transport.sent, 0); /* no transport map: 0 */
+	/* an empty map: a node with an audit queue and nothing counted yet */
+	assert_int_equal(decode_status_with_counters("audit", fill_audit_empty, 0, &rep, &arena),
+			 CARELOG_OK);
+	assert_true(rep.u.status.has_audit);
+	assert_int_equal(rep.u.status.audit.queued_rows, 0);
+	assert_int_equal(decode_status_with_counters("audit", fill_audit_duplicate, 2, &rep, &arena),
 			 CARELOG_EPROTO);
-	assert_int_equal(decode_status_with_transport(fill_transport_wrong_type, 1, &rep, &arena),
+	assert_int_equal(decode_status_with_counters("audit", fill_audit_negative, 1, &rep, &arena),
 			 CARELOG_EPROTO);
-	assert_int_equal(decode_status_with_transport(fill_transport_integer_key, 1, &rep, &arena),
+	assert_int_equal(decode_status_with_counters("audit", fill_transport_integer_key, 1, &rep,
+						     &arena),
 			 CARELOG_EPROTO);
+	assert_int_equal(decode_status_with_counters("audit", fill_audit_too_many_keys,
+						     PROTO_MAP_KEYS_MAX + 1, &rep, &arena),
+			 CARELOG_EPROTO);
+	proto_arena_free(&arena);
+}
+
+/* "audit" is a map, once; a reply without it has no such key on the wire. */
+static void test_status_audit_map_is_optional_and_strict(void **state)
+{
+	(void)state;
+	uint8_t head[PROTO_ID_BYTES] = {0};
+	struct proto_arena arena = {0};
+	struct proto_reply rep;
+	for (int bad = 0; bad < 2; bad++) {
+		struct mp m;
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, bad == 0 ? 13 : 14);
+		mp_kv_u64(&m, "v", 1);
+		mp_kv_str(&m, "op", "status");
+		mp_kv_u64(&m, "err", 0);
+		mp_kv_str(&m, "msg", "");
+		mp_kv_u64(&m, "node_id", 2);
+		mp_kv_str(&m, "role", "follower");
+		mp_kv_u64(&m, "term", 1);
+		mp_kv_u64(&m, "leader_id", 1);
+		mp_kv_u64(&m, "commit_index", 5);
+		mp_kv_u64(&m, "applied_index", 5);
+		mp_kv_bin(&m, "chain_head", head, sizeof(head));
+		mp_str(&m, "members");
+		msgpack_pack_array(&m.pk, 0);
+		if (bad == 0) {
+			mp_kv_u64(&m, "audit", 3); /* a uint, not a map */
+		} else {
+			for (int i = 0; i < 2; i++) {
+				mp_str(&m, "audit");
+				msgpack_pack_map(&m.pk, 1);
+				mp_kv_u64(&m, "queued_rows", 1);
+			}
+		}
+		assert_int_equal(
+		    proto_reply_decode((const uint8_t *)m.sb.data, m.sb.size, &arena, &rep),
+		    CARELOG_EPROTO);
+		msgpack_sbuffer_destroy(&m.sb);
+	}
+	/* Encoded without has_audit: 17 keys (a map16 header) and no "audit" key; decoded:
+	 * has_audit false. */
+	struct proto_member members[2];
+	rep = full_status_reply(members);
+	rep.u.status.has_audit = false;
+	struct proto_buf buf = {0};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_memory_equal(buf.data, "\xde\x00\x11", 3);
+	assert_null(memmem(buf.data, buf.len, "audit", 5));
+	struct proto_reply got;
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_false(got.u.status.has_audit);
+	assert_int_equal(got.u.status.audit.queued_rows, 0);
+	proto_buf_free(&buf);
+	/* With it: 18 keys; every counter survives at its largest value. */
+	rep.u.status.has_audit = true;
+	rep.u.status.audit = (struct proto_audit_stats){
+	    .queued_rows = UINT64_MAX, .next_seq = UINT64_MAX, .shipped_seq = UINT64_MAX,
+	    .syncs = UINT64_MAX, .write_failures = UINT64_MAX, .ship_failures = UINT64_MAX};
+	assert_int_equal(proto_reply_encode(&rep, &buf), CARELOG_OK);
+	assert_memory_equal(buf.data, "\xde\x00\x12", 3);
+	assert_int_equal(proto_reply_decode(buf.data, buf.len, &arena, &got), CARELOG_OK);
+	assert_true(got.u.status.has_audit);
+	assert_memory_equal(&got.u.status.audit, &rep.u.status.audit,
+			    sizeof(struct proto_audit_stats));
+	proto_buf_free(&buf);
 	proto_arena_free(&arena);
 }
 
@@ -2223,6 +2382,26 @@ static void test_documented_examples_encode_byte_exactly(void **state)
 	                             0x67, 0x72, 0x61, 0x6e, 0x74, 0x73, 0x90};
 	assert_bytes(&buf, btg_bytes, sizeof(btg_bytes));
 	proto_buf_free(&buf);
+
+	/* a status reply ends with its "audit" map (the documented example is that end) */
+	struct proto_reply st = {.op = PROTO_OP_STATUS};
+	st.u.status.role = S("leader");
+	st.u.status.has_audit = true;
+	st.u.status.audit = (struct proto_audit_stats){.queued_rows = 3, .next_seq = 10,
+							.shipped_seq = 6, .syncs = 9,
+							.write_failures = 0, .ship_failures = 1};
+	assert_int_equal(proto_reply_encode(&st, &buf), CARELOG_OK);
+	const uint8_t audit_bytes[] = {
+	    0xa5, 0x61, 0x75, 0x64, 0x69, 0x74, 0x86, 0xab, 0x71, 0x75, 0x65, 0x75, 0x65, 0x64,
+	    0x5f, 0x72, 0x6f, 0x77, 0x73, 0x03, 0xa8, 0x6e, 0x65, 0x78, 0x74, 0x5f, 0x73, 0x65,
+	    0x71, 0x0a, 0xab, 0x73, 0x68, 0x69, 0x70, 0x70, 0x65, 0x64, 0x5f, 0x73, 0x65, 0x71,
+	    0x06, 0xa5, 0x73, 0x79, 0x6e, 0x63, 0x73, 0x09, 0xae, 0x77, 0x72, 0x69, 0x74, 0x65,
+	    0x5f, 0x66, 0x61, 0x69, 0x6c, 0x75, 0x72, 0x65, 0x73, 0x00, 0xad, 0x73, 0x68, 0x69,
+	    0x70, 0x5f, 0x66, 0x61, 0x69, 0x6c, 0x75, 0x72, 0x65, 0x73, 0x01};
+	assert_true(buf.len > sizeof(audit_bytes));
+	assert_memory_equal(buf.data + buf.len - sizeof(audit_bytes), audit_bytes,
+			    sizeof(audit_bytes));
+	proto_buf_free(&buf);
 }
 
 static void test_reply_peek_reads_only_the_error_code(void **state)
@@ -2525,7 +2704,9 @@ int main(void)
 		cmocka_unit_test(test_status_reply_round_trips_members),
 		cmocka_unit_test(test_status_reply_round_trips_replication_fields),
 		cmocka_unit_test(test_status_reply_from_an_older_node_decodes_with_defaults),
+		cmocka_unit_test(test_status_audit_map_is_optional_and_strict),
 		cmocka_unit_test(test_transport_counters_skip_new_ones_but_refuse_bad_ones),
+		cmocka_unit_test(test_audit_counters_skip_new_ones_but_refuse_bad_ones),
 		cmocka_unit_test(test_member_and_transfer_replies_round_trip),
 		cmocka_unit_test(test_append_reply_round_trips_committed_and_pending),
 		cmocka_unit_test(test_read_reply_round_trips_a_full_page_of_entries),

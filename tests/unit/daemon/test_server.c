@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,6 +29,10 @@ enum {
 	 * STATUS_TRY_TIMEOUT_MS each: the watchdog restarts within ~3 s (server.c). */
 	STATUS_TRIES_MAX = 20,
 	STATUS_TRY_TIMEOUT_MS = 1000,
+	/* How long the shipping node may take to empty its audit queue, and the longest pause
+	 * between two looks (each look is a status request: it makes a row of its own). */
+	AUDIT_DRAIN_DEADLINE_MS = 20000,
+	AUDIT_POLL_PAUSE_MS_MAX = 500,
 };
 
 struct test_ctx {
@@ -664,6 +669,88 @@ static void test_server_audit_rows_are_shipped_through_the_log(void **state)
 	carelog_status_free(s);
 }
 
+/* The node's audit counters as status reports them. */
+static struct carelog_audit_stats audit_of_status(struct test_ctx *t)
+{
+	struct carelog_status *s = NULL;
+	assert_int_equal(carelog_status(t->client, CALL_TIMEOUT_MS, &s), CARELOG_OK);
+	assert_true(s->has_audit);
+	struct carelog_audit_stats a = s->audit;
+	carelog_status_free(s);
+	/* what the queue holds is exactly what was written and not yet shipped */
+	assert_true(a.next_seq >= 1 && a.shipped_seq < a.next_seq);
+	assert_int_equal(a.queued_rows, a.next_seq - 1 - a.shipped_seq);
+	return a;
+}
+
+static uint64_t monotonic_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void test_server_status_counts_the_audit_rows_waiting_to_ship(void **state)
+{
+	struct test_ctx *t = *state; /* ships once a minute: nothing leaves during the test */
+	relation(t, "p9", NULL);
+	struct carelog_append_result r;
+	assert_int_equal(append(t, "p9", "note", "one", "aq-1", &r), CARELOG_OK);
+	assert_int_equal(append(t, "p9", "note", "two", "aq-2", &r), CARELOG_OK);
+	struct carelog_read_args ra = {.patient = "p9"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	carelog_read_result_free(rr);
+	const uint64_t rows = 4; /* the relation, two appends, the read: each answered */
+	struct carelog_audit_stats a = audit_of_status(t);
+	assert_int_equal(a.next_seq - 1, rows);
+	assert_int_equal(a.queued_rows, rows);
+	assert_int_equal(a.shipped_seq, 0);
+	assert_true(a.syncs >= 1 && a.syncs <= rows); /* rows may share a sync */
+	assert_int_equal(a.write_failures, 0);
+	assert_int_equal(a.ship_failures, 0);
+	/* A status request is audited too: its row is there for the next one. */
+	a = audit_of_status(t);
+	assert_int_equal(a.next_seq - 1, rows + 1);
+	/* A row that cannot be written is counted, takes no sequence number, and its request
+	 * gets an error. */
+	atomic_store(&t->audit_fault, CARELOG_EMAPFULL);
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_EMAPFULL);
+	atomic_store(&t->audit_fault, CARELOG_OK);
+	a = audit_of_status(t);
+	assert_int_equal(a.next_seq - 1, rows + 2);
+	assert_int_equal(a.write_failures, 1);
+	assert_int_equal(a.queued_rows, rows + 2);
+}
+
+static void test_server_status_shows_the_audit_queue_drained_once_shipped(void **state)
+{
+	struct test_ctx *t = *state; /* ships every 20 ms */
+	relation(t, "p10", NULL);
+	struct carelog_read_args ra = {.patient = "p10"};
+	struct carelog_read_result *rr = NULL;
+	assert_int_equal(read_as_nurse(t, &ra, &rr), CARELOG_OK);
+	carelog_read_result_free(rr);
+	/* Each look adds its own row, so look less often as time goes on: once the pause is
+	 * longer than a ship round, a look finds the queue empty. */
+	const uint64_t deadline_ms = monotonic_ms() + AUDIT_DRAIN_DEADLINE_MS;
+	uint32_t pause_ms = 10;
+	struct carelog_audit_stats a = audit_of_status(t);
+	while (a.queued_rows > 0 && monotonic_ms() < deadline_ms) {
+		usleep(pause_ms * 1000u);
+		pause_ms =
+		    pause_ms * 2 > AUDIT_POLL_PAUSE_MS_MAX ? AUDIT_POLL_PAUSE_MS_MAX : pause_ms * 2;
+		a = audit_of_status(t);
+	}
+	print_message("audit queue: %llu rows queued, shipped through %llu, next %llu\n",
+	              (unsigned long long)a.queued_rows, (unsigned long long)a.shipped_seq,
+	              (unsigned long long)a.next_seq);
+	assert_int_equal(a.queued_rows, 0);
+	assert_int_equal(a.shipped_seq, a.next_seq - 1);
+	assert_true(a.shipped_seq >= 2); /* at least the relation's and the read's rows */
+	assert_int_equal(a.write_failures, 0);
+}
+
 static void
 test_server_second_node_on_a_live_endpoint_is_refused_and_leaves_it_working(void **state)
 {
@@ -803,6 +890,11 @@ int main(void)
 	        test_server_nothing_is_served_when_its_access_cannot_be_audited, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_server_audit_rows_are_shipped_through_the_log,
 	                                    setup_shipping, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_status_counts_the_audit_rows_waiting_to_ship, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_server_status_shows_the_audit_queue_drained_once_shipped, setup_shipping,
+	        teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_server", tests, NULL, NULL);
 #else

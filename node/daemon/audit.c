@@ -350,6 +350,12 @@ static bool ship_take_answer(struct node_audit *a, int *out_rc)
 		/* Pending, refused, or no answer: the same range goes again next pass. */
 		rc = answered ? answer.err : CARELOG_ETIMEDOUT;
 		a->failures_in_row++;
+		if (rc == CARELOG_ETOOBIG) {
+			/* The cluster's body limit shrank below this range. The loop answers
+			 * ETOOBIG only when nothing is in flight or committed under this request
+			 * id, and would refuse the same range for ever: rebuild it to fit. */
+			a->have_range = false;
+		}
 		/* Without a leader (or while joining) every pass fails: warn now and then. */
 		bool loud = a->failures_in_row == 1 ||
 		            a->failures_in_row % AUDIT_SHIP_FAILURES_LOG_EVERY == 0;

@@ -21,7 +21,8 @@
  *                      actor "node-<id>" role system, request id "audit-<node>-<first>-<last>").
  *                      Committed or duplicate: the rows are marked shipped (deleted from the
  *                      queue). Pending, refused or no answer in time: the SAME range is sent
- *                      again later with the same request id, so it is applied exactly once.
+ *                      again later with the same request id, so it is applied exactly once
+ *                      (but ETOOBIG: the body limit shrank, so the range is rebuilt to fit).
  *
  * Rows are numbered on the writer thread (one writer: it knows the next sequence), so a failed
  * append consumes no sequence numbers.

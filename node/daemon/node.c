@@ -673,7 +673,6 @@ void node_stop(struct node *n)
 		cl_log_warn("node.stop_requests_left", "requests=%u", left);
 	}
 	node_audit_stop_shipper(n->audit);
-	node_audit_stop_writer(n->audit);
 	node_loop_stop(n->loop); /* finishes the queue and the batch in flight, answers */
 	n->stopped_applied_index = node_loop_applied_index(n->loop);
 	/* No peer payload arrives after this; the loop (which sends) has stopped. */
@@ -681,6 +680,13 @@ void node_stop(struct node *n)
 	n->transport = NULL;
 	atomic_store(&n->receiving_loop, NULL);
 	node_loop_answer_leftovers(n->loop); /* while the server still exists */
+	/* Those answers (a committed append among them) leave only once their audit rows are
+	 * written: the writer stops after they are out, so a clean stop answers what it did. */
+	left = node_server_drain(n->server, NODE_STOP_LEFTOVER_WAIT_MS);
+	if (left > 0) {
+		cl_log_warn("node.stop_requests_left", "requests=%u", left);
+	}
+	node_audit_stop_writer(n->audit);
 	/* The server's callbacks (a read served late, a status) may still look at the loop's
 	 * published state: free the loop only once the server is gone. */
 	node_server_destroy(n->server, NODE_STOP_LEFTOVER_WAIT_MS);

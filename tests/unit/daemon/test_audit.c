@@ -499,6 +499,38 @@ static void test_audit_batches_fit_the_cluster_body_limit(void **state)
 	assert_int_equal(t->items[1].rows_count, 40 - first_rows);
 }
 
+/* The cluster's body limit shrank while a batch was in flight: the loop refuses the old range
+ * as too big (nothing appended under its request id), so resending it as it was would be
+ * refused forever and the queue would never drain. The next batch must fit the new limit. */
+static void test_audit_batch_refused_as_too_big_is_rebuilt_within_the_new_limit(void **state)
+{
+	struct test_ctx *t = *state;
+	open_audit(t, 0, 0);
+	record_rows(t, 40);
+	wait_done(t, 40);
+	assert_int_equal(node_audit_ship_step(t->audit), CARELOG_OK);
+	assert_int_equal(t->items_count, 1);
+	assert_int_equal(t->items[0].rows_count, 40);
+	assert_true(t->items[0].body_len > 4096);
+	node_audit_set_body_max(t->audit, 4096);
+	answer(t, 0, CARELOG_ETOOBIG, false);
+	assert_int_equal(node_audit_ship_step(t->audit), CARELOG_ETOOBIG);
+	assert_int_equal(node_audit_ship_step(t->audit), CARELOG_OK);
+	assert_int_equal(t->items_count, 2);
+	assert_int_equal(t->items[1].first_seq, 1);
+	assert_true(t->items[1].rows_count > 1 && t->items[1].rows_count < 40);
+	assert_true(t->items[1].body_len <= 4096);
+	char want[80];
+	snprintf(want, sizeof(want), "audit-7-1-%u", t->items[1].rows_count);
+	assert_string_equal(t->items[1].request_id, want);
+	/* Committed: the rest follows, every row shipped once. */
+	uint32_t first_rows = t->items[1].rows_count;
+	answer(t, 1, CARELOG_OK, false);
+	assert_int_equal(node_audit_ship_step(t->audit), CARELOG_OK);
+	assert_int_equal(t->items_count, 3);
+	assert_int_equal(t->items[2].first_seq, first_rows + 1);
+}
+
 struct pending_seen {
 	uint32_t count;
 	char patients[16][JOURNAL_PATIENT_BYTES_MAX + 1];
@@ -561,6 +593,9 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_batches_fit_the_cluster_body_limit, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_audit_batch_refused_as_too_big_is_rebuilt_within_the_new_limit, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_audit_pending_rows_match_patient_or_actor_until_shipped, setup, teardown),
 	};

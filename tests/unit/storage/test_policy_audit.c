@@ -961,6 +961,46 @@ static void test_compact_of_a_dir_without_a_store_is_enotfound(void **state)
 	assert_int_equal(storage_compact_dir("", NULL, NULL), CARELOG_EINVAL);
 }
 
+/* docs/operations.md "When the audit disk is full": the shipper keeps emptying a full queue.
+ * Shipping deletes rows, and in LMDB a delete needs free pages too: it must still succeed. */
+static void test_audit_full_queue_can_still_be_marked_shipped(void **state)
+{
+	struct fixture *f = *state;
+	storage_audit_close(f->a);
+	char dir[TEST_PATH_BYTES + 32];
+	snprintf(dir, sizeof(dir), "%s/audit-small", f->root);
+	struct storage_audit_options options = {.dir = dir, .map_size_bytes = 256u << 10};
+	f->a = NULL;
+	assert_int_equal(storage_audit_open(&options, &f->a), CARELOG_OK);
+	static uint8_t big[STORAGE_AUDIT_ROW_BYTES_MAX];
+	memset(big, 'r', sizeof(big));
+	const uint8_t *rows[1] = {big};
+	size_t lens[1] = {sizeof(big) - 100};
+	uint64_t first = 0;
+	uint64_t appended = 0;
+	/* Big rows until one no longer fits, then 1-byte rows into what is left. Bounded by the
+	 * map: 256 KiB holds fewer than 1000 rows. */
+	for (uint32_t pass = 0; pass < 2; pass++) {
+		lens[0] = pass == 0 ? sizeof(big) - 100 : 1;
+		int rc = CARELOG_OK;
+		for (uint32_t i = 0; i < 1000 && rc == CARELOG_OK; i++) {
+			rc = storage_audit_append(f->a, rows, lens, 1, &first);
+			appended += rc == CARELOG_OK ? 1 : 0;
+		}
+		assert_int_equal(rc, CARELOG_EMAPFULL);
+	}
+	assert_true(appended > 1);
+	print_message("%llu rows fill the map\n", (unsigned long long)appended);
+	assert_int_equal(storage_audit_mark_shipped(f->a, 1), CARELOG_OK);
+	assert_int_equal(storage_audit_mark_shipped(f->a, appended), CARELOG_OK);
+	struct storage_audit_stats st;
+	assert_int_equal(storage_audit_stats_get(f->a, &st), CARELOG_OK);
+	assert_int_equal(st.queued_rows, 0);
+	lens[0] = sizeof(big) - 100;
+	assert_int_equal(storage_audit_append(f->a, rows, lens, 1, &first), CARELOG_OK);
+	assert_int_equal(first, appended + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -981,6 +1021,7 @@ int main(void)
 		T(test_audit_corrupt_counter_refuses_open),
 		T(test_audit_second_open_of_same_dir_is_refused),
 		T(test_audit_reader_thread_scans_while_writer_appends),
+		T(test_audit_full_queue_can_still_be_marked_shipped),
 		T(test_compact_removes_erased_bytes_and_keeps_the_data),
 		T(test_compact_is_refused_while_the_store_is_open),
 		T(test_compact_is_refused_while_another_process_has_the_env_open),

@@ -6,6 +6,7 @@
 #include "node/api/proto.h" /* op numbers only (an enum): no link dependency */
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *access_basis_name(enum access_basis b)
@@ -298,24 +299,11 @@ static int entry_withheld_from(struct storage_txn *t, const struct journal_heade
 	return CARELOG_OK;
 }
 
-int access_entry_visible(struct storage_txn *t, const struct access_read_decision *d,
-                         const struct journal_header *h, const uint8_t id[JOURNAL_ID_BYTES],
-                         enum access_withheld *out)
+/* One version of an entry judged on its own (blocks, shielding, withholds of that version). */
+static int version_visible(struct storage_txn *t, const struct access_read_decision *d,
+                           const struct journal_header *h, const uint8_t *id,
+                           enum access_withheld *out)
 {
-	if (!d->allowed) {
-		return CARELOG_EINVAL;
-	}
-	enum policy_kind kind = policy_kind_of(h->kind);
-	if (strcmp(h->patient, POLICY_REGION_PATIENT) == 0 || kind == POLICY_KIND_AUDIT_BATCH ||
-	    kind == POLICY_KIND_PARAMS) {
-		return CARELOG_ENOTFOUND; /* not part of any patient's record: never shown, never
-		                             counted */
-	}
-	uint8_t pkey[CL_SHA256_BYTES];
-	journal_patient_key(h->patient, pkey);
-	if (memcmp(pkey, d->patient_key, sizeof(pkey)) != 0) {
-		return CARELOG_EINVAL; /* the decision is for another patient */
-	}
 	bool patient_side = d->basis == ACCESS_BASIS_SELF || d->basis == ACCESS_BASIS_PROXY;
 	if (!patient_side) {
 		bool blocked = false;
@@ -334,8 +322,10 @@ int access_entry_visible(struct storage_txn *t, const struct access_read_decisio
 			*out = ACCESS_WITHHELD_FROM_GUARDIANS;
 			return CARELOG_OK;
 		}
-		bool own_unit =
-		    strcmp(h->org, d->actor.org) == 0 && strcmp(h->unit, d->actor.unit) == 0;
+		/* The authoring unit is its clinicians: a proxy is never one of them, whatever
+		 * unit the request claims. */
+		bool own_unit = !d->patient_view && strcmp(h->org, d->actor.org) == 0 &&
+		                strcmp(h->unit, d->actor.unit) == 0;
 		uint32_t bit = access_category_bit(h->sensitivity);
 		bool covered =
 		    d->covers_shielded || (bit != 0 && (d->relation_categories & bit) != 0);
@@ -361,6 +351,181 @@ int access_entry_visible(struct storage_txn *t, const struct access_read_decisio
 	}
 	*out = ACCESS_SHOWN;
 	return CARELOG_OK;
+}
+
+/* The first reason in the order checked wins (blocked before shielded before withheld). */
+static enum access_withheld withheld_merge(enum access_withheld a, enum access_withheld b)
+{
+	if (a == ACCESS_SHOWN) {
+		return b;
+	}
+	return (b != ACCESS_SHOWN && b < a) ? b : a;
+}
+
+/* Header of the accepted entry `id` (*out_found false if this node has no such entry). */
+static int header_of(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES],
+                     struct journal_header *out, bool *out_found)
+{
+	*out_found = false;
+	uint64_t index = 0;
+	uint8_t status = 0;
+	int rc = storage_index_entry_get(t, id, &index, &status);
+	if (rc == CARELOG_ENOTFOUND) {
+		return CARELOG_OK;
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	if (status != ACCESS_ENTRY_STATUS_ACCEPTED) {
+		return CARELOG_OK;
+	}
+	struct storage_entry e;
+	rc = storage_log_get(t, index, &e);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct journal_record r;
+	if (journal_record_decode(e.data, e.data_len, &r) != CARELOG_OK ||
+	    journal_header_decode(r.header, r.header_len, out) != CARELOG_OK) {
+		return CARELOG_ECORRUPT; /* it was applied: it decoded */
+	}
+	*out_found = true;
+	return CARELOG_OK;
+}
+
+/* A clinical entry and every other version of it (those it corrects, back through header
+ * `corrects`, and those that superseded it, forward through access_superseded) are one item:
+ * a restriction of any version hides all of them. At most ACCESS_CHAIN_STEPS_MAX versions each
+ * way are looked at. */
+enum { ACCESS_CHAIN_STEPS_MAX = 256 };
+
+static int chain_visible(struct storage_txn *t, const struct access_read_decision *d,
+                         const struct journal_header *h, const uint8_t *id,
+                         enum access_withheld *out)
+{
+	enum access_withheld w = ACCESS_SHOWN;
+	int rc = version_visible(t, d, h, id, &w);
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	struct journal_header *other = malloc(sizeof(*other));
+	if (other == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	uint8_t cur[JOURNAL_ID_BYTES];
+	/* Back: the versions this one corrects. */
+	bool more = h->has_corrects;
+	if (more) {
+		memcpy(cur, h->corrects, sizeof(cur));
+	}
+	for (int i = 0; rc == CARELOG_OK && more && i < ACCESS_CHAIN_STEPS_MAX; i++) {
+		bool found = false;
+		rc = header_of(t, cur, other, &found);
+		if (rc != CARELOG_OK || !found) {
+			break;
+		}
+		enum access_withheld v = ACCESS_SHOWN;
+		rc = version_visible(t, d, other, cur, &v);
+		w = withheld_merge(w, v);
+		more = other->has_corrects;
+		if (more) {
+			memcpy(cur, other->corrects, sizeof(cur));
+		}
+	}
+	/* Forward: the versions that superseded it. */
+	memcpy(cur, id, sizeof(cur));
+	for (int i = 0; rc == CARELOG_OK && i < ACCESS_CHAIN_STEPS_MAX; i++) {
+		bool superseded = false;
+		uint8_t by[JOURNAL_ID_BYTES];
+		rc = access_superseded(t, cur, &superseded, by);
+		if (rc != CARELOG_OK || !superseded) {
+			break;
+		}
+		bool found = false;
+		rc = header_of(t, by, other, &found);
+		if (rc != CARELOG_OK || !found) {
+			break;
+		}
+		enum access_withheld v = ACCESS_SHOWN;
+		rc = version_visible(t, d, other, by, &v);
+		w = withheld_merge(w, v);
+		memcpy(cur, by, sizeof(cur));
+	}
+	free(other);
+	if (rc == CARELOG_OK) {
+		*out = w;
+	}
+	return rc;
+}
+
+/* A withholding names an entry and gives a reason about it: it is hidden wherever that entry
+ * is (besides from those it hides the entry from). */
+static int withhold_target_visible(struct storage_txn *t, const struct access_read_decision *d,
+                                   const uint8_t *id, enum access_withheld *out)
+{
+	*out = ACCESS_SHOWN;
+	struct access_entry_row row;
+	int rc = access_entry_row_get(t, id, &row);
+	if (rc == CARELOG_ENOTFOUND) {
+		return CARELOG_OK; /* a refused withhold names nothing in the record */
+	}
+	if (rc != CARELOG_OK) {
+		return rc;
+	}
+	/* The state key: H | withheld entry id | index. */
+	if (row.kind != POLICY_KIND_WITHHOLD || row.state.len != 1 + JOURNAL_ID_BYTES + 8 ||
+	    row.state.b[0] != ACCESS_TAG_WITHHOLD) {
+		return CARELOG_ECORRUPT;
+	}
+	const uint8_t *target = row.state.b + 1;
+	struct journal_header *th = malloc(sizeof(*th));
+	if (th == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	bool found = false;
+	rc = header_of(t, target, th, &found);
+	if (rc == CARELOG_OK && !found) {
+		rc = CARELOG_ECORRUPT; /* apply checked it was an accepted entry */
+	}
+	if (rc == CARELOG_OK) {
+		rc = chain_visible(t, d, th, target, out);
+	}
+	free(th);
+	return rc;
+}
+
+int access_entry_visible(struct storage_txn *t, const struct access_read_decision *d,
+                         const struct journal_header *h, const uint8_t id[JOURNAL_ID_BYTES],
+                         enum access_withheld *out)
+{
+	if (!d->allowed) {
+		return CARELOG_EINVAL;
+	}
+	enum policy_kind kind = policy_kind_of(h->kind);
+	if (strcmp(h->patient, POLICY_REGION_PATIENT) == 0 || kind == POLICY_KIND_AUDIT_BATCH ||
+	    kind == POLICY_KIND_PARAMS) {
+		return CARELOG_ENOTFOUND; /* not part of any patient's record: never shown, never
+		                             counted */
+	}
+	uint8_t pkey[CL_SHA256_BYTES];
+	journal_patient_key(h->patient, pkey);
+	if (memcmp(pkey, d->patient_key, sizeof(pkey)) != 0) {
+		return CARELOG_EINVAL; /* the decision is for another patient */
+	}
+	if (kind == POLICY_KIND_NONE) {
+		return chain_visible(t, d, h, id, out);
+	}
+	enum access_withheld w = ACCESS_SHOWN;
+	int rc = version_visible(t, d, h, id, &w);
+	if (rc == CARELOG_OK && kind == POLICY_KIND_WITHHOLD) {
+		enum access_withheld v = ACCESS_SHOWN;
+		rc = withhold_target_visible(t, d, id, &v);
+		w = withheld_merge(w, v);
+	}
+	if (rc == CARELOG_OK) {
+		*out = w;
+	}
+	return rc;
 }
 
 int access_superseded(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], bool *out,

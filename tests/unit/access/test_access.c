@@ -1254,6 +1254,117 @@ static void test_amend_supersedes_once(void **state)
 	storage_txn_abort(t);
 }
 
+/* A correction with its own sensitivity. */
+static struct entry correction_ex(struct fixture *f, const char *patient, const struct who *author,
+                                  const char *sensitivity, const uint8_t old[JOURNAL_ID_BYTES],
+                                  uint64_t time_ms)
+{
+	static const uint8_t body[] = "Corrected: the same findings, restated.";
+	struct entry_spec sp = {.kind = "note",
+	                        .patient = patient,
+	                        .author = author,
+	                        .status = "amended",
+	                        .sensitivity = sensitivity,
+	                        .corrects = old,
+	                        .body = body,
+	                        .body_len = sizeof(body) - 1};
+	return append(f, &sp, time_ms);
+}
+
+/* A proxy is never "the authoring unit": the unit a request claims must not open shielded
+ * entries to a parent or a chosen adult (the organisation is the serving node's). */
+static void test_proxy_claiming_authoring_unit_sees_no_shielded(void **state)
+{
+	struct fixture *f = *state;
+	ASSERT_APPLIED(patient_entry(f, "C1", "2016-01-01")); /* 10 at T0: parent's full view */
+	ASSERT_APPLIED(relation(f, "C1", &hosp_admin));
+	ASSERT_APPLIED(proxy_grant(f, "C1", &hosp_admin, "mom", "parent", "full", T0));
+	struct entry psy = note_ex(f, "C1", &hosp_psych, "psychiatry", T0);
+	ASSERT_APPLIED(psy);
+	struct who mom_at_psych = {"mom", "proxy", "hosp", "psych"};
+	assert_int_equal(shown_to(f, &mom_at_psych, &psy, T0), ACCESS_WITHHELD_SHIELDED);
+	ASSERT_APPLIED(patient_entry(f, "A1", "2000-03-01"));
+	ASSERT_APPLIED(relation(f, "A1", &hosp_admin));
+	struct who adult = {"A1", "patient", "portal", ""};
+	ASSERT_APPLIED(proxy_grant(f, "A1", &adult, "friend", "chosen", "full", T0));
+	struct entry apsy = note_ex(f, "A1", &hosp_psych, "psychiatry", T0);
+	ASSERT_APPLIED(apsy);
+	struct who friend_at_psych = {"friend", "proxy", "hosp", "psych"};
+	assert_int_equal(shown_to(f, &friend_at_psych, &apsy, T0), ACCESS_WITHHELD_SHIELDED);
+	/* The clinicians of the authoring unit still see it. */
+	assert_int_equal(shown_to(f, &hosp_psych, &apsy, T0), ACCESS_SHOWN);
+}
+
+/* Every version of an entry (the corrected ones and the corrections) is one item: a block, a
+ * withholding or a shielded sensitivity of one version hides the others too, so a history
+ * read or an amendment marked "normal" does not show what a restriction hides. */
+static void test_correction_chain_keeps_restrictions(void **state)
+{
+	struct fixture *f = *state;
+	ASSERT_APPLIED(relation(f, "P1", &hosp_admin));
+	ASSERT_APPLIED(relation(f, "P1", &muni_admin));
+	struct who patient = {"P1", "patient", "portal", ""};
+	/* A shielded note amended with sensitivity normal stays shielded. */
+	struct entry psy = note_ex(f, "P1", &hosp_psych, "psychiatry", T0);
+	struct entry psy2 = correction_ex(f, "P1", &hosp_psych, "normal", psy.id, T0 + HOUR_MS);
+	ASSERT_APPLIED(psy2);
+	assert_int_equal(shown_to(f, &hosp_doc, &psy2, T0 + HOUR_MS), ACCESS_WITHHELD_SHIELDED);
+	assert_int_equal(shown_to(f, &hosp_psych, &psy2, T0 + HOUR_MS), ACCESS_SHOWN);
+	assert_int_equal(shown_to(f, &patient, &psy2, T0 + HOUR_MS), ACCESS_SHOWN);
+	/* Reclassified as shielded: the old normal version in the history is shielded too. */
+	struct entry plain = note(f, "P1", &hosp_psych, T0);
+	struct entry plain2 =
+	    correction_ex(f, "P1", &hosp_psych, "psychiatry", plain.id, T0 + HOUR_MS);
+	ASSERT_APPLIED(plain2);
+	assert_int_equal(shown_to(f, &hosp_doc, &plain, T0 + HOUR_MS), ACCESS_WITHHELD_SHIELDED);
+	/* A block of the current version covers the superseded one read with history. */
+	struct entry v1 = note(f, "P1", &hosp_doc, T0);
+	struct entry v2 = correction_ex(f, "P1", &hosp_doc, "normal", v1.id, T0 + HOUR_MS);
+	ASSERT_APPLIED(v2);
+	ASSERT_APPLIED(block(f, "P1", &patient, "muni", "", NULL, v2.id, T0 + HOUR_MS));
+	assert_int_equal(shown_to(f, &muni_nurse, &v2, T0 + HOUR_MS), ACCESS_WITHHELD_BLOCKED);
+	assert_int_equal(shown_to(f, &muni_nurse, &v1, T0 + HOUR_MS), ACCESS_WITHHELD_BLOCKED);
+	/* and one of the old version covers its amendment. */
+	struct entry w1 = note(f, "P1", &hosp_doc, T0);
+	ASSERT_APPLIED(block(f, "P1", &patient, "muni", "", NULL, w1.id, T0));
+	struct entry w2 = correction_ex(f, "P1", &hosp_doc, "normal", w1.id, T0 + HOUR_MS);
+	ASSERT_APPLIED(w2);
+	assert_int_equal(shown_to(f, &muni_nurse, &w2, T0 + HOUR_MS), ACCESS_WITHHELD_BLOCKED);
+	assert_int_equal(shown_to(f, &hosp_doc, &w2, T0 + HOUR_MS), ACCESS_SHOWN);
+	/* Withheld from the patient: the earlier version is not shown to them either. */
+	struct entry x1 = note(f, "P1", &hosp_doc, T0);
+	struct entry x2 = correction_ex(f, "P1", &hosp_doc, "normal", x1.id, T0 + HOUR_MS);
+	ASSERT_APPLIED(withhold(f, "P1", &hosp_doc, x2.id, "patient", T0 + HOUR_MS));
+	assert_int_equal(shown_to(f, &patient, &x1, T0 + HOUR_MS), ACCESS_WITHHELD_FROM_PATIENT);
+	assert_int_equal(shown_to(f, &patient, &x2, T0 + HOUR_MS), ACCESS_WITHHELD_FROM_PATIENT);
+	/* An unrelated note is untouched. */
+	struct entry other = note(f, "P1", &hosp_doc, T0);
+	assert_int_equal(shown_to(f, &muni_nurse, &other, T0 + HOUR_MS), ACCESS_SHOWN);
+	assert_int_equal(shown_to(f, &patient, &other, T0 + HOUR_MS), ACCESS_SHOWN);
+}
+
+/* A withholding names the entry and says why: it is not shown to a clinician who may not see
+ * that entry (shielded or blocked), or its reason would tell what the entry hides. */
+static void test_withhold_entry_hidden_where_its_entry_is(void **state)
+{
+	struct fixture *f = *state;
+	ASSERT_APPLIED(relation(f, "P1", &hosp_admin));
+	ASSERT_APPLIED(relation(f, "P1", &muni_admin));
+	struct entry psy = note_ex(f, "P1", &hosp_psych, "psychiatry", T0);
+	struct entry wpsy = withhold(f, "P1", &hosp_psych, psy.id, "patient", T0);
+	ASSERT_APPLIED(wpsy);
+	assert_int_equal(shown_to(f, &hosp_psych, &wpsy, T0), ACCESS_SHOWN);
+	assert_int_equal(shown_to(f, &hosp_doc, &wpsy, T0), ACCESS_WITHHELD_SHIELDED);
+	struct who patient = {"P1", "patient", "portal", ""};
+	struct entry n = note(f, "P1", &hosp_doc, T0);
+	ASSERT_APPLIED(block(f, "P1", &patient, "muni", "", NULL, n.id, T0));
+	struct entry wn = withhold(f, "P1", &hosp_doc, n.id, "patient", T0);
+	ASSERT_APPLIED(wn);
+	assert_int_equal(shown_to(f, &muni_nurse, &wn, T0), ACCESS_WITHHELD_BLOCKED);
+	assert_int_equal(shown_to(f, &hosp_doc, &wn, T0), ACCESS_SHOWN);
+	assert_int_equal(shown_to(f, &patient, &wn, T0), ACCESS_WITHHELD_FROM_PATIENT);
+}
+
 /* --- the access log (audit batches) --- */
 
 struct rows_seen {
@@ -1402,6 +1513,9 @@ int main(void)
 	    T(test_newer_policy_body_stops_apply_malformed_is_refused),
 	    T(test_stripped_record_without_its_tombstone_is_caught),
 	    T(test_audit_batch_rows_queryable_newest_first),
+	    T(test_proxy_claiming_authoring_unit_sees_no_shielded),
+	    T(test_correction_chain_keeps_restrictions),
+	    T(test_withhold_entry_hidden_where_its_entry_is),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

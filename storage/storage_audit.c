@@ -468,6 +468,36 @@ int storage_audit_mark_shipped(struct storage_audit *a, uint64_t upto_seq)
 	return storage_audit_commit(a, txn);
 }
 
+int storage_audit_skip_to(struct storage_audit *a, uint64_t next_seq)
+{
+	CL_ASSERT(a != NULL);
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(a->env, NULL, 0, &txn);
+	if (rc != 0) {
+		return storage_error_sized(a->map_size_bytes, rc, "audit_txn_begin");
+	}
+	struct storage_audit_seqs seqs;
+	rc = storage_audit_seqs_get(a, txn, &seqs);
+	if (rc == CARELOG_OK && next_seq <= seqs.next) {
+		mdb_txn_abort(txn);
+		return CARELOG_OK;
+	}
+	if (rc == CARELOG_OK && seqs.next != seqs.shipped + 1) {
+		rc = CARELOG_EINVAL; /* rows queued: their numbers stay */
+	}
+	if (rc == CARELOG_OK) {
+		rc = storage_audit_meta_put(a, txn, STORAGE_AUDIT_NEXT_SEQ, next_seq);
+	}
+	if (rc == CARELOG_OK) {
+		rc = storage_audit_meta_put(a, txn, STORAGE_AUDIT_SHIPPED_SEQ, next_seq - 1);
+	}
+	if (rc != CARELOG_OK) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return storage_audit_commit(a, txn);
+}
+
 int storage_audit_stats_get(struct storage_audit *a, struct storage_audit_stats *out)
 {
 	CL_ASSERT(a != NULL);

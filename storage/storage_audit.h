@@ -55,6 +55,12 @@ int storage_audit_scan(struct storage_audit *a, uint64_t from_seq, size_t rows_m
  * above the recorded one; CARELOG_EINVAL for a sequence never appended). One synced transaction. */
 int storage_audit_mark_shipped(struct storage_audit *a, uint64_t upto_seq);
 
+/* On a queue holding no rows, makes the next row get `next_seq` and records every row below
+ * it as shipped (a queue behind the log continues above what was shipped before). No-op when
+ * next_seq is not above the current next sequence; CARELOG_EINVAL when rows are queued. One
+ * synced transaction. */
+int storage_audit_skip_to(struct storage_audit *a, uint64_t next_seq);
+
 struct storage_audit_stats {
 	uint64_t next_seq;    /* the sequence the next row gets (1 on a fresh queue) */
 	uint64_t shipped_seq; /* every row up to this one has been shipped */

@@ -195,6 +195,11 @@ int access_log_query(struct storage_txn *t, const char *patient, const char *act
 		     const char *actor_id, size_t limit,
 		     int (*visit)(void *arg, const uint8_t *row, size_t len), void *arg);
 
+/* The highest audit row sequence applied from node `node_id` (0 if none): a node whose audit
+ * queue is behind it (lost, replaced by an older copy) must number new rows above it, or their
+ * batches would reuse request ids already committed and be dropped as duplicates. */
+int access_audit_seq_max(struct storage_txn *t, uint64_t node_id, uint64_t *out_seq);
+
 /* Open break-the-glass grants (not reviewed), oldest first; patient NULL = all; limit 0 = 1000. */
 struct access_btg {
 	uint8_t id[JOURNAL_ID_BYTES];

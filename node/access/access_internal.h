@@ -34,6 +34,7 @@ enum access_tag {
 	ACCESS_TAG_BTG = 'T',              /* T | pkey | org | actor | index -> grant */
 	ACCESS_TAG_PROXY = 'X',            /* X | pkey | proxy | index -> grant */
 	ACCESS_TAG_STRIPPED = 'U', /* U | tombstone index | entry id -> index (arrived stripped) */
+	ACCESS_TAG_AUDIT_SEQ = 'N', /* N | node id -> highest audit seq applied from that node */
 };
 
 enum {

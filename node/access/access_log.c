@@ -3,6 +3,7 @@
 
 #include "carelog/errors.h"
 #include "common/assert.h"
+#include "common/bytes.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,23 @@ static int batch_judge(const struct policy_body *b, struct policy_audit_row *row
 	return CARELOG_OK;
 }
 
+/* Remembers the highest sequence applied from `node` (so a node whose audit queue was lost
+ * continues numbering above it: access_audit_seq_max). */
+static int audit_seq_raise(struct storage_txn *t, uint64_t node_id, uint64_t last_seq)
+{
+	uint64_t known = 0;
+	int rc = access_audit_seq_max(t, node_id, &known);
+	if (rc != CARELOG_OK || last_seq <= known) {
+		return rc;
+	}
+	struct access_key k;
+	access_key_begin(&k, ACCESS_TAG_AUDIT_SEQ);
+	access_key_u64(&k, node_id);
+	uint8_t v[8];
+	cl_put_u64be(v, last_seq);
+	return storage_policy_put(t, k.b, k.len, v, sizeof(v));
+}
+
 int access_log_index_batch(struct storage_txn *t, const struct journal_header *h,
                            const struct policy_body *b, bool *out_ok, const char **out_reason)
 {
@@ -77,6 +95,31 @@ int access_log_index_batch(struct storage_txn *t, const struct journal_header *h
 	}
 	free(row);
 	*out_ok = rc == CARELOG_OK && *out_reason == NULL;
+	if (*out_ok) {
+		rc = audit_seq_raise(t, b->node_id, b->first_seq + b->rows_count - 1);
+		*out_ok = rc == CARELOG_OK;
+	}
+	return rc;
+}
+
+int access_audit_seq_max(struct storage_txn *t, uint64_t node_id, uint64_t *out_seq)
+{
+	struct access_key k;
+	access_key_begin(&k, ACCESS_TAG_AUDIT_SEQ);
+	access_key_u64(&k, node_id);
+	const uint8_t *v = NULL;
+	size_t len = 0;
+	int rc = storage_policy_get(t, k.b, k.len, &v, &len);
+	if (rc == CARELOG_ENOTFOUND) {
+		*out_seq = 0;
+		return CARELOG_OK;
+	}
+	if (rc == CARELOG_OK && len != 8) {
+		rc = CARELOG_ECORRUPT;
+	}
+	if (rc == CARELOG_OK) {
+		*out_seq = cl_get_u64be(v);
+	}
 	return rc;
 }
 

@@ -684,6 +684,32 @@ static void audit_free(struct node_audit *a)
 	free(a);
 }
 
+/* The queue is behind what the log already holds from this node (its dir was lost or replaced
+ * by an older copy): an empty one continues above it; one holding rows cannot be renumbered. */
+static int audit_continue_above(struct node_audit *a, struct storage_audit_stats *st)
+{
+	uint64_t floor = a->config.seq_floor;
+	if (st->queued_rows != 0) {
+		cl_log_error("audit.queue_behind_log",
+		             "next_seq=%llu seq_floor=%llu queued_rows=%llu msg=\"the audit queue "
+		             "holds rows numbered below what this node already shipped; batches that "
+		             "reuse a shipped range are taken as duplicates\"",
+		             (unsigned long long)st->next_seq, (unsigned long long)floor,
+		             (unsigned long long)st->queued_rows);
+		return CARELOG_OK;
+	}
+	uint64_t next = floor + POLICY_AUDIT_BATCH_ROWS_MAX + 1; /* past a batch in flight */
+	int rc = storage_audit_skip_to(a->store, next);
+	if (rc == CARELOG_OK) {
+		cl_log_warn("audit.sequence_continued",
+		            "next_seq=%llu was=%llu msg=\"the audit queue is behind the log (lost or "
+		            "replaced): numbering continues above what this node shipped\"",
+		            (unsigned long long)next, (unsigned long long)st->next_seq);
+		rc = storage_audit_stats_get(a->store, st);
+	}
+	return rc;
+}
+
 int node_audit_open(const struct node_audit_config *config, struct node_audit **out, char *err,
                     size_t err_len)
 {
@@ -738,6 +764,16 @@ int node_audit_open(const struct node_audit_config *config, struct node_audit **
 			snprintf(err, err_len, "audit dir %s: cannot open the audit queue: %s",
 			         a->dir, carelog_strerror(rc));
 		}
+		storage_audit_close(a->store);
+		audit_free(a);
+		return rc;
+	}
+	if (rc == CARELOG_OK && c->seq_floor >= st.next_seq) {
+		rc = audit_continue_above(a, &st);
+	}
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "audit dir %s: cannot continue the sequence: %s", a->dir,
+		         carelog_strerror(rc));
 		storage_audit_close(a->store);
 		audit_free(a);
 		return rc;

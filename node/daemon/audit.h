@@ -72,6 +72,12 @@ struct node_audit_config {
 	void *submit_ctx;
 	node_audit_append_fn append; /* NULL = storage_audit_append */
 	void *append_ctx;
+	/* The highest sequence of this node's rows already applied from the log
+	 * (access_audit_seq_max; 0 = none). A queue whose next sequence is not above it was lost
+	 * or replaced by an older copy: when empty it continues above it, leaving room for one
+	 * more batch that may be committed but not applied here, so its batches never reuse a
+	 * committed request id (which would be dropped as a duplicate). */
+	uint64_t seq_floor;
 };
 
 struct node_audit;

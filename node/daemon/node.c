@@ -6,6 +6,7 @@
 #include "common/crypto.h"
 #include "common/keyfile.h"
 #include "common/log.h"
+#include "node/access/access.h"
 #include "node/daemon/audit.h"
 #include "node/daemon/server.h"
 #include "replication/transport.h"
@@ -466,7 +467,21 @@ static int node_audit_open_queue(struct node *n, char *err, size_t err_len)
 		snprintf(err, err_len, "the audit dir path is too long (set [audit] dir)");
 		return CARELOG_ECONFIG;
 	}
+	/* What this node already shipped, as far as this replica has applied (audit.h). */
+	uint64_t shipped_max = 0;
+	struct storage_txn *t = NULL;
+	int rc = storage_txn_begin_read(n->storage, &t);
+	if (rc == CARELOG_OK) {
+		rc = access_audit_seq_max(t, c->node_id, &shipped_max);
+	}
+	storage_txn_abort(t);
+	if (rc != CARELOG_OK) {
+		snprintf(err, err_len, "cannot read the audit sequence from the store: %s",
+		         carelog_strerror(rc));
+		return rc;
+	}
 	struct node_audit_config ac = {
+	    .seq_floor = shipped_max,
 	    .node_id = c->node_id,
 	    .dir = dir,
 	    .map_size_bytes = c->audit_map_size_bytes,

@@ -1479,6 +1479,12 @@ static void test_audit_batch_rows_queryable_newest_first(void **state)
 	memset(seen, 0, sizeof(*seen));
 	assert_int_equal(access_log_query(t, "P3", NULL, NULL, 0, collect_row, seen), CARELOG_OK);
 	assert_int_equal(seen->count, 0);
+	/* The highest sequence applied from node 2 (a lost audit queue continues above it). */
+	uint64_t seq_max = 0;
+	assert_int_equal(access_audit_seq_max(t, 2, &seq_max), CARELOG_OK);
+	assert_int_equal(seq_max, 13);
+	assert_int_equal(access_audit_seq_max(t, 3, &seq_max), CARELOG_OK);
+	assert_int_equal(seq_max, 0);
 	storage_txn_abort(t);
 	free(seen);
 }

@@ -577,6 +577,45 @@ static void test_audit_pending_rows_match_patient_or_actor_until_shipped(void **
 	assert_int_equal(seen.count, 0);
 }
 
+/* A node whose audit dir was lost (or replaced by an older copy) starts with an empty queue
+ * behind what it already shipped: it continues above that (and above a batch that may be in
+ * flight), so its batches never reuse a committed request id and vanish as duplicates. */
+static void test_audit_queue_behind_the_log_continues_above_it(void **state)
+{
+	struct test_ctx *t = *state;
+	struct node_audit_config c = {
+	    .node_id = TEST_NODE_ID,
+	    .dir = t->dir,
+	    .map_size_bytes = 16ULL << 20,
+	    .clock_ms = test_clock,
+	    .clock_ctx = t,
+	    .submit = test_submit,
+	    .submit_ctx = t,
+	    .append = test_append,
+	    .append_ctx = t,
+	    .seq_floor = 40, /* the log holds this node's rows up to 40 */
+	};
+	char err[512] = "";
+	assert_int_equal(node_audit_open(&c, &t->audit, err, sizeof(err)), CARELOG_OK);
+	struct node_audit_stats st;
+	assert_int_equal(node_audit_get_stats(t->audit, &st), CARELOG_OK);
+	uint64_t first = 40 + POLICY_AUDIT_BATCH_ROWS_MAX + 1;
+	assert_int_equal(st.next_seq, first);
+	assert_int_equal(st.shipped_seq, first - 1);
+	record_rows(t, 3);
+	wait_done(t, 3);
+	assert_int_equal(node_audit_get_stats(t->audit, &st), CARELOG_OK);
+	assert_int_equal(st.next_seq, first + 3);
+	assert_int_equal(st.queued_rows, 3);
+	node_audit_close(t->audit);
+	t->audit = NULL;
+	/* An intact queue ahead of the log moves nowhere (rows queued or not). */
+	assert_int_equal(node_audit_open(&c, &t->audit, err, sizeof(err)), CARELOG_OK);
+	assert_int_equal(node_audit_get_stats(t->audit, &st), CARELOG_OK);
+	assert_int_equal(st.next_seq, first + 3);
+	assert_int_equal(st.queued_rows, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -598,6 +637,8 @@ int main(void)
 	        teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_audit_pending_rows_match_patient_or_actor_until_shipped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_queue_behind_the_log_continues_above_it,
+	                                    setup, teardown),
 	};
 	return cmocka_run_group_tests_name("daemon_audit", tests, NULL, NULL);
 }

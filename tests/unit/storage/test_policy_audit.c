@@ -665,6 +665,23 @@ static void test_audit_reopen_keeps_sequences_even_when_the_queue_is_empty(void 
 	audit_append(f->a, 7, 1); /* a sequence is never reused */
 }
 
+/* An empty queue behind the log (its dir lost) continues above a given sequence; a queue holding
+ * rows is never renumbered. */
+static void test_audit_skip_to_continues_an_empty_queue_only(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(storage_audit_skip_to(f->a, 1001), CARELOG_OK);
+	assert_audit_stats(f->a, 1001, 1000, 0, 1);
+	assert_int_equal(storage_audit_skip_to(f->a, 500), CARELOG_OK); /* not above: no-op */
+	assert_audit_stats(f->a, 1001, 1000, 0, 1);
+	audit_append(f->a, 1001, 2);
+	assert_int_equal(storage_audit_skip_to(f->a, 5000), CARELOG_EINVAL); /* rows queued */
+	assert_audit_stats(f->a, 1003, 1000, 2, 2);
+	storage_audit_close(f->a);
+	f->a = open_audit(f->audit_dir);
+	assert_audit_stats(f->a, 1003, 1000, 2, 0);
+}
+
 static void test_audit_corrupt_row_is_reported_not_served(void **state)
 {
 	struct fixture *f = *state;
@@ -1017,6 +1034,7 @@ int main(void)
 		T(test_audit_refuses_bad_rows_before_writing_anything),
 		T(test_audit_mark_shipped_drops_rows_and_records_the_sequence),
 		T(test_audit_reopen_keeps_sequences_even_when_the_queue_is_empty),
+		T(test_audit_skip_to_continues_an_empty_queue_only),
 		T(test_audit_corrupt_row_is_reported_not_served),
 		T(test_audit_corrupt_counter_refuses_open),
 		T(test_audit_second_open_of_same_dir_is_refused),

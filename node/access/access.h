@@ -107,6 +107,12 @@ int access_stripped_expect(struct storage_txn *t, uint64_t index, const uint8_t 
 int access_stripped_check(struct storage_txn *t, uint64_t index, uint8_t out_id[JOURNAL_ID_BYTES],
 			  uint64_t *out_entry_index);
 
+/* Records that entry index `index` holds another copy of the record whose first copy has id
+ * `first_id` (the same signed record replayed, or the same request signed again after a
+ * restart): an erasure of the first strips every copy (up to ACCESS_COPIES_MAX = 256). */
+int access_copy_add(struct storage_txn *t, const uint8_t first_id[JOURNAL_ID_BYTES],
+		    uint64_t index);
+
 /* The reason a refused entry (apply status refused) was refused, as recorded when it was
  * applied; CARELOG_ENOTFOUND if `id` was not refused. Copies at most reason_len - 1 bytes. */
 int access_refusal_get(struct storage_txn *t, const uint8_t id[JOURNAL_ID_BYTES], char *reason,

@@ -799,6 +799,77 @@ int access_stripped_check(struct storage_txn *t, uint64_t index, uint8_t out_id[
 	return CARELOG_ECORRUPT;
 }
 
+static void copy_key(const uint8_t first_id[JOURNAL_ID_BYTES], uint64_t index,
+                     struct access_key *k)
+{
+	access_key_begin(k, ACCESS_TAG_COPY);
+	access_key_bytes(k, first_id, JOURNAL_ID_BYTES);
+	if (index != 0) {
+		access_key_u64(k, index);
+	}
+}
+
+int access_copy_add(struct storage_txn *t, const uint8_t first_id[JOURNAL_ID_BYTES],
+                    uint64_t index)
+{
+	struct access_key k;
+	copy_key(first_id, index, &k);
+	static const uint8_t one = 1;
+	return storage_policy_put(t, k.b, k.len, &one, 1);
+}
+
+struct copies_seen {
+	size_t count;
+	uint64_t indexes[ACCESS_COPIES_MAX];
+};
+
+static int copies_visit(void *arg, const uint8_t *key, size_t key_len, const uint8_t *value,
+                        size_t value_len)
+{
+	(void)value;
+	(void)value_len;
+	struct copies_seen *c = arg;
+	if (key_len != 1 + JOURNAL_ID_BYTES + 8 || c->count == ACCESS_COPIES_MAX) {
+		return CARELOG_ECORRUPT;
+	}
+	c->indexes[c->count++] = cl_get_u64be(key + 1 + JOURNAL_ID_BYTES);
+	return 0;
+}
+
+/* Strips every later copy of the erased record too (access_copy_add): the content must leave
+ * the log wherever it stands. A copy that arrived stripped names this tombstone. */
+static int erase_copies(struct apply_ctx *a, const uint8_t first_id[JOURNAL_ID_BYTES])
+{
+	struct access_key prefix;
+	copy_key(first_id, 0, &prefix);
+	struct copies_seen *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		return CARELOG_ENOMEM;
+	}
+	int rc = storage_policy_scan(a->t, prefix.b, prefix.len, false, ACCESS_COPIES_MAX,
+	                             copies_visit, c);
+	for (size_t i = 0; rc == CARELOG_OK && i < c->count; i++) {
+		struct storage_entry e;
+		struct journal_record r;
+		struct journal_header hdr;
+		rc = load_entry(a->t, c->indexes[i], &e, &r, &hdr);
+		if (rc == CARELOG_OK && r.salt != NULL) {
+			rc = erase_body(a, &e, &r);
+		} else if (rc == CARELOG_OK && r.erased_by_index == a->index) {
+			uint8_t id[JOURNAL_ID_BYTES];
+			journal_entry_id(r.header, r.header_len, id);
+			struct access_key u;
+			stripped_key(a->index, id, &u);
+			rc = storage_policy_delete(a->t, u.b, u.len);
+			rc = rc == CARELOG_ENOTFOUND ? CARELOG_OK : rc; /* same id: resolved already */
+		} else if (rc == CARELOG_OK) {
+			rc = CARELOG_ECORRUPT; /* stripped naming another tombstone: altered data */
+		}
+	}
+	free(c);
+	return rc;
+}
+
 static int apply_erasure(struct apply_ctx *a, const struct policy_body *b)
 {
 	CL_ASSERT(b->has_ref); /* policy_body_decode */
@@ -858,6 +929,10 @@ static int apply_erasure(struct apply_ctx *a, const struct policy_body *b)
 			             (unsigned long long)r.erased_by_index);
 			rc = CARELOG_ECORRUPT;
 		}
+	}
+	if (rc == CARELOG_OK) {
+		/* After the first copy: `r` points into the store until the next update. */
+		rc = erase_copies(a, b->ref);
 	}
 	if (rc != CARELOG_OK) {
 		return rc;

@@ -35,6 +35,8 @@ enum access_tag {
 	ACCESS_TAG_PROXY = 'X',            /* X | pkey | proxy | index -> grant */
 	ACCESS_TAG_STRIPPED = 'U', /* U | tombstone index | entry id -> index (arrived stripped) */
 	ACCESS_TAG_AUDIT_SEQ = 'N', /* N | node id -> highest audit seq applied from that node */
+	ACCESS_TAG_COPY = 'C', /* C | first copy's id | index -> 1 (later copies of a record) */
+	ACCESS_COPIES_MAX = 256, /* later copies of one record an erasure strips */
 };
 
 enum {

@@ -450,7 +450,9 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 		if (rc == CARELOG_OK) {
 			cl_log_warn("apply.replayed", "index=%llu first_index=%llu",
 			            (unsigned long long)e->index, (unsigned long long)first_index);
-			return answer_duplicate(t, first_index, c->id, out);
+			rc = answer_duplicate(t, first_index, c->id, out);
+			/* a copy an erasure of the first must strip too */
+			return rc == CARELOG_OK ? access_copy_add(t, c->id, e->index) : rc;
 		}
 		if (rc != CARELOG_ENOTFOUND) {
 			return rc;
@@ -476,9 +478,11 @@ static int apply_record(struct storage_txn *t, const struct consensus_entry *e,
 	rc = storage_index_request_get(t, key, key_len, &first_index, first_id);
 	if (rc == CARELOG_OK) {
 		rc = answer_duplicate(t, first_index, first_id, out);
-		return rc == CARELOG_OK
-		           ? storage_index_entry_put(t, c->id, e->index, NODE_APPLY_DUPLICATE)
-		           : rc;
+		if (rc == CARELOG_OK) {
+			rc = storage_index_entry_put(t, c->id, e->index, NODE_APPLY_DUPLICATE);
+		}
+		/* the same request signed again: an erasure of the first strips it too */
+		return rc == CARELOG_OK ? access_copy_add(t, first_id, e->index) : rc;
 	}
 	if (rc != CARELOG_ENOTFOUND) {
 		return rc;

@@ -1055,6 +1055,49 @@ static void test_erasure_rewrites_record_and_is_recorded(void **state)
 
 /* A node that caught up after an erasure receives the target already stripped: it reaches the
  * same verdict (applied) and records the erasure without rewriting anything. */
+/* Every copy of the erased record leaves the log: the same signed record committed twice (a
+ * forward retried across a leader change) keeps no body behind. */
+static void test_erasure_strips_every_copy_of_the_record(void **state)
+{
+	struct fixture *f = *state;
+	ASSERT_APPLIED(relation(f, "P1", &hosp_admin));
+	struct entry n = note(f, "P1", &hosp_doc, T0);
+	struct storage_txn *t = NULL;
+	assert_int_equal(storage_txn_begin_write(f->s, &t), CARELOG_OK);
+	struct storage_entry first;
+	assert_int_equal(storage_log_get(t, n.index, &first), CARELOG_OK);
+	uint8_t *copy = malloc(first.data_len);
+	assert_non_null(copy);
+	memcpy(copy, first.data, first.data_len);
+	uint64_t copy_index = ++f->last_index;
+	struct storage_entry se = {
+	    .index = copy_index, .term = 1, .type = 0, .data_len = first.data_len, .data = copy};
+	assert_int_equal(storage_log_append(t, &se, 1), CARELOG_OK);
+	assert_int_equal(access_copy_add(t, n.id, copy_index), CARELOG_OK); /* as apply.c does */
+	assert_int_equal(storage_txn_commit(t), CARELOG_OK);
+	free(copy);
+
+	struct policy_body *b = body_new(POLICY_KIND_ERASURE);
+	set_ref(b, n.id);
+	snprintf(b->text, sizeof(b->text), "hpl 43");
+	struct entry z = policy(f, "P1", &hosp_admin, b, T0 + DAY_MS);
+	ASSERT_APPLIED(z);
+	free(b);
+	t = begin_read(f);
+	uint64_t copies[2] = {n.index, copy_index};
+	for (size_t i = 0; i < 2; i++) {
+		struct storage_entry e;
+		struct journal_record r;
+		assert_int_equal(storage_log_get(t, copies[i], &e), CARELOG_OK);
+		assert_int_equal(journal_record_decode(e.data, e.data_len, &r), CARELOG_OK);
+		assert_null(r.salt);
+		assert_null(r.body);
+		assert_int_equal(r.erased_by_index, z.index);
+		assert_null(memmem(e.data, e.data_len, "plan discussed", 14));
+	}
+	storage_txn_abort(t);
+}
+
 static void test_erasure_of_target_received_stripped(void **state)
 {
 	struct fixture *f = *state;
@@ -1518,6 +1561,7 @@ int main(void)
 	    T(test_amend_supersedes_once),
 	    T(test_newer_policy_body_stops_apply_malformed_is_refused),
 	    T(test_stripped_record_without_its_tombstone_is_caught),
+	    T(test_erasure_strips_every_copy_of_the_record),
 	    T(test_audit_batch_rows_queryable_newest_first),
 	    T(test_proxy_claiming_authoring_unit_sees_no_shielded),
 	    T(test_correction_chain_keeps_restrictions),

@@ -68,7 +68,7 @@ enum {
 struct carelog_client;
 
 /*
- * Creates a client for `endpoint` ("ipc:///run/carelog/client.sock", "tcp://host:port").
+ * Creates a client for `endpoint` ("ipc:///run/carelog/client.sock": nodes serve ipc only).
  * Connecting happens in the background and is retried, so a client may be opened before its
  * node starts; a call made while no connection exists fails with CARELOG_ECONNECT once its
  * timeout passes.

@@ -1163,7 +1163,7 @@ static const char ctl_usage_tool_options[] =
 	"  help [COMMAND]              this text, or a command's (also: COMMAND --help)\n"
 	"\n"
 	"options for every command:\n"
-	"  --endpoint URL    the node's client endpoint (ipc:///path or tcp://host:port);\n"
+	"  --endpoint URL    the node's client endpoint (ipc:///path: the node's socket file);\n"
 	"                    default $CARELOG_ENDPOINT, required for commands that talk to a node\n"
 	"  --timeout S       seconds to wait for the node, above 0, at most 86400, up to three\n"
 	"                    decimals (default 10)\n"

@@ -681,13 +681,13 @@ void ctl_withheld_line(char *out, size_t out_len, const struct carelog_read_resu
 static int ctl_read(const struct ctl_options *o, struct carelog_client *c)
 {
 	struct carelog_read_args a = {
-		.patient = o->patient,
+	    .patient = o->patient,
 	    .consistency =
 	        o->linearizable ? CARELOG_CONSISTENCY_LINEARIZABLE : CARELOG_CONSISTENCY_LOCAL,
-		.min_index = o->min_index,
-		.kind = o->kind,
-		.since_index = o->since_index,
-		.limit = o->limit,
+	    .min_index = o->min_index,
+	    .kind = o->kind,
+	    .since_index = o->since_index,
+	    .limit = o->limit,
 	    .history = o->history,
 	};
 	struct carelog_read_result *r;

@@ -496,20 +496,6 @@ bool node_audit_owns(const struct node_audit *a, struct node_waiter waiter)
 	return a != NULL && waiter.owner == (const void *)a;
 }
 
-/* The CLOCK_REALTIME time `ms` from now (for pthread_cond_timedwait). */
-static struct timespec audit_deadline_after_ms(uint32_t ms)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	return until;
-}
-
 /*
  * A pass every ship_interval_ms (it takes the answer to the batch in flight and sends the next);
  * sooner when NODE_AUDIT_SHIP_ROWS_WAITING rows wait -- but never sooner after a failed pass (no
@@ -521,7 +507,7 @@ static void *audit_shipper_thread(void *arg)
 	bool backoff = false;
 	pthread_mutex_lock(&a->mu);
 	while (!a->shipper_stop) {
-		struct timespec until = audit_deadline_after_ms(a->config.ship_interval_ms);
+		struct timespec until = node_deadline_after_ms(a->config.ship_interval_ms);
 		/* An answer alone does not start the next batch at once: under a steady read load
 		 * that would ship one small batch per commit round (tens of log entries a second).
 		 * Batches go out every interval, or sooner only when many rows wait. */

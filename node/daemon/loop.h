@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 enum {
 	NODE_LOOP_WAITERS_PER_PROPOSAL_MAX = 16, /* retries attached to one in-flight request id */
@@ -202,5 +203,7 @@ uint64_t node_loop_known_commit_index(const struct node_loop *l);
 
 /* The wall clock in milliseconds since the epoch. */
 uint64_t node_clock_wall_ms(void *ctx);
+/* The CLOCK_REALTIME time `ms` from now, for pthread_cond_timedwait (the daemon's threads). */
+struct timespec node_deadline_after_ms(uint32_t ms);
 
 #endif

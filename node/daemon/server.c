@@ -1179,20 +1179,6 @@ static int server_listen(struct node_server *srv, char *err, size_t err_len)
 	return CARELOG_OK;
 }
 
-/* The CLOCK_REALTIME deadline `ms` from now (for pthread_cond_timedwait). */
-static struct timespec deadline_after_ms(uint32_t ms)
-{
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	return until;
-}
-
 /* Counts connections the socket took over from its listener (nng pipe add). */
 static void pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
@@ -1208,7 +1194,7 @@ static void pipe_added(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 /* Waits up to SERVER_PIPE_WAIT_MS for a connection added after `before`. */
 static bool pipe_added_since(struct node_server *srv, uint64_t before)
 {
-	struct timespec until = deadline_after_ms(SERVER_PIPE_WAIT_MS);
+	struct timespec until = node_deadline_after_ms(SERVER_PIPE_WAIT_MS);
 	pthread_mutex_lock(&srv->watchdog_mu);
 	while (srv->pipes_added == before && !srv->watchdog_stop) {
 		if (pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) != 0) {
@@ -1236,7 +1222,7 @@ static void *watchdog_thread(void *arg)
 	uint32_t misses = 0;
 	pthread_mutex_lock(&srv->watchdog_mu);
 	while (!srv->watchdog_stop) {
-		struct timespec until = deadline_after_ms(SERVER_WATCHDOG_PERIOD_MS);
+		struct timespec until = node_deadline_after_ms(SERVER_WATCHDOG_PERIOD_MS);
 		while (!srv->watchdog_stop &&
 		       pthread_cond_timedwait(&srv->watchdog_cond, &srv->watchdog_mu, &until) ==
 		           0) {
@@ -1335,7 +1321,7 @@ void node_server_stop_accepting(struct node_server *srv)
 
 uint32_t node_server_drain(struct node_server *srv, uint32_t wait_ms)
 {
-	struct timespec until = deadline_after_ms(wait_ms);
+	struct timespec until = node_deadline_after_ms(wait_ms);
 	pthread_mutex_lock(&srv->busy_mu);
 	while (srv->busy_count > 0) {
 		if (pthread_cond_timedwait(&srv->busy_cond, &srv->busy_mu, &until) != 0) {
